@@ -1,0 +1,276 @@
+using System.Buffers;
+using MessagePack;
+
+namespace RaySharing.Protocol;
+
+/// <summary>
+/// Encodes and decodes ref envelopes (<c>protos/ENVELOPE.md</c>). Written by hand rather than with
+/// attribute contracts so that decoding untrusted bytes is strict, bounded and gives exact errors.
+/// </summary>
+public static class EnvelopeCodec
+{
+    /// <summary>The largest envelope accepted, in bytes.</summary>
+    public const int MaxEnvelopeBytes = 16 * 1024;
+
+    /// <summary>The longest string field accepted (namespace, name, type name, address), in UTF-8 bytes.</summary>
+    public const int MaxStringBytes = 1024;
+
+    private const int FieldCount = 9;
+
+    /// <summary>Encodes an envelope into a new array.</summary>
+    public static byte[] Encode(RefEnvelope envelope)
+    {
+        var buffer = new ArrayBufferWriter<byte>(192);
+        Encode(envelope, buffer);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Encodes an envelope into <paramref name="output"/>.</summary>
+    public static void Encode(RefEnvelope envelope, IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        // MessagePackWriter 2.x is not annotated for stack spans, hence a small heap buffer.
+        var id = new byte[ObjectId.Length];
+        var writer = new MessagePackWriter(output);
+
+        writer.WriteArrayHeader(FieldCount);
+        writer.Write(RefEnvelope.CurrentVersion);
+        envelope.ObjectId.WriteTo(id);
+        writer.Write(id);
+
+        writer.WriteArrayHeader(4);
+        writer.Write((int)envelope.Owner.Kind);
+        writer.Write(envelope.Owner.Namespace);
+        writer.Write(envelope.Owner.Name);
+        envelope.Owner.Incarnation.WriteTo(id);
+        writer.Write(id);
+
+        writer.WriteArrayHeader(2);
+        writer.Write(envelope.Location.Address);
+        envelope.Location.WorkerId.WriteTo(id);
+        writer.Write(id);
+
+        writer.Write(checked((ulong)envelope.Size));
+        writer.Write(CodecNames.ToName(envelope.Codec));
+        writer.Write(envelope.TypeName);
+        writer.Write(envelope.Checksum);
+        if (envelope.IntegrityTag is null)
+        {
+            writer.WriteNil();
+        }
+        else
+        {
+            writer.Write(envelope.IntegrityTag);
+        }
+
+        writer.Flush();
+    }
+
+    /// <summary>Decodes an envelope.</summary>
+    /// <exception cref="EnvelopeFormatException">The bytes are not a valid envelope of a supported version.</exception>
+    public static RefEnvelope Decode(ReadOnlyMemory<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            throw new EnvelopeFormatException("The envelope is empty.");
+        }
+
+        if (bytes.Length > MaxEnvelopeBytes)
+        {
+            throw new EnvelopeFormatException($"The envelope is {bytes.Length} bytes; at most {MaxEnvelopeBytes} are accepted.");
+        }
+
+        try
+        {
+            var reader = new MessagePackReader(bytes);
+            var envelope = Read(ref reader);
+            if (!reader.End)
+            {
+                throw new EnvelopeFormatException("The envelope has trailing bytes after its end.");
+            }
+
+            return envelope;
+        }
+        catch (EnvelopeFormatException)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or OverflowException or InvalidOperationException or ArgumentException)
+        {
+            throw new EnvelopeFormatException($"The envelope is not valid MessagePack of the expected shape: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Decodes an envelope; false (and a reason) instead of an exception.</summary>
+    public static bool TryDecode(ReadOnlyMemory<byte> bytes, out RefEnvelope? envelope, out string? error)
+    {
+        try
+        {
+            envelope = Decode(bytes);
+            error = null;
+            return true;
+        }
+        catch (EnvelopeFormatException ex)
+        {
+            envelope = null;
+            error = ex.Message;
+            return false;
+        }
+    }
+
+    private static RefEnvelope Read(ref MessagePackReader reader)
+    {
+        var count = ExpectArray(ref reader, "envelope");
+        // Later versions may append fields; a version-1 reader needs the first nine.
+        if (count < FieldCount)
+        {
+            throw new EnvelopeFormatException($"The envelope has {count} fields; version 1 has {FieldCount}.");
+        }
+
+        var version = reader.ReadInt32();
+        if (version != RefEnvelope.CurrentVersion)
+        {
+            throw new EnvelopeFormatException($"Envelope version {version} is not supported; this library reads version {RefEnvelope.CurrentVersion}.");
+        }
+
+        var objectId = ReadId(ref reader, "object id");
+
+        var ownerCount = ExpectArray(ref reader, "owner");
+        if (ownerCount < 4)
+        {
+            throw new EnvelopeFormatException($"The owner has {ownerCount} fields; 4 are required.");
+        }
+
+        var kind = reader.ReadInt32();
+        if (kind is not ((int)OwnerKind.Holder or (int)OwnerKind.Session))
+        {
+            throw new EnvelopeFormatException($"Owner kind {kind} is not known (1 = holder, 2 = session).");
+        }
+
+        var ns = ReadString(ref reader, "owner namespace");
+        var name = ReadString(ref reader, "owner name");
+        var incarnation = ReadId(ref reader, "owner incarnation");
+        SkipExtra(ref reader, ownerCount - 4);
+        if ((OwnerKind)kind == OwnerKind.Holder && name.Length == 0)
+        {
+            throw new EnvelopeFormatException("A holder owner must have a name.");
+        }
+
+        var locationCount = ExpectArray(ref reader, "location");
+        if (locationCount < 2)
+        {
+            throw new EnvelopeFormatException($"The location has {locationCount} fields; 2 are required.");
+        }
+
+        var address = ReadString(ref reader, "worker address");
+        var workerId = ReadId(ref reader, "worker id");
+        SkipExtra(ref reader, locationCount - 2);
+
+        var size = reader.ReadUInt64();
+        if (size > long.MaxValue)
+        {
+            throw new EnvelopeFormatException($"Object size {size} is out of range.");
+        }
+
+        var codecName = ReadString(ref reader, "codec");
+        if (!CodecNames.TryParse(codecName, out var codec))
+        {
+            throw new EnvelopeFormatException($"Codec '{codecName}' is not known (XLANG, RAW, ARROW).");
+        }
+
+        var typeName = ReadString(ref reader, "type name");
+        var checksum = reader.ReadUInt32();
+        byte[]? tag = null;
+        if (!reader.TryReadNil())
+        {
+            var tagBytes = reader.ReadBytes() ?? throw new EnvelopeFormatException("The integrity tag is not binary.");
+            if (tagBytes.Length > MaxStringBytes)
+            {
+                throw new EnvelopeFormatException($"The integrity tag is {tagBytes.Length} bytes; at most {MaxStringBytes} are accepted.");
+            }
+
+            tag = tagBytes.ToArray();
+        }
+
+        SkipExtra(ref reader, count - FieldCount);
+
+        return new RefEnvelope
+        {
+            ObjectId = objectId,
+            Owner = new ObjectOwner((OwnerKind)kind, ns, name, incarnation),
+            Location = new WorkerLocation(address, workerId),
+            Size = (long)size,
+            Codec = codec,
+            TypeName = typeName,
+            Checksum = checksum,
+            IntegrityTag = tag,
+        };
+    }
+
+    private static int ExpectArray(ref MessagePackReader reader, string what)
+    {
+        if (reader.NextMessagePackType != MessagePackType.Array)
+        {
+            throw new EnvelopeFormatException($"The {what} must be a MessagePack array; found {reader.NextMessagePackType}.");
+        }
+
+        return reader.ReadArrayHeader();
+    }
+
+    private static ObjectId ReadId(ref MessagePackReader reader, string what)
+    {
+        if (reader.NextMessagePackType != MessagePackType.Binary)
+        {
+            throw new EnvelopeFormatException($"The {what} must be binary; found {reader.NextMessagePackType}.");
+        }
+
+        var bytes = reader.ReadBytes()!.Value;
+        if (bytes.Length != ObjectId.Length)
+        {
+            throw new EnvelopeFormatException($"The {what} must be {ObjectId.Length} bytes; found {bytes.Length}.");
+        }
+
+        Span<byte> buffer = stackalloc byte[ObjectId.Length];
+        bytes.CopyTo(buffer);
+        return ObjectId.FromBytes(buffer);
+    }
+
+    private static string ReadString(ref MessagePackReader reader, string what)
+    {
+        if (reader.NextMessagePackType != MessagePackType.String)
+        {
+            throw new EnvelopeFormatException($"The {what} must be a string; found {reader.NextMessagePackType}.");
+        }
+
+        var raw = reader.ReadStringSequence()!.Value;
+        if (raw.Length > MaxStringBytes)
+        {
+            throw new EnvelopeFormatException($"The {what} is {raw.Length} bytes; at most {MaxStringBytes} are accepted.");
+        }
+
+        try
+        {
+            return StrictUtf8.GetString(raw);
+        }
+        catch (System.Text.DecoderFallbackException ex)
+        {
+            throw new EnvelopeFormatException($"The {what} is not valid UTF-8.", ex);
+        }
+    }
+
+    private static void SkipExtra(ref MessagePackReader reader, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            reader.Skip();
+        }
+    }
+
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+}
+
+file static class Utf8Extensions
+{
+    public static string GetString(this System.Text.UTF8Encoding encoding, ReadOnlySequence<byte> bytes) =>
+        bytes.IsSingleSegment ? encoding.GetString(bytes.FirstSpan) : encoding.GetString(bytes.ToArray());
+}

@@ -1,0 +1,81 @@
+namespace RaySharing.Protocol;
+
+/// <summary>
+/// Machine-readable error reasons, sent in the <c>rs-reason</c> trailer of a failed call. The table
+/// in <c>protos/ERRORS.md</c> gives each one's gRPC status and meaning. Never renamed.
+/// </summary>
+public static class ErrorReasons
+{
+    /// <summary>The object's owner (holder or session) is dead; its objects were freed with it.</summary>
+    public const string OwnerDied = "OWNER_DIED";
+
+    /// <summary>The object was released by reference counting: no key registered it and no session borrowed it.</summary>
+    public const string ObjectFreed = "OBJECT_FREED";
+
+    /// <summary>The host that stored the object's bytes died.</summary>
+    public const string ObjectLost = "OBJECT_LOST";
+
+    /// <summary>No object with this id ever existed on this worker (or its record has been forgotten).</summary>
+    public const string ObjectNotFound = "OBJECT_NOT_FOUND";
+
+    /// <summary>No live holder has this name.</summary>
+    public const string HolderNotFound = "HOLDER_NOT_FOUND";
+
+    /// <summary>The holder has no such key in its registry.</summary>
+    public const string KeyNotFound = "KEY_NOT_FOUND";
+
+    /// <summary>The object's codec or type does not match what the caller asked for.</summary>
+    public const string TypeMismatch = "TYPE_MISMATCH";
+
+    /// <summary>The object store has no room for the object.</summary>
+    public const string StoreFull = "STORE_FULL";
+
+    /// <summary>Bytes that were to be a ref envelope are not one.</summary>
+    public const string InvalidEnvelope = "INVALID_ENVELOPE";
+
+    /// <summary>A ref given to a holder is not owned by that holder.</summary>
+    public const string NotOwner = "NOT_OWNER";
+
+    /// <summary>The caller's session has ended (closed, or its lease lapsed).</summary>
+    public const string SessionExpired = "SESSION_EXPIRED";
+
+    /// <summary>The bytes received do not match their checksum or declared size.</summary>
+    public const string ChecksumMismatch = "CHECKSUM_MISMATCH";
+
+    /// <summary>The object is larger than a unary get may return; use the streaming get.</summary>
+    public const string ObjectTooLarge = "OBJECT_TOO_LARGE";
+
+    /// <summary>The request is malformed (missing field, bad name, bad size).</summary>
+    public const string InvalidRequest = "INVALID_REQUEST";
+
+    /// <summary>A call or a stream did not complete in time (deadline, or a stream idle for too long).</summary>
+    public const string Timeout = "TIMEOUT";
+
+    /// <summary>The worker could not be reached.</summary>
+    public const string Unavailable = "UNAVAILABLE";
+
+    /// <summary>The caller is not allowed to do this.</summary>
+    public const string Unauthorized = "UNAUTHORIZED";
+}
+
+/// <summary>Names of the gRPC metadata entries of the protocol.</summary>
+public static class WireHeaders
+{
+    /// <summary>Request header: the caller's session id, 32 lowercase hex characters.</summary>
+    public const string SessionId = "rs-session-id";
+
+    /// <summary>Error trailer: the reason, one of <see cref="ErrorReasons"/>.</summary>
+    public const string Reason = "rs-reason";
+
+    /// <summary>Error trailer: the object the error is about, in hex.</summary>
+    public const string ObjectId = "rs-object-id";
+
+    /// <summary>Error trailer: the namespace of the holder the error is about.</summary>
+    public const string HolderNamespace = "rs-holder-namespace";
+
+    /// <summary>Error trailer: the name of the holder the error is about.</summary>
+    public const string HolderName = "rs-holder-name";
+
+    /// <summary>Error trailer: the holder incarnation (or owning session id) the error is about, in hex.</summary>
+    public const string Incarnation = "rs-incarnation";
+}

@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+
+namespace RaySharing.Worker.Diagnostics;
+
+/// <summary>
+/// Every log event of the worker. Event ids by area, never renumbered: 1xxx sessions, 2xxx holders,
+/// 3xxx objects, 4xxx hosting and calls.
+/// </summary>
+internal static partial class WorkerLog
+{
+    [LoggerMessage(1001, LogLevel.Information, "Session {SessionId} opened in namespace '{Namespace}' by '{ClientName}' with a {LeaseMillis} ms lease")]
+    public static partial void SessionOpened(ILogger logger, ObjectId sessionId, string @namespace, string clientName, double leaseMillis);
+
+    [LoggerMessage(1002, LogLevel.Information, "Session {SessionId} ended: {Why}")]
+    public static partial void SessionEnded(ILogger logger, ObjectId sessionId, string why);
+
+    [LoggerMessage(1003, LogLevel.Warning, "{Count} session(s) ended because their lease lapsed")]
+    public static partial void LeasesLapsed(ILogger logger, int count);
+
+    [LoggerMessage(2001, LogLevel.Information, "Holder '{Namespace}/{Name}' created, incarnation {Incarnation}, lifetime {Lifetime}, by session {SessionId}")]
+    public static partial void HolderCreated(ILogger logger, string @namespace, string name, ObjectId incarnation, string lifetime, ObjectId sessionId);
+
+    [LoggerMessage(2002, LogLevel.Information, "Holder '{Namespace}/{Name}' incarnation {Incarnation} died ({Why}); {Freed} object(s) freed")]
+    public static partial void HolderKilled(ILogger logger, string @namespace, string name, ObjectId incarnation, long freed, string why);
+
+    [LoggerMessage(2003, LogLevel.Debug, "Holder '{Namespace}/{Name}' registered {Added} ref(s) under '{Key}' ({Total} in all)")]
+    public static partial void Registered(ILogger logger, string @namespace, string name, string key, int added, int total);
+
+    [LoggerMessage(2004, LogLevel.Debug, "Holder '{Namespace}/{Name}' unregistered '{Key}' ({Removed} ref(s))")]
+    public static partial void Unregistered(ILogger logger, string @namespace, string name, string key, int removed);
+
+    [LoggerMessage(3001, LogLevel.Debug, "Object {ObjectId} put: {Size} bytes owned by {Owner}")]
+    public static partial void ObjectPut(ILogger logger, ObjectId objectId, long size, string owner);
+
+    [LoggerMessage(3002, LogLevel.Debug, "Object {ObjectId} freed ({Size} bytes): {Reason}")]
+    public static partial void ObjectFreed(ILogger logger, ObjectId objectId, long size, string reason);
+
+    [LoggerMessage(4001, LogLevel.Information, "RaySharing worker {WorkerId} listening on {Address}")]
+    public static partial void Listening(ILogger logger, ObjectId workerId, string address);
+
+    [LoggerMessage(4002, LogLevel.Debug, "Call {Method} failed with {Reason}: {Message}")]
+    public static partial void CallFailed(ILogger logger, string method, string reason, string message);
+
+    [LoggerMessage(4003, LogLevel.Error, "Lease monitor failed")]
+    public static partial void LeaseMonitorFailed(ILogger logger, Exception exception);
+}

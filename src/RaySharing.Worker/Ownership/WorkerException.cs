@@ -1,0 +1,140 @@
+using Grpc.Core;
+using RaySharing.Protocol;
+
+namespace RaySharing.Worker.Ownership;
+
+/// <summary>
+/// A failure the worker reports to the caller: a gRPC status, a reason from <see cref="ErrorReasons"/>
+/// and the ids it concerns. Turned into an <see cref="RpcException"/> with trailers by
+/// <see cref="Services.ErrorInterceptor"/>.
+/// </summary>
+internal sealed class WorkerException : Exception
+{
+    public WorkerException(StatusCode status, string reason, string message)
+        : base(message)
+    {
+        Status = status;
+        Reason = reason;
+    }
+
+    public StatusCode Status { get; }
+
+    public string Reason { get; }
+
+    public ObjectId? ObjectId { get; init; }
+
+    public string? HolderNamespace { get; init; }
+
+    public string? HolderName { get; init; }
+
+    public ObjectId? Incarnation { get; init; }
+
+    public RpcException ToRpcException()
+    {
+        var trailers = new Metadata { { WireHeaders.Reason, Reason } };
+        if (ObjectId is { } id)
+        {
+            trailers.Add(WireHeaders.ObjectId, id.ToString());
+        }
+
+        if (HolderNamespace is not null)
+        {
+            trailers.Add(WireHeaders.HolderNamespace, HolderNamespace);
+        }
+
+        if (HolderName is not null)
+        {
+            trailers.Add(WireHeaders.HolderName, HolderName);
+        }
+
+        if (Incarnation is { } incarnation)
+        {
+            trailers.Add(WireHeaders.Incarnation, incarnation.ToString());
+        }
+
+        return new RpcException(new Status(Status, Message), trailers, Message);
+    }
+}
+
+/// <summary>Builds every <see cref="WorkerException"/>, so each reason has one status and one wording.</summary>
+internal static class WorkerErrors
+{
+    public static WorkerException OwnerDied(ObjectId? objectId, in ObjectOwner owner, string why) =>
+        new(StatusCode.FailedPrecondition, ErrorReasons.OwnerDied,
+            objectId is { } id
+                ? $"Object {id} is gone: its owner, {owner}, died ({why}). Its objects were freed with it; put the data again under a live owner."
+                : $"The owner {owner} died ({why}).")
+        {
+            ObjectId = objectId,
+            HolderNamespace = owner.Namespace,
+            HolderName = owner.Kind == OwnerKind.Holder ? owner.Name : null,
+            Incarnation = owner.Incarnation,
+        };
+
+    public static WorkerException HolderNotFound(string ns, string name) =>
+        new(StatusCode.NotFound, ErrorReasons.HolderNotFound,
+            $"No live holder '{name}' in namespace '{ns}'. Create it with GetOrCreate, or check the name and namespace.")
+        {
+            HolderNamespace = ns,
+            HolderName = name,
+        };
+
+    public static WorkerException ObjectFreed(ObjectId id) =>
+        new(StatusCode.NotFound, ErrorReasons.ObjectFreed,
+            $"Object {id} was freed: no key registered it and no session borrowed it any more.")
+        { ObjectId = id };
+
+    public static WorkerException ObjectNotFound(ObjectId id) =>
+        new(StatusCode.NotFound, ErrorReasons.ObjectNotFound,
+            $"Object {id} is not known to this worker: it never existed here, or it was freed so long ago that the worker forgot it.")
+        { ObjectId = id };
+
+    public static WorkerException KeyNotFound(in HolderKey holder, string key) =>
+        new(StatusCode.NotFound, ErrorReasons.KeyNotFound,
+            $"Holder '{holder.Namespace}/{holder.Name}' has no key '{key}'. Register refs under it first, or list the keys.")
+        {
+            HolderNamespace = holder.Namespace,
+            HolderName = holder.Name,
+        };
+
+    public static WorkerException NotOwner(ObjectId id, in ObjectOwner actual, in HolderKey holder) =>
+        new(StatusCode.InvalidArgument, ErrorReasons.NotOwner,
+            $"Object {id} is owned by {actual}, not by holder '{holder.Namespace}/{holder.Name}'. A holder registers only objects it owns: put them with the holder as owner.")
+        {
+            ObjectId = id,
+            HolderNamespace = holder.Namespace,
+            HolderName = holder.Name,
+        };
+
+    public static WorkerException EnvelopeMismatch(ObjectId id) =>
+        new(StatusCode.InvalidArgument, ErrorReasons.InvalidEnvelope,
+            $"The envelope of object {id} does not match the object this worker stores under that id (owner, size, codec or checksum differ).")
+        { ObjectId = id };
+
+    public static WorkerException InvalidEnvelope(string detail) =>
+        new(StatusCode.InvalidArgument, ErrorReasons.InvalidEnvelope, $"Invalid ref envelope: {detail}");
+
+    public static WorkerException StoreFull(long requested, long used, long capacity) =>
+        new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
+            $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in use. Release or unregister objects, or raise the worker's StoreCapacityBytes.");
+
+    public static WorkerException SessionExpired(ObjectId sessionId) =>
+        new(StatusCode.FailedPrecondition, ErrorReasons.SessionExpired,
+            $"Session {sessionId} has ended (closed, or its lease lapsed). Open a new session.")
+        { Incarnation = sessionId };
+
+    public static WorkerException ChecksumMismatch(string detail) =>
+        new(StatusCode.DataLoss, ErrorReasons.ChecksumMismatch, detail);
+
+    public static WorkerException ObjectTooLarge(ObjectId id, long size, int limit) =>
+        new(StatusCode.ResourceExhausted, ErrorReasons.ObjectTooLarge,
+            $"Object {id} is {size} bytes, more than a unary Get returns ({limit}); use GetStream.")
+        { ObjectId = id };
+
+    public static WorkerException StreamIdle(TimeSpan idle) =>
+        new(StatusCode.DeadlineExceeded, ErrorReasons.Timeout,
+            $"The put stream sent nothing for {idle.TotalSeconds:0.###} s and was abandoned; nothing was stored.");
+
+    public static WorkerException InvalidRequest(string detail) =>
+        new(StatusCode.InvalidArgument, ErrorReasons.InvalidRequest, detail);
+}

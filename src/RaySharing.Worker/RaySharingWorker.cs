@@ -1,0 +1,114 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using RaySharing.Worker.Diagnostics;
+using RaySharing.Worker.Ownership;
+
+namespace RaySharing.Worker;
+
+/// <summary>
+/// A worker running in this process: Kestrel serving the RaySharing gRPC API over HTTP/2 (cleartext).
+/// Start one with <see cref="StartAsync"/>; dispose it to stop it, which ends every session and frees
+/// every object it stores.
+/// </summary>
+public sealed class RaySharingWorker : IAsyncDisposable
+{
+    /// <summary>The HTTP/2 stream window the worker grants, in bytes: large enough to keep bulk transfers moving.</summary>
+    internal const int StreamWindowBytes = 16 << 20;
+
+    private readonly WebApplication _app;
+
+    private RaySharingWorker(WebApplication app, string address, ObjectId workerId)
+    {
+        _app = app;
+        Address = address;
+        WorkerId = workerId;
+    }
+
+    /// <summary>The address clients connect to, for example <c>http://127.0.0.1:7480</c>.</summary>
+    public string Address { get; }
+
+    /// <summary>This worker instance's id; a restarted worker has a new one.</summary>
+    public ObjectId WorkerId { get; }
+
+    /// <summary>
+    /// Starts a worker. With <see cref="WorkerOptions.Port"/> 0 a free port is picked; read it from <see cref="Address"/>.
+    /// </summary>
+    /// <param name="options">Settings; null for the defaults.</param>
+    /// <param name="configureLogging">Optional logging set-up; by default the worker logs nothing.</param>
+    /// <param name="configureServices">Optional hook to add services of your own to the same server.</param>
+    /// <param name="configureEndpoints">Optional hook to map endpoints of your own on the same server.</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    /// <exception cref="ArgumentException">An option is out of range; the message names it.</exception>
+    /// <exception cref="IOException">The address or port cannot be bound.</exception>
+    public static async Task<RaySharingWorker> StartAsync(
+        WorkerOptions? options = null,
+        Action<ILoggingBuilder>? configureLogging = null,
+        Action<WebApplicationBuilder>? configureServices = null,
+        Action<WebApplication>? configureEndpoints = null,
+        CancellationToken cancellationToken = default)
+    {
+        options ??= new WorkerOptions();
+        options.Validate();
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(RaySharingWorker).Assembly.GetName().Name });
+        builder.Logging.ClearProviders();
+        configureLogging?.Invoke(builder.Logging);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Parse(options.ListenAddress), options.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Limits.MaxRequestBodySize = null;
+            kestrel.Limits.Http2.InitialStreamWindowSize = StreamWindowBytes;
+            kestrel.Limits.Http2.InitialConnectionWindowSize = StreamWindowBytes * 2;
+            kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
+            // Idle keep-alive pings let a client notice a worker that vanished without closing its sockets.
+            kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(10);
+            kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
+        });
+        builder.Services.AddRaySharingWorker(options);
+        configureServices?.Invoke(builder);
+        var app = builder.Build();
+        app.MapRaySharingWorker();
+        configureEndpoints?.Invoke(app);
+
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var port = new Uri(bound).Port;
+        var address = options.AdvertisedAddress ?? $"http://{FormatHost(options.ListenAddress)}:{port}";
+        var identity = app.Services.GetRequiredService<WorkerIdentity>();
+        identity.Address = address;
+        WorkerLog.Listening(app.Services.GetRequiredService<ILogger<RaySharingWorker>>(), identity.WorkerId, address);
+        return new RaySharingWorker(app, address, identity.WorkerId);
+    }
+
+    /// <summary>Stops the worker: every session ends and every object is dropped.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _app.StopAsync(timeout.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static string FormatHost(string listenAddress)
+    {
+        var ip = IPAddress.Parse(listenAddress);
+        if (ip.Equals(IPAddress.Any))
+        {
+            return "127.0.0.1";
+        }
+
+        return ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString();
+    }
+}

@@ -1,0 +1,82 @@
+using Google.Protobuf;
+using Grpc.Core;
+using RaySharing.Protocol;
+using RaySharing.Protocol.V1;
+using RaySharing.Worker.Ownership;
+
+namespace RaySharing.Worker.Services;
+
+internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
+{
+    public override Task<HolderReply> GetOrCreate(GetOrCreateHolderRequest request, ServerCallContext context)
+    {
+        var lifetime = request.Lifetime switch
+        {
+            HolderLifetime.Unspecified or HolderLifetime.Detached => HolderLifetimeKind.Detached,
+            HolderLifetime.Session => HolderLifetimeKind.Session,
+            _ => throw WorkerErrors.InvalidRequest($"Holder lifetime {request.Lifetime} is not known."),
+        };
+        var (holder, created) = graph.GetOrCreateHolder(context.SessionId(), request.Namespace, request.Name, lifetime);
+        return Task.FromResult(new HolderReply { Holder = ToInfo(holder), Created = created });
+    }
+
+    public override Task<HolderReply> Get(GetHolderRequest request, ServerCallContext context) =>
+        Task.FromResult(new HolderReply { Holder = ToInfo(graph.GetHolder(context.SessionId(), request.Namespace, request.Name)) });
+
+    public override Task<KillHolderReply> Kill(KillHolderRequest request, ServerCallContext context) =>
+        Task.FromResult(new KillHolderReply { FreedObjects = (ulong)graph.KillHolder(context.SessionId(), request.Holder.ToAddress()) });
+
+    public override Task<ListHoldersReply> List(ListHoldersRequest request, ServerCallContext context)
+    {
+        var reply = new ListHoldersReply();
+        reply.Holders.AddRange(graph.ListHolders(context.SessionId(), request.Namespace).Select(ToInfo));
+        return Task.FromResult(reply);
+    }
+
+    public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
+    {
+        var session = context.SessionId();
+        var refs = new RefEnvelope[request.Envelopes.Count];
+        for (var i = 0; i < refs.Length; i++)
+        {
+            refs[i] = request.Envelopes[i].DecodeEnvelope();
+        }
+
+        return Task.FromResult(new RegisterReply { Count = (uint)graph.Register(session, request.Holder.ToAddress(), request.Key, refs) });
+    }
+
+    public override Task<FetchReply> Fetch(FetchRequest request, ServerCallContext context)
+    {
+        var envelopes = graph.Fetch(context.SessionId(), request.Holder.ToAddress(), request.Key);
+        var reply = new FetchReply();
+        foreach (var envelope in envelopes)
+        {
+            // Stored envelopes are immutable, so they are handed out without copying.
+            reply.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(envelope));
+        }
+
+        return Task.FromResult(reply);
+    }
+
+    public override Task<UnregisterReply> Unregister(UnregisterRequest request, ServerCallContext context) =>
+        Task.FromResult(new UnregisterReply { Removed = (uint)graph.Unregister(context.SessionId(), request.Holder.ToAddress(), request.Key) });
+
+    public override Task<ListKeysReply> ListKeys(ListKeysRequest request, ServerCallContext context)
+    {
+        var reply = new ListKeysReply();
+        reply.Keys.AddRange(graph.ListKeys(context.SessionId(), request.Holder.ToAddress()));
+        return Task.FromResult(reply);
+    }
+
+    private HolderInfo ToInfo(HolderSnapshot holder) => new()
+    {
+        Namespace = holder.Key.Namespace,
+        Name = holder.Key.Name,
+        Incarnation = ByteString.CopyFrom(holder.Incarnation.ToByteArray()),
+        Lifetime = holder.Lifetime == HolderLifetimeKind.Session ? HolderLifetime.Session : HolderLifetime.Detached,
+        WorkerAddress = graph.Identity.Address,
+        WorkerId = ByteString.CopyFrom(graph.Identity.WorkerId.ToByteArray()),
+        OwnedObjects = (ulong)holder.OwnedObjects,
+        Keys = (uint)holder.Keys,
+    };
+}
