@@ -1,0 +1,25 @@
+using Microsoft.Extensions.Logging;
+
+namespace RaySharing.Internal;
+
+/// <summary>Every log event of the client. Event ids by area, never renumbered: 1xxx session and lease, 2xxx calls.</summary>
+internal static partial class ClientLog
+{
+    [LoggerMessage(1001, LogLevel.Information, "Session {SessionId} opened on worker {Address} (worker {WorkerId}), lease {LeaseMillis} ms")]
+    public static partial void SessionOpened(ILogger logger, ObjectId sessionId, string address, ObjectId workerId, uint leaseMillis);
+
+    [LoggerMessage(1002, LogLevel.Warning, "Lease renewal of session {SessionId} failed; retrying")]
+    public static partial void LeaseRenewalFailed(ILogger logger, ObjectId sessionId, Exception exception);
+
+    [LoggerMessage(1003, LogLevel.Error, "Session {SessionId} has ended on the worker; calls will fail with SessionExpiredException")]
+    public static partial void SessionLost(ILogger logger, ObjectId sessionId);
+
+    [LoggerMessage(1004, LogLevel.Information, "Session {SessionId} closed")]
+    public static partial void SessionClosed(ILogger logger, ObjectId sessionId);
+
+    [LoggerMessage(1005, LogLevel.Debug, "Closing session {SessionId} failed; the worker will end it when its lease lapses")]
+    public static partial void CloseFailed(ILogger logger, ObjectId sessionId, Exception exception);
+
+    [LoggerMessage(2001, LogLevel.Debug, "Releasing {Count} ref(s) failed; the worker drops them when the session ends")]
+    public static partial void ReleaseFailed(ILogger logger, int count, Exception exception);
+}

@@ -1,0 +1,104 @@
+using Grpc.Core;
+using RaySharing.Protocol;
+
+namespace RaySharing.Internal;
+
+/// <summary>Builds every exception the client throws from a failed call, so each reason maps to one type.</summary>
+internal static class ExceptionFactory
+{
+    public static Exception FromRpc(RpcException rpc, string operation, string address, CancellationToken cancellationToken)
+    {
+        if (rpc.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+        {
+            return new OperationCanceledException($"{operation} was canceled.", rpc, cancellationToken);
+        }
+
+        var trailers = rpc.Trailers;
+        var reason = trailers.GetValue(WireHeaders.Reason);
+        var message = rpc.Status.Detail;
+        var objectId = ParseId(trailers.GetValue(WireHeaders.ObjectId));
+        var holderNamespace = trailers.GetValue(WireHeaders.HolderNamespace);
+        var holderName = trailers.GetValue(WireHeaders.HolderName);
+        var incarnation = ParseId(trailers.GetValue(WireHeaders.Incarnation));
+
+        switch (reason)
+        {
+            case ErrorReasons.OwnerDied:
+                return new OwnerDiedException(message, objectId, holderNamespace, holderName, incarnation);
+            case ErrorReasons.ObjectFreed:
+                return new ObjectFreedException(message, objectId ?? ObjectId.Empty);
+            case ErrorReasons.ObjectLost:
+                return new ObjectLostException(message, objectId ?? ObjectId.Empty);
+            case ErrorReasons.ObjectNotFound:
+                return new ObjectNotFoundException(message, objectId ?? ObjectId.Empty);
+            case ErrorReasons.HolderNotFound:
+                return new HolderNotFoundException(message, holderNamespace ?? string.Empty, holderName ?? string.Empty);
+            case ErrorReasons.KeyNotFound:
+                return new RegistryKeyNotFoundException(message, holderNamespace ?? string.Empty, holderName ?? string.Empty, string.Empty);
+            case ErrorReasons.TypeMismatch:
+                return new TypeMismatchException(message, objectId ?? ObjectId.Empty, string.Empty, string.Empty, 0);
+            case ErrorReasons.StoreFull:
+                return new ObjectStoreFullException(message);
+            case ErrorReasons.InvalidEnvelope:
+                return new InvalidEnvelopeException(message);
+            case ErrorReasons.NotOwner:
+                return new RefNotOwnedException(message, objectId, holderNamespace, holderName);
+            case ErrorReasons.SessionExpired:
+                return new SessionExpiredException(message, incarnation ?? ObjectId.Empty);
+            case ErrorReasons.ChecksumMismatch:
+                return new ChecksumMismatchException(message, objectId);
+            case ErrorReasons.Unauthorized:
+                return new UnauthorizedException(message);
+            case ErrorReasons.Timeout:
+                return new RaySharingTimeoutException($"{operation} on worker {address} timed out: {message}", rpc);
+            case null:
+                break;
+            default:
+                return new RaySharingException(reason, $"{operation} failed ({reason}): {message}", rpc);
+        }
+
+        // No reason trailer: the failure came from the transport, not from the worker's logic.
+        return rpc.StatusCode switch
+        {
+            StatusCode.DeadlineExceeded => new RaySharingTimeoutException(
+                $"{operation} on worker {address} did not complete within its deadline. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.", rpc),
+            StatusCode.Unavailable => new WorkerUnavailableException(
+                $"{operation} could not reach the worker at {address}: {message}. Check that a worker is running there.", address, rpc),
+            StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
+            StatusCode.Cancelled => new WorkerUnavailableException($"{operation} was cut off by worker {address}: {message}", address, rpc),
+            _ => new RaySharingException(rpc.StatusCode.ToString().ToUpperInvariant(), $"{operation} on worker {address} failed with {rpc.StatusCode}: {message}", rpc),
+        };
+    }
+
+    public static InvalidEnvelopeException InvalidEnvelope(EnvelopeFormatException ex) =>
+        new($"The bytes are not a valid ref envelope: {ex.Message}", ex);
+
+    public static TypeMismatchException TypeMismatch(RefEnvelope envelope, string requested, string why, Exception? inner = null) =>
+        new($"Object {envelope.ObjectId} cannot be read as {requested}: {why}. It holds {(envelope.TypeName.Length == 0 ? "an untyped value" : envelope.TypeName)} encoded as {CodecNames.ToName(envelope.Codec)}.",
+            envelope.ObjectId, requested, envelope.TypeName, envelope.Codec, inner);
+
+    public static ChecksumMismatchException Corrupted(RefEnvelope envelope, string detail) =>
+        new($"Object {envelope.ObjectId} arrived corrupted: {detail}. Get it again.", envelope.ObjectId);
+
+    public static RaySharingTimeoutException StreamIdle(string operation, string address, TimeSpan idle) =>
+        new($"{operation} on worker {address} stalled: no chunk for {idle.TotalSeconds:0.###} s (StreamIdleTimeout).");
+
+    public static ObjectDisposedException Disposed() => new(nameof(RaySharingClient), "The client is disposed; its session has ended.");
+
+    private static ObjectId? ParseId(string? hex)
+    {
+        if (hex is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return ObjectId.Parse(hex);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+}

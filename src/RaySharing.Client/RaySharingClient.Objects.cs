@@ -1,0 +1,380 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+using Grpc.Core;
+using MessagePack;
+using RaySharing.Internal;
+using RaySharing.Protocol;
+using RaySharing.Protocol.V1;
+
+namespace RaySharing;
+
+public sealed partial class RaySharingClient
+{
+    /// <summary>
+    /// Puts a value. With a holder as <paramref name="owner"/> the object outlives this session: it lives
+    /// while registered under one of the holder's keys or borrowed by a live session, and dies with the
+    /// holder. Without an owner this session owns it and it dies with the session. The returned ref is a
+    /// borrow; the put is acknowledged only after the bytes are sealed and the owner has recorded it.
+    /// </summary>
+    /// <remarks>
+    /// <c>byte[]</c> and <c>ReadOnlyMemory&lt;byte&gt;</c> values are stored as RAW bytes; everything else
+    /// as XLANG (MessagePack with <see cref="RaySharingClientOptions.SerializerOptions"/>) tagged with the
+    /// type's name, so a typed get of another type fails with <see cref="TypeMismatchException"/>.
+    /// </remarks>
+    /// <exception cref="OwnerDiedException">The holder is dead.</exception>
+    /// <exception cref="ObjectStoreFullException">The worker's store has no room.</exception>
+    public async Task<ObjectRef<T>> PutAsync<T>(T value, ObjectHolder? owner = null, CancellationToken cancellationToken = default)
+    {
+        var objectRef = value switch
+        {
+            byte[] bytes => await PutEncodedAsync(bytes, ObjectCodec.Raw, string.Empty, owner, cancellationToken).ConfigureAwait(false),
+            ReadOnlyMemory<byte> memory => await PutEncodedAsync(memory, ObjectCodec.Raw, string.Empty, owner, cancellationToken).ConfigureAwait(false),
+            _ => await PutEncodedAsync(Serialize(value), ObjectCodec.Xlang, TypeNames.Of<T>(), owner, cancellationToken).ConfigureAwait(false),
+        };
+        return objectRef.As<T>();
+    }
+
+    /// <summary>
+    /// Puts bytes that are already encoded: RAW bytes (the default), an ARROW IPC stream, or an XLANG
+    /// MessagePack document. The bytes are sent without being copied.
+    /// </summary>
+    /// <param name="data">The object's bytes, of any size.</param>
+    /// <param name="codec">How the bytes are to be read.</param>
+    /// <param name="typeName">The type name to record; empty for untyped.</param>
+    /// <param name="owner">The owning holder; null for this session.</param>
+    /// <param name="cancellationToken">Cancels the put; nothing is stored then.</param>
+    public Task<ObjectRef> PutEncodedAsync(ReadOnlyMemory<byte> data, ObjectCodec codec = ObjectCodec.Raw, string typeName = "", ObjectHolder? owner = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(typeName);
+        if (codec is not (ObjectCodec.Xlang or ObjectCodec.Raw or ObjectCodec.Arrow))
+        {
+            throw new ArgumentOutOfRangeException(nameof(codec), codec, "Codec must be Xlang, Raw or Arrow.");
+        }
+
+        if (owner is not null && !ReferenceEquals(owner.Client, this))
+        {
+            throw new ArgumentException($"{owner} was obtained from another client; get the holder through this client (GetHolderAsync) to put with it as owner.", nameof(owner));
+        }
+
+        var header = new PutHeader
+        {
+            OwnerHolder = owner?.Ref,
+            Codec = ToWire(codec),
+            TypeName = typeName,
+            Size = (ulong)data.Length,
+            Checksum = Crc32.HashToUInt32(data.Span),
+        };
+        return data.Length <= _options.MaxUnaryObjectBytes
+            ? PutUnaryAsync(header, data, cancellationToken)
+            : PutStreamAsync(header, data, cancellationToken);
+    }
+
+    /// <summary>Gets the object as <typeparamref name="T"/>, pulling the bytes straight from the worker that stores them.</summary>
+    /// <exception cref="OwnerDiedException">The object's owner died; the object went with it.</exception>
+    /// <exception cref="ObjectFreedException">The object was released by reference counting.</exception>
+    /// <exception cref="ObjectNotFoundException">The worker does not know the object.</exception>
+    /// <exception cref="TypeMismatchException">The object is not a <typeparamref name="T"/> (codec, type name, or its bytes do not decode).</exception>
+    /// <exception cref="ChecksumMismatchException">The bytes arrived corrupted.</exception>
+    public Task<T> GetAsync<T>(ObjectRef<T> objectRef, CancellationToken cancellationToken = default) =>
+        GetAsync<T>((ObjectRef)objectRef, cancellationToken);
+
+    /// <summary>Gets the object behind an untyped ref as <typeparamref name="T"/>; see <see cref="GetAsync{T}(ObjectRef{T}, CancellationToken)"/>.</summary>
+    public async Task<T> GetAsync<T>(ObjectRef objectRef, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(objectRef);
+        var envelope = objectRef.Envelope;
+        var requested = TypeNames.Of<T>();
+        var asBytes = typeof(T) == typeof(byte[]) || typeof(T) == typeof(ReadOnlyMemory<byte>);
+        // Checked before any byte moves: a mismatch costs no transfer.
+        if (asBytes && envelope.Codec == ObjectCodec.Xlang)
+        {
+            throw ExceptionFactory.TypeMismatch(envelope, requested, "an XLANG value is read as its type; use GetBytesAsync for its encoded bytes");
+        }
+
+        if (!asBytes && envelope.Codec != ObjectCodec.Xlang)
+        {
+            throw ExceptionFactory.TypeMismatch(envelope, requested, $"{CodecNames.ToName(envelope.Codec)} objects hold bytes; read them as byte[]");
+        }
+
+        if (!asBytes && typeof(T) != typeof(object) && envelope.TypeName.Length != 0 && envelope.TypeName != requested)
+        {
+            throw ExceptionFactory.TypeMismatch(envelope, requested, "it was put as another type (read it as object for a dynamic view)");
+        }
+
+        var bytes = await GetBytesCoreAsync(objectRef, cancellationToken).ConfigureAwait(false);
+        if (typeof(T) == typeof(byte[]))
+        {
+            return (T)(object)bytes;
+        }
+
+        if (typeof(T) == typeof(ReadOnlyMemory<byte>))
+        {
+            return (T)(object)new ReadOnlyMemory<byte>(bytes);
+        }
+
+        try
+        {
+            return MessagePackSerializer.Deserialize<T>(bytes, _options.SerializerOptions, cancellationToken);
+        }
+        catch (MessagePackSerializationException ex)
+        {
+            throw ExceptionFactory.TypeMismatch(envelope, requested, $"its bytes do not decode as that type ({ex.InnerException?.Message ?? ex.Message})", ex);
+        }
+    }
+
+    /// <summary>Gets the object's bytes as stored, whatever its codec (the MessagePack document of an XLANG value).</summary>
+    public Task<byte[]> GetBytesAsync(ObjectRef objectRef, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(objectRef);
+        return GetBytesCoreAsync(objectRef, cancellationToken);
+    }
+
+    /// <summary>
+    /// Rebuilds a ref from envelope bytes made by <see cref="ObjectRef.ToEnvelopeBytes"/> in any process
+    /// or language, and registers this session as a borrower, so the object stays alive while the new
+    /// ref is held.
+    /// </summary>
+    /// <exception cref="InvalidEnvelopeException">The bytes are not a valid envelope.</exception>
+    /// <exception cref="OwnerDiedException">The object's owner died.</exception>
+    /// <exception cref="ObjectFreedException">The object was already freed.</exception>
+    public async Task<ObjectRef> FromEnvelopeAsync(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default)
+    {
+        RefEnvelope envelope;
+        try
+        {
+            envelope = EnvelopeCodec.Decode(envelopeBytes);
+        }
+        catch (EnvelopeFormatException ex)
+        {
+            throw ExceptionFactory.InvalidEnvelope(ex);
+        }
+
+        var copy = envelopeBytes.ToArray();
+        var request = new BorrowRequest();
+        request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
+        await UnaryAsync("Borrow", _objects.BorrowAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return new ObjectRef(envelope, copy, new RefBorrow(this, envelope.ObjectId));
+    }
+
+    /// <summary>Like <see cref="FromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, typed as <typeparamref name="T"/>.</summary>
+    public async Task<ObjectRef<T>> FromEnvelopeAsync<T>(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default) =>
+        (await FromEnvelopeAsync(envelopeBytes, cancellationToken).ConfigureAwait(false)).As<T>();
+
+    /// <summary>
+    /// Releases many refs in one call (disposing each does the same, one call each). Refs already
+    /// released are skipped. Objects neither registered nor borrowed any more are freed.
+    /// </summary>
+    public async Task ReleaseAsync(IEnumerable<ObjectRef> refs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(refs);
+        var request = new ReleaseRequest();
+        foreach (var objectRef in refs)
+        {
+            if (objectRef.Borrow.TryMarkReleased())
+            {
+                request.ObjectIds.Add(ByteString.CopyFrom(objectRef.Id.ToByteArray()));
+            }
+        }
+
+        if (request.ObjectIds.Count > 0)
+        {
+            await UnaryAsync("Release", _objects.ReleaseAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    internal async ValueTask ReleaseIdsQuietlyAsync(ObjectId[] ids)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var request = new ReleaseRequest();
+        foreach (var id in ids)
+        {
+            request.ObjectIds.Add(ByteString.CopyFrom(id.ToByteArray()));
+        }
+
+        try
+        {
+            await UnaryAsync("Release", _objects.ReleaseAsync(request, CallOptionsFor(CancellationToken.None)), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
+        {
+            // Disposal must not throw; the worker drops this session's borrows when the session ends.
+            ClientLog.ReleaseFailed(_logger, ids.Length, ex);
+        }
+    }
+
+    private ObjectRef AdoptBorrowed(ByteString envelopeBytes)
+    {
+        var bytes = envelopeBytes.ToByteArray();
+        RefEnvelope envelope;
+        try
+        {
+            envelope = EnvelopeCodec.Decode(bytes);
+        }
+        catch (EnvelopeFormatException ex)
+        {
+            throw ExceptionFactory.InvalidEnvelope(ex);
+        }
+
+        return new ObjectRef(envelope, bytes, new RefBorrow(this, envelope.ObjectId));
+    }
+
+    private byte[] Serialize<T>(T value)
+    {
+        try
+        {
+            return MessagePackSerializer.Serialize(value, _options.SerializerOptions);
+        }
+        catch (MessagePackSerializationException ex)
+        {
+            throw new ArgumentException($"A {TypeNames.Of<T>()} cannot be serialized as MessagePack: {ex.InnerException?.Message ?? ex.Message}", nameof(value), ex);
+        }
+    }
+
+    private async Task<ObjectRef> PutUnaryAsync(PutHeader header, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var reply = await UnaryAsync("Put", _objects.PutAsync(
+            new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) },
+            CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return AdoptBorrowed(reply.Envelope);
+    }
+
+    private async Task<ObjectRef> PutStreamAsync(PutHeader header, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        using var call = _objects.PutStream(new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        try
+        {
+            var first = true;
+            for (var offset = 0; offset < data.Length || first; offset += _options.ChunkBytes)
+            {
+                var length = Math.Min(_options.ChunkBytes, data.Length - offset);
+                var message = new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice(offset, length)) };
+                if (first)
+                {
+                    message.Header = header;
+                    first = false;
+                }
+
+                idle.CancelAfter(_options.StreamIdleTimeout);
+                await call.RequestStream.WriteAsync(message, idle.Token).ConfigureAwait(false);
+            }
+
+            idle.CancelAfter(_options.StreamIdleTimeout);
+            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+            var reply = await call.ResponseAsync.WaitAsync(idle.Token).ConfigureAwait(false);
+            return AdoptBorrowed(reply.Envelope);
+        }
+        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken) is { } mapped)
+        {
+            throw mapped;
+        }
+    }
+
+    private async Task<byte[]> GetBytesCoreAsync(ObjectRef objectRef, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
+        var envelope = objectRef.Envelope;
+        var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };
+        byte[] bytes;
+        if (envelope.Size <= _options.MaxUnaryObjectBytes)
+        {
+            var reply = await UnaryAsync("Get", _objects.GetAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            // A parsed ByteString owns an exact-size array nobody else sees: adopt it instead of copying.
+            bytes = MemoryMarshal.TryGetArray(reply.Data.Memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+                ? segment.Array
+                : reply.Data.ToByteArray();
+        }
+        else
+        {
+            bytes = await GetStreamAsync(envelope, request, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (bytes.Length != envelope.Size)
+        {
+            throw ExceptionFactory.Corrupted(envelope, $"{bytes.Length} bytes arrived, the envelope says {envelope.Size}");
+        }
+
+        var checksum = Crc32.HashToUInt32(bytes);
+        if (checksum != envelope.Checksum)
+        {
+            throw ExceptionFactory.Corrupted(envelope, $"checksum {checksum:x8}, the envelope says {envelope.Checksum:x8}");
+        }
+
+        return bytes;
+    }
+
+    private async Task<byte[]> GetStreamAsync(RefEnvelope envelope, GetRequest request, CancellationToken cancellationToken)
+    {
+        if (envelope.Size > Array.MaxLength)
+        {
+            throw new NotSupportedException($"Object {envelope.ObjectId} is {envelope.Size} bytes, more than one .NET array holds ({Array.MaxLength}).");
+        }
+
+        request.ChunkBytes = (uint)_options.ChunkBytes;
+        var bytes = new byte[envelope.Size];
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        using var call = _objects.GetStream(request, new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        try
+        {
+            long offset = 0;
+            while (true)
+            {
+                idle.CancelAfter(_options.StreamIdleTimeout);
+                if (!await call.ResponseStream.MoveNext(idle.Token).ConfigureAwait(false))
+                {
+                    break;
+                }
+
+                var chunk = call.ResponseStream.Current.Data.Span;
+                if (chunk.Length > bytes.Length - offset)
+                {
+                    throw ExceptionFactory.Corrupted(envelope, $"more than the {envelope.Size} bytes the envelope promises arrived");
+                }
+
+                chunk.CopyTo(bytes.AsSpan((int)offset));
+                offset += chunk.Length;
+            }
+
+            return offset == bytes.Length
+                ? bytes
+                : throw ExceptionFactory.Corrupted(envelope, $"the stream ended after {offset} of {envelope.Size} bytes");
+        }
+        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken) is { } mapped)
+        {
+            throw mapped;
+        }
+    }
+
+    /// <summary>Maps a streaming call's failure: the caller's cancellation, the idle timeout, or a worker error.</summary>
+    private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return new OperationCanceledException($"{operation} was canceled.", exception, cancellationToken);
+        }
+
+        if (_stopping.IsCancellationRequested)
+        {
+            return ExceptionFactory.Disposed();
+        }
+
+        if (idle.IsCancellationRequested && exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
+        {
+            return ExceptionFactory.StreamIdle(operation, _address, _options.StreamIdleTimeout);
+        }
+
+        return exception is RpcException rpc ? ExceptionFactory.FromRpc(rpc, operation, _address, cancellationToken) : null;
+    }
+
+    private static Codec ToWire(ObjectCodec codec) => codec switch
+    {
+        ObjectCodec.Xlang => Codec.Xlang,
+        ObjectCodec.Raw => Codec.Raw,
+        _ => Codec.Arrow,
+    };
+}

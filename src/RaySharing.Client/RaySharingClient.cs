@@ -1,0 +1,339 @@
+using System.Net.Http;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using RaySharing.Internal;
+using RaySharing.Protocol;
+using RaySharing.Protocol.V1;
+
+namespace RaySharing;
+
+/// <summary>
+/// A session with a RaySharing worker: create and find holders, put and get objects, turn refs into
+/// bytes and back. Thread-safe; share one per process. Dispose it to end the session, which releases
+/// its borrows, frees the objects it put without an owner and kills its session-lifetime holders.
+/// </summary>
+public sealed partial class RaySharingClient : IAsyncDisposable
+{
+    private const int StreamWindowBytes = 16 << 20;
+
+    private readonly RaySharingClientOptions _options;
+    private readonly GrpcChannel _channel;
+    private readonly Sessions.SessionsClient _sessions;
+    private readonly Holders.HoldersClient _holders;
+    private readonly Objects.ObjectsClient _objects;
+    private readonly Metadata _sessionHeaders;
+    private readonly ILogger _logger;
+    private readonly string _address;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _leaseLoop = Task.CompletedTask;
+    private int _disposed;
+
+    private RaySharingClient(RaySharingClientOptions options, GrpcChannel channel, ILogger logger)
+    {
+        _options = options;
+        _channel = channel;
+        _logger = logger;
+        _address = options.Address.ToString().TrimEnd('/');
+        _sessions = new Sessions.SessionsClient(channel);
+        _holders = new Holders.HoldersClient(channel);
+        _objects = new Objects.ObjectsClient(channel);
+        _sessionHeaders = [];
+    }
+
+    /// <summary>This session's id.</summary>
+    public ObjectId SessionId { get; private set; }
+
+    /// <summary>The session's namespace (<see cref="RaySharingClientOptions.Namespace"/>).</summary>
+    public string Namespace => _options.Namespace;
+
+    /// <summary>The lease the worker granted: if this process stops renewing it, the session ends after this long.</summary>
+    public TimeSpan Lease { get; private set; }
+
+    /// <summary>The id of the worker instance this client is connected to.</summary>
+    public ObjectId WorkerId { get; private set; }
+
+    /// <summary>The address the worker advertises for itself.</summary>
+    public string WorkerAddress { get; private set; } = string.Empty;
+
+    /// <summary>
+    /// Connects to a worker and opens a session, whose lease the client then renews in the background.
+    /// </summary>
+    /// <param name="options">Settings; null for the defaults (worker at <c>http://127.0.0.1:7480</c>).</param>
+    /// <param name="cancellationToken">Cancels the connect.</param>
+    /// <exception cref="ArgumentException">An option is out of range; the message names it.</exception>
+    /// <exception cref="WorkerUnavailableException">No worker answers at the address.</exception>
+    /// <exception cref="RaySharingTimeoutException">The worker did not answer within <see cref="RaySharingClientOptions.CallTimeout"/>.</exception>
+    public static async Task<RaySharingClient> ConnectAsync(RaySharingClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new RaySharingClientOptions();
+        options.Validate();
+        var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = options.ConnectTimeout,
+            EnableMultipleHttp2Connections = true,
+            InitialHttp2StreamWindowSize = StreamWindowBytes,
+            // Pings on an idle connection reveal a worker that vanished without closing its sockets.
+            KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        var channel = GrpcChannel.ForAddress(options.Address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            MaxReceiveMessageSize = options.MaxMessageBytes,
+            MaxSendMessageSize = options.MaxMessageBytes,
+            LoggerFactory = options.LoggerFactory,
+        });
+        var client = new RaySharingClient(options, channel, loggerFactory.CreateLogger<RaySharingClient>());
+        try
+        {
+            await client.OpenSessionAsync(cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            channel.Dispose();
+            throw;
+        }
+    }
+
+    // ---- Holders ----
+
+    /// <summary>
+    /// Returns the live holder named <paramref name="name"/>, creating it if there is none (Ray's
+    /// <c>get_if_exists=True</c>). Concurrent callers all get the same incarnation. When the holder
+    /// already exists, <paramref name="lifetime"/> is ignored.
+    /// </summary>
+    /// <param name="name">The holder's name, 1 to 512 characters.</param>
+    /// <param name="lifetime">Detached (default): lives until killed. Session: dies with this session.</param>
+    /// <param name="holderNamespace">The namespace; null for the session's.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    public async Task<ObjectHolder> GetOrCreateHolderAsync(string name, HolderLifetime lifetime = HolderLifetime.Detached, string? holderNamespace = null, CancellationToken cancellationToken = default)
+    {
+        ValidateName(name);
+        var reply = await UnaryAsync("GetOrCreateHolder", _holders.GetOrCreateAsync(new GetOrCreateHolderRequest
+        {
+            Name = name,
+            Namespace = holderNamespace ?? string.Empty,
+            Lifetime = lifetime == HolderLifetime.Session ? Protocol.V1.HolderLifetime.Session : Protocol.V1.HolderLifetime.Detached,
+        }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return new ObjectHolder(this, reply.Holder);
+    }
+
+    /// <summary>Returns the live holder named <paramref name="name"/>.</summary>
+    /// <exception cref="HolderNotFoundException">No live holder has that name.</exception>
+    public async Task<ObjectHolder> GetHolderAsync(string name, string? holderNamespace = null, CancellationToken cancellationToken = default)
+    {
+        ValidateName(name);
+        var reply = await UnaryAsync("GetHolder", _holders.GetAsync(
+            new GetHolderRequest { Name = name, Namespace = holderNamespace ?? string.Empty },
+            CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return new ObjectHolder(this, reply.Holder);
+    }
+
+    /// <summary>Lists the live holders of a namespace (null for the session's).</summary>
+    public async Task<IReadOnlyList<ObjectHolder>> ListHoldersAsync(string? holderNamespace = null, CancellationToken cancellationToken = default)
+    {
+        var reply = await UnaryAsync("ListHolders", _holders.ListAsync(
+            new ListHoldersRequest { Namespace = holderNamespace ?? string.Empty },
+            CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return reply.Holders.Select(h => new ObjectHolder(this, h)).ToList();
+    }
+
+    /// <summary>Kills a holder: every object it owns is freed at once; refs to them fail with <see cref="OwnerDiedException"/>.</summary>
+    /// <returns>How many objects were freed.</returns>
+    /// <exception cref="OwnerDiedException">This incarnation is already dead.</exception>
+    public async Task<long> KillHolderAsync(ObjectHolder holder, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(holder);
+        var reply = await UnaryAsync("KillHolder", _holders.KillAsync(
+            new KillHolderRequest { Holder = holder.Ref }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return (long)reply.FreedObjects;
+    }
+
+    internal async Task<int> RegisterAsync(ObjectHolder holder, string key, IEnumerable<ObjectRef> refs, CancellationToken cancellationToken)
+    {
+        ValidateKey(key);
+        ArgumentNullException.ThrowIfNull(refs);
+        var request = new RegisterRequest { Holder = holder.Ref, Key = key };
+        foreach (var objectRef in refs)
+        {
+            ArgumentNullException.ThrowIfNull(objectRef, nameof(refs));
+            request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes));
+        }
+
+        var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return (int)reply.Count;
+    }
+
+    internal async Task<IReadOnlyList<ObjectRef>> FetchAsync(ObjectHolder holder, string key, CancellationToken cancellationToken)
+    {
+        ValidateKey(key);
+        FetchReply reply;
+        try
+        {
+            reply = await UnaryAsync("Fetch", _holders.FetchAsync(
+                new FetchRequest { Holder = holder.Ref, Key = key }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        }
+        catch (RegistryKeyNotFoundException ex)
+        {
+            throw new RegistryKeyNotFoundException(ex.Message, holder.Namespace, holder.Name, key);
+        }
+
+        var refs = new ObjectRef[reply.Envelopes.Count];
+        for (var i = 0; i < refs.Length; i++)
+        {
+            refs[i] = AdoptBorrowed(reply.Envelopes[i]);
+        }
+
+        return refs;
+    }
+
+    internal async Task<int> UnregisterAsync(ObjectHolder holder, string key, CancellationToken cancellationToken)
+    {
+        ValidateKey(key);
+        var reply = await UnaryAsync("Unregister", _holders.UnregisterAsync(
+            new UnregisterRequest { Holder = holder.Ref, Key = key }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return (int)reply.Removed;
+    }
+
+    internal async Task<IReadOnlyList<string>> ListKeysAsync(ObjectHolder holder, CancellationToken cancellationToken)
+    {
+        var reply = await UnaryAsync("ListKeys", _holders.ListKeysAsync(
+            new ListKeysRequest { Holder = holder.Ref }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return [.. reply.Keys];
+    }
+
+    // ---- Session ----
+
+    /// <summary>Store usage and counts of the worker.</summary>
+    public async Task<StoreStats> GetStoreStatsAsync(CancellationToken cancellationToken = default)
+    {
+        var reply = await UnaryAsync("Stats", _objects.StatsAsync(new StatsRequest(), CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        return new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects, (int)reply.Sessions, (int)reply.Holders);
+    }
+
+    /// <summary>
+    /// Ends the session: the worker releases its borrows, frees the objects it put without an owner and
+    /// kills its session-lifetime holders. Objects owned by holders live on. Never throws for a worker
+    /// that is gone (the session then ends when its lease lapses).
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _leaseLoop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(Math.Min(5, _options.CallTimeout.TotalSeconds)));
+            await _sessions.CloseAsync(new CloseSessionRequest(), new CallOptions(_sessionHeaders, DateTime.UtcNow.AddSeconds(5), timeout.Token)).ConfigureAwait(false);
+            ClientLog.SessionClosed(_logger, SessionId);
+        }
+        catch (RpcException ex)
+        {
+            ClientLog.CloseFailed(_logger, SessionId, ex);
+        }
+        finally
+        {
+            _channel.Dispose();
+            _stopping.Dispose();
+        }
+    }
+
+    private async Task OpenSessionAsync(CancellationToken cancellationToken)
+    {
+        var reply = await UnaryAsync("Connect", _sessions.OpenAsync(new OpenSessionRequest
+        {
+            Namespace = _options.Namespace,
+            ClientName = _options.ClientName,
+            LeaseMillis = _options.Lease is { } lease ? (uint)Math.Min(lease.TotalMilliseconds, uint.MaxValue) : 0,
+        }, new CallOptions(deadline: DateTime.UtcNow + _options.CallTimeout, cancellationToken: cancellationToken)), cancellationToken).ConfigureAwait(false);
+
+        SessionId = ObjectId.FromBytes(reply.SessionId.Span);
+        WorkerId = ObjectId.FromBytes(reply.WorkerId.Span);
+        WorkerAddress = reply.WorkerAddress;
+        Lease = TimeSpan.FromMilliseconds(reply.LeaseMillis);
+        _sessionHeaders.Add(WireHeaders.SessionId, SessionId.ToString());
+        ClientLog.SessionOpened(_logger, SessionId, _address, WorkerId, reply.LeaseMillis);
+        _leaseLoop = Task.Run(() => RenewLeaseAsync(_stopping.Token), CancellationToken.None);
+    }
+
+    private async Task RenewLeaseAsync(CancellationToken stopping)
+    {
+        var interval = _options.LeaseRenewInterval ?? Lease / 3;
+        using var timer = new PeriodicTimer(interval);
+        while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
+        {
+            try
+            {
+                // A renewal that takes longer than the interval is as good as lost; the next tick tries again.
+                await _sessions.KeepAliveAsync(new KeepAliveRequest(), new CallOptions(_sessionHeaders, DateTime.UtcNow + interval, stopping)).ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired)
+            {
+                ClientLog.SessionLost(_logger, SessionId);
+                return;
+            }
+            catch (RpcException ex) when (!stopping.IsCancellationRequested)
+            {
+                ClientLog.LeaseRenewalFailed(_logger, SessionId, ex);
+            }
+        }
+    }
+
+    private CallOptions CallOptionsFor(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return new CallOptions(_sessionHeaders, DateTime.UtcNow + _options.CallTimeout, cancellationToken);
+    }
+
+    private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CancellationToken cancellationToken)
+    {
+        using (call)
+        {
+            try
+            {
+                return await call.ResponseAsync.ConfigureAwait(false);
+            }
+            catch (RpcException ex)
+            {
+                throw ExceptionFactory.FromRpc(ex, operation, _address, cancellationToken);
+            }
+        }
+    }
+
+    private static void ValidateName(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (name.Length > 512)
+        {
+            throw new ArgumentException($"A holder name is at most 512 characters; got {name.Length}.", nameof(name));
+        }
+    }
+
+    private static void ValidateKey(string key)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        if (key.Length > 512)
+        {
+            throw new ArgumentException($"A key is at most 512 characters; got {key.Length}.", nameof(key));
+        }
+    }
+}

@@ -1,0 +1,126 @@
+using MessagePack;
+using MessagePack.Resolvers;
+using Microsoft.Extensions.Logging;
+
+namespace RaySharing;
+
+/// <summary>Settings of a <see cref="RaySharingClient"/>. Every property states its default.</summary>
+public sealed class RaySharingClientOptions
+{
+    /// <summary>The worker's address. Default <c>http://127.0.0.1:7480</c>.</summary>
+    public Uri Address { get; set; } = new("http://127.0.0.1:7480");
+
+    /// <summary>The session's namespace: where holders are created and looked up when no namespace is given. Default <c>default</c>.</summary>
+    public string Namespace { get; set; } = "default";
+
+    /// <summary>A name for this client in the worker's logs. Default: the process name.</summary>
+    public string ClientName { get; set; } = Environment.ProcessPath is { } path ? Path.GetFileNameWithoutExtension(path) : "client";
+
+    /// <summary>
+    /// The deadline of every unary call (connect, put, get, fetch, register, ...). A call that does not
+    /// complete in time fails with <see cref="RaySharingTimeoutException"/>. To bound one call more
+    /// tightly, pass a <see cref="CancellationToken"/> that cancels sooner. Default 30 seconds.
+    /// </summary>
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a streaming put or get may wait for its next chunk. Streams have no overall deadline,
+    /// so objects of any size transfer; a stalled stream fails with <see cref="RaySharingTimeoutException"/>. Default 30 seconds.
+    /// </summary>
+    public TimeSpan StreamIdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long to wait for the TCP connection to the worker. Default 5 seconds.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The session lease to ask for: if this client stops renewing (it crashed, or was killed), the worker
+    /// ends the session after this long. Null takes the worker's default (10 seconds unless configured).
+    /// Default null.
+    /// </summary>
+    public TimeSpan? Lease { get; set; }
+
+    /// <summary>How often the lease is renewed. Null means a third of the granted lease. Default null.</summary>
+    public TimeSpan? LeaseRenewInterval { get; set; }
+
+    /// <summary>
+    /// Objects up to this size travel in one message (unary put and get); larger ones stream in chunks
+    /// of <see cref="ChunkBytes"/>. Must not exceed the worker's MaxUnaryObjectBytes. Default 1 MiB.
+    /// </summary>
+    public int MaxUnaryObjectBytes { get; set; } = 1 << 20;
+
+    /// <summary>The chunk size of streaming puts and gets, in bytes (64 KiB to 1 MiB is best). Default 256 KiB.</summary>
+    public int ChunkBytes { get; set; } = 256 << 10;
+
+    /// <summary>The largest gRPC message sent or received, in bytes. Default 64 MiB.</summary>
+    public int MaxMessageBytes { get; set; } = 64 << 20;
+
+    /// <summary>
+    /// How XLANG values are serialized. Default: MessagePack's contractless resolver (plain maps with
+    /// string keys for classes without attributes, readable from any language) with
+    /// <see cref="MessagePackSecurity.UntrustedData"/>, since objects may come from any process.
+    /// </summary>
+    public MessagePackSerializerOptions SerializerOptions { get; set; } =
+        MessagePackSerializerOptions.Standard.WithResolver(ContractlessStandardResolver.Instance).WithSecurity(MessagePackSecurity.UntrustedData);
+
+    /// <summary>Where the client logs (lease renewals, failures). Default null: no logging.</summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first option that is out of range.</summary>
+    public void Validate()
+    {
+        if (Address is null || !Address.IsAbsoluteUri || (Address.Scheme != Uri.UriSchemeHttp && Address.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException($"{nameof(Address)} must be an absolute http:// or https:// URI; got '{Address}'.", nameof(Address));
+        }
+
+        if (string.IsNullOrEmpty(Namespace) || Namespace.Length > 512)
+        {
+            throw new ArgumentException($"{nameof(Namespace)} must be 1 to 512 characters; got '{Namespace}'.", nameof(Namespace));
+        }
+
+        Positive(CallTimeout, nameof(CallTimeout));
+        Positive(StreamIdleTimeout, nameof(StreamIdleTimeout));
+        Positive(ConnectTimeout, nameof(ConnectTimeout));
+        if (Lease is { } lease)
+        {
+            Positive(lease, nameof(Lease));
+        }
+
+        if (LeaseRenewInterval is { } renew)
+        {
+            Positive(renew, nameof(LeaseRenewInterval));
+            if (Lease is { } l && renew >= l)
+            {
+                throw new ArgumentException($"{nameof(LeaseRenewInterval)} ({renew}) must be shorter than {nameof(Lease)} ({l}), or the lease lapses between renewals.", nameof(LeaseRenewInterval));
+            }
+        }
+
+        if (ChunkBytes is < 4096 or > 4 << 20)
+        {
+            throw new ArgumentException($"{nameof(ChunkBytes)} must be 4 KiB to 4 MiB; got {ChunkBytes}.", nameof(ChunkBytes));
+        }
+
+        if (MaxMessageBytes < 1 << 20)
+        {
+            throw new ArgumentException($"{nameof(MaxMessageBytes)} must be at least 1 MiB; got {MaxMessageBytes}.", nameof(MaxMessageBytes));
+        }
+
+        if (MaxUnaryObjectBytes < 0 || MaxUnaryObjectBytes > MaxMessageBytes - 4096)
+        {
+            throw new ArgumentException($"{nameof(MaxUnaryObjectBytes)} must be 0 to {nameof(MaxMessageBytes)} less 4 KiB; got {MaxUnaryObjectBytes}.", nameof(MaxUnaryObjectBytes));
+        }
+
+        if (SerializerOptions is null)
+        {
+            throw new ArgumentException($"{nameof(SerializerOptions)} must not be null.", nameof(SerializerOptions));
+        }
+    }
+
+    private static void Positive(TimeSpan value, string name)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"{name} must be positive; got {value}.", name);
+        }
+    }
+}
