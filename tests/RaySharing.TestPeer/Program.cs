@@ -1,0 +1,65 @@
+using System.Globalization;
+using RaySharing;
+
+// A second process for multi-process tests. It speaks on stdout in single lines the test waits for:
+//   put --address A [--holder NAME] [--key KEY] [--size N] [--hang]
+//       puts N pseudo-random bytes (owned by the holder when given, else by this session), registers the
+//       ref under KEY when given, prints "READY <envelope hex> <crc32 hex>", then exits, or with --hang
+//       waits to be killed.
+//   get --address A --envelope HEX
+//       rebuilds the ref from the envelope, gets the bytes and prints "GOT <size> <crc32 hex>".
+// Failures print "ERROR <exception type> <message>" and exit 1.
+var mode = args.Length > 0 ? args[0] : string.Empty;
+string? Arg(string name)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+try
+{
+    var address = Arg("--address") ?? throw new ArgumentException("--address is required");
+    await using var client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = new Uri(address), ClientName = "test-peer" }, timeout.Token);
+    switch (mode)
+    {
+        case "put":
+        {
+            var size = int.Parse(Arg("--size") ?? "1024", CultureInfo.InvariantCulture);
+            var data = new byte[size];
+            new Random(size).NextBytes(data);
+            var holderName = Arg("--holder");
+            var holder = holderName is null ? null : await client.GetHolderAsync(holderName, cancellationToken: timeout.Token);
+            var objectRef = await client.PutAsync(data, holder, timeout.Token);
+            if (Arg("--key") is { } key)
+            {
+                await holder!.RegisterAsync(key, [objectRef], timeout.Token);
+            }
+
+            Console.WriteLine($"READY {Convert.ToHexString(objectRef.ToEnvelopeBytes())} {objectRef.Envelope.Checksum:x8}");
+            if (args.Contains("--hang"))
+            {
+                await Task.Delay(Timeout.Infinite, timeout.Token);
+            }
+
+            return 0;
+        }
+
+        case "get":
+        {
+            var envelope = Convert.FromHexString(Arg("--envelope") ?? throw new ArgumentException("--envelope is required"));
+            await using var objectRef = await client.FromEnvelopeAsync<byte[]>(envelope, timeout.Token);
+            var bytes = await client.GetAsync(objectRef, timeout.Token);
+            Console.WriteLine($"GOT {bytes.Length} {RaySharing.Protocol.Checksums.Compute(bytes):x8}");
+            return 0;
+        }
+
+        default:
+            throw new ArgumentException($"unknown mode '{mode}'");
+    }
+}
+catch (Exception ex)
+{
+    Console.WriteLine($"ERROR {ex.GetType().Name} {ex.Message.ReplaceLineEndings(" ")}");
+    return 1;
+}

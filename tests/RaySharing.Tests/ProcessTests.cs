@@ -1,0 +1,133 @@
+using RaySharing.Protocol;
+using RaySharing.Tests.Infrastructure;
+using Xunit;
+
+namespace RaySharing.Tests;
+
+/// <summary>Sessions in real, separate OS processes: puts that outlive their process, refs that travel as bytes.</summary>
+public sealed class ProcessTests
+{
+    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
+
+    private static ChildProcess Peer(params string[] args) => ChildProcess.Start("tests/RaySharing.TestPeer", "RaySharing.TestPeer", args);
+
+    private static (byte[] Envelope, uint Checksum) ParseReady(string line)
+    {
+        var parts = line.Split(' ');
+        return (Convert.FromHexString(parts[1]), Convert.ToUInt32(parts[2], 16));
+    }
+
+    [Fact]
+    public async Task PutterKilledWithSigkill_HolderOwnedRegisteredObject_OtherSessionStillGetsIt()
+    {
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = TimeSpan.FromSeconds(1));
+        var driver = await worker.ConnectAsync();
+        var holder = await driver.GetOrCreateHolderAsync("DUMMY_HOLDER").Within();
+        await using var executor = Peer("put", "--address", worker.Address, "--holder", "DUMMY_HOLDER", "--key", "job", "--size", "300000", "--hang");
+        var (_, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
+        Assert.Equal(2, (await driver.GetStoreStatsAsync().Within()).Sessions);
+
+        executor.Kill();
+        // The killed process never closed its session: wait until its lease lapses and the worker ends it.
+        await Bounded.Eventually(async () => (await driver.GetStoreStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the killed session ends");
+
+        var fetched = (await holder.FetchAsync<byte[]>("job").Within()).Single();
+        var bytes = await driver.GetAsync(fetched).Within();
+        Assert.Equal(300_000, bytes.Length);
+        Assert.Equal(checksum, Checksums.Compute(bytes));
+    }
+
+    [Fact]
+    public async Task PutterKilledWithSigkill_SessionOwnedObject_DiesWithinOneLease()
+    {
+        var lease = TimeSpan.FromSeconds(1);
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
+        var observer = await worker.ConnectAsync();
+        await using var putter = Peer("put", "--address", worker.Address, "--size", "5000", "--hang");
+        var (envelope, _) = ParseReady(await putter.WaitForLineAsync("READY", ProcessTimeout));
+        var borrowed = await observer.FromEnvelopeAsync<byte[]>(envelope).Within();
+        Assert.Equal(5000, (await observer.GetAsync(borrowed).Within()).Length);
+
+        putter.Kill();
+        var killedAt = DateTime.UtcNow;
+        await Bounded.Eventually(async () =>
+        {
+            try
+            {
+                await observer.GetAsync(borrowed);
+                return false;
+            }
+            catch (OwnerDiedException ex)
+            {
+                Assert.Equal(borrowed.Owner.Incarnation, ex.Incarnation);
+                return true;
+            }
+        }, TimeSpan.FromSeconds(10), "the killed session's object dies");
+
+        // One lease plus the worker's check interval and process-kill latency.
+        Assert.True(DateTime.UtcNow - killedAt < lease + TimeSpan.FromSeconds(1.5), $"took {DateTime.UtcNow - killedAt}");
+        Assert.Equal(0, (await observer.GetStoreStatsAsync().Within()).UsedBytes);
+    }
+
+    [Fact]
+    public async Task Envelope_MadeInAnotherProcess_RebuiltHereGetsTheData()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var driver = await worker.ConnectAsync();
+        await driver.GetOrCreateHolderAsync("H").Within();
+        await using var executor = Peer("put", "--address", worker.Address, "--holder", "H", "--key", "k", "--size", "2000000");
+        var (envelope, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
+        Assert.Equal(0, await executor.WaitForExitAsync(ProcessTimeout));
+
+        var rebuilt = await driver.FromEnvelopeAsync<byte[]>(envelope).Within();
+        var bytes = await driver.GetAsync(rebuilt).Within();
+
+        Assert.Equal(checksum, Checksums.Compute(bytes));
+        Assert.Equal(OwnerKind.Holder, rebuilt.Owner.Kind);
+        Assert.Equal("H", rebuilt.Owner.Name);
+    }
+
+    [Fact]
+    public async Task Envelope_MadeHere_RebuiltInAnotherProcessGetsTheData()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var executor = await worker.ConnectAsync();
+        var holder = await executor.GetOrCreateHolderAsync("H").Within();
+        var data = new byte[70_000];
+        new Random(7).NextBytes(data);
+        var objectRef = await executor.PutAsync(data, holder).Within();
+
+        await using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
+        var line = await driver.WaitForLineAsync("GOT", ProcessTimeout);
+
+        Assert.Equal($"GOT 70000 {Checksums.Compute(data):x8}", line);
+        Assert.Equal(0, await driver.WaitForExitAsync(ProcessTimeout));
+    }
+
+    [Fact]
+    public async Task Envelope_OfKilledHolder_OtherProcessGetsTypedOwnerDied()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var executor = await worker.ConnectAsync();
+        var holder = await executor.GetOrCreateHolderAsync("H").Within();
+        var objectRef = await executor.PutAsync(new byte[10], holder).Within();
+        await holder.KillAsync().Within();
+
+        await using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => driver.WaitForLineAsync("GOT", ProcessTimeout));
+
+        Assert.Contains("ERROR OwnerDiedException", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(1, await driver.WaitForExitAsync(ProcessTimeout));
+    }
+
+    [Fact]
+    public async Task Sample_ExecutorsToDriver_DriverVerifiesEveryPartition()
+    {
+        await using var sample = ChildProcess.Start("samples/ExecutorsToDriver", "ExecutorsToDriver", "run", "--executors", "3");
+
+        var exitCode = await sample.WaitForExitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.True(exitCode == 0, sample.Output);
+        Assert.Contains("driver: verified 3/3 partitions", sample.Output, StringComparison.Ordinal);
+    }
+}
