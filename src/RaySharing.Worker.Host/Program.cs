@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using RaySharing.Worker;
 
@@ -25,9 +26,16 @@ await using var worker = await RaySharingWorker.StartAsync(options, logging => l
 Console.Out.WriteLine($"listening {worker.Address}");
 Console.Out.Flush();
 
+// SIGTERM (kill, systemd, container stop) and Ctrl+C both stop the worker gracefully: sessions end, objects are freed.
 using var stop = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
+void OnSignal(PosixSignalContext context)
+{
+    context.Cancel = true;
+    stop.Cancel();
+}
+
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
 try
 {
     await Task.Delay(Timeout.Infinite, stop.Token);

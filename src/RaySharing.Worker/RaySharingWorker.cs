@@ -5,8 +5,10 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using RaySharing.Worker.Diagnostics;
+using RaySharing.Worker.Hosting;
 using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker;
@@ -71,6 +73,7 @@ public sealed class RaySharingWorker : IAsyncDisposable
             kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
         });
         builder.Services.AddRaySharingWorker(options);
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         configureServices?.Invoke(builder);
         var app = builder.Build();
         app.MapRaySharingWorker();
