@@ -249,23 +249,33 @@ public sealed partial class RaySharingClient
         using var call = _objects.PutStream(new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
         try
         {
-            var first = true;
-            for (var offset = 0; offset < data.Length || first; offset += _options.ChunkBytes)
+            try
             {
-                var length = Math.Min(_options.ChunkBytes, data.Length - offset);
-                var message = new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice(offset, length)) };
-                if (first)
+                var first = true;
+                for (var offset = 0; offset < data.Length || first; offset += _options.ChunkBytes)
                 {
-                    message.Header = header;
-                    first = false;
+                    var length = Math.Min(_options.ChunkBytes, data.Length - offset);
+                    var message = new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice(offset, length)) };
+                    if (first)
+                    {
+                        message.Header = header;
+                        first = false;
+                    }
+
+                    idle.CancelAfter(_options.StreamIdleTimeout);
+                    await call.RequestStream.WriteAsync(message, idle.Token).ConfigureAwait(false);
                 }
 
                 idle.CancelAfter(_options.StreamIdleTimeout);
-                await call.RequestStream.WriteAsync(message, idle.Token).ConfigureAwait(false);
+                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+            }
+            catch (Exception) when (!idle.IsCancellationRequested)
+            {
+                // The worker may end the call before reading everything (store full, owner died): a write
+                // then fails without saying why, but the call's status does. Fall through to read it.
             }
 
             idle.CancelAfter(_options.StreamIdleTimeout);
-            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
             var reply = await call.ResponseAsync.WaitAsync(idle.Token).ConfigureAwait(false);
             return AdoptBorrowed(reply.Envelope);
         }

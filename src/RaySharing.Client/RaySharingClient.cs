@@ -110,7 +110,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <c>get_if_exists=True</c>). Concurrent callers all get the same incarnation. When the holder
     /// already exists, <paramref name="lifetime"/> is ignored.
     /// </summary>
-    /// <param name="name">The holder's name, 1 to 512 characters.</param>
+    /// <param name="name">The holder's name, 1 to 1024 UTF-8 bytes.</param>
     /// <param name="lifetime">Detached (default): lives until killed. Session: dies with this session.</param>
     /// <param name="holderNamespace">The namespace; null for the session's.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -321,19 +321,19 @@ public sealed partial class RaySharingClient : IAsyncDisposable
 
     private static void ValidateName(string name)
     {
-        ArgumentException.ThrowIfNullOrEmpty(name);
-        if (name.Length > 512)
+        ArgumentNullException.ThrowIfNull(name);
+        if (NameRules.Problem(name, "holder name") is { } problem)
         {
-            throw new ArgumentException($"A holder name is at most 512 characters; got {name.Length}.", nameof(name));
+            throw new ArgumentException(problem, nameof(name));
         }
     }
 
     private static void ValidateKey(string key)
     {
-        ArgumentException.ThrowIfNullOrEmpty(key);
-        if (key.Length > 512)
+        ArgumentNullException.ThrowIfNull(key);
+        if (NameRules.Problem(key, "key") is { } problem)
         {
-            throw new ArgumentException($"A key is at most 512 characters; got {key.Length}.", nameof(key));
+            throw new ArgumentException(problem, nameof(key));
         }
     }
 }

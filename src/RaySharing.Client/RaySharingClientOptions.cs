@@ -73,9 +73,9 @@ public sealed class RaySharingClientOptions
             throw new ArgumentException($"{nameof(Address)} must be an absolute http:// or https:// URI; got '{Address}'.", nameof(Address));
         }
 
-        if (string.IsNullOrEmpty(Namespace) || Namespace.Length > 512)
+        if (Protocol.NameRules.Problem(Namespace, "namespace") is { } problem)
         {
-            throw new ArgumentException($"{nameof(Namespace)} must be 1 to 512 characters; got '{Namespace}'.", nameof(Namespace));
+            throw new ArgumentException($"{nameof(Namespace)}: {problem}", nameof(Namespace));
         }
 
         Positive(CallTimeout, nameof(CallTimeout));

@@ -26,9 +26,11 @@ public static class EnvelopeCodec
     }
 
     /// <summary>Encodes an envelope into <paramref name="output"/>.</summary>
+    /// <exception cref="ArgumentException">The envelope breaks a rule of the spec, so no reader would accept it.</exception>
     public static void Encode(RefEnvelope envelope, IBufferWriter<byte> output)
     {
         ArgumentNullException.ThrowIfNull(envelope);
+        Validate(envelope);
         // MessagePackWriter 2.x is not annotated for stack spans, hence a small heap buffer.
         var id = new byte[ObjectId.Length];
         var writer = new MessagePackWriter(output);
@@ -101,6 +103,61 @@ public static class EnvelopeCodec
         }
     }
 
+    /// <summary>
+    /// Checks what the decoder will check, so the encoder never writes bytes readers reject: string
+    /// lengths in UTF-8 bytes, well-formed UTF-16 (a lone surrogate would be silently replaced), a name
+    /// for holder owners and none for session owners.
+    /// </summary>
+    private static void Validate(RefEnvelope envelope)
+    {
+        CheckString(envelope.Owner.Namespace, "Owner.Namespace");
+        CheckString(envelope.Owner.Name, "Owner.Name");
+        CheckString(envelope.Location.Address, "Location.Address");
+        CheckString(envelope.TypeName, "TypeName");
+        if (envelope.Owner.Kind == OwnerKind.Holder ? envelope.Owner.Name.Length == 0 : envelope.Owner.Name.Length != 0)
+        {
+            throw new ArgumentException($"A {envelope.Owner.Kind} owner must {(envelope.Owner.Kind == OwnerKind.Holder ? "have a name" : "have an empty name")}.", nameof(envelope));
+        }
+
+        if (envelope.Owner.Kind is not (OwnerKind.Holder or OwnerKind.Session))
+        {
+            throw new ArgumentException($"Owner kind {envelope.Owner.Kind} is not known.", nameof(envelope));
+        }
+
+        if (envelope.Size < 0)
+        {
+            throw new ArgumentException($"Size must not be negative; got {envelope.Size}.", nameof(envelope));
+        }
+
+        if (envelope.IntegrityTag is { Length: > MaxStringBytes })
+        {
+            throw new ArgumentException($"The integrity tag is at most {MaxStringBytes} bytes; got {envelope.IntegrityTag.Length}.", nameof(envelope));
+        }
+    }
+
+    private static void CheckString(string? value, string field)
+    {
+        if (value is null)
+        {
+            throw new ArgumentException($"{field} must not be null.", nameof(value));
+        }
+
+        int bytes;
+        try
+        {
+            bytes = StrictUtf8.GetByteCount(value);
+        }
+        catch (System.Text.EncoderFallbackException ex)
+        {
+            throw new ArgumentException($"{field} is not well-formed UTF-16 (a lone surrogate), so it has no UTF-8 form.", nameof(value), ex);
+        }
+
+        if (bytes > MaxStringBytes)
+        {
+            throw new ArgumentException($"{field} is {bytes} UTF-8 bytes; at most {MaxStringBytes} are allowed.", nameof(value));
+        }
+    }
+
     /// <summary>Decodes an envelope; false (and a reason) instead of an exception.</summary>
     public static bool TryDecode(ReadOnlyMemory<byte> bytes, out RefEnvelope? envelope, out string? error)
     {
@@ -121,16 +178,17 @@ public static class EnvelopeCodec
     private static RefEnvelope Read(ref MessagePackReader reader)
     {
         var count = ExpectArray(ref reader, "envelope");
+        // The version comes first, so an envelope of another version is reported as such, whatever its shape.
+        var version = count == 0 ? 0 : ReadInteger(ref reader, "version", static (ref MessagePackReader r) => r.ReadInt32());
+        if (version != RefEnvelope.CurrentVersion)
+        {
+            throw new EnvelopeFormatException($"Envelope version {version} is not supported; this library reads version {RefEnvelope.CurrentVersion}.");
+        }
+
         // Later versions may append fields; a version-1 reader needs the first nine.
         if (count < FieldCount)
         {
             throw new EnvelopeFormatException($"The envelope has {count} fields; version 1 has {FieldCount}.");
-        }
-
-        var version = reader.ReadInt32();
-        if (version != RefEnvelope.CurrentVersion)
-        {
-            throw new EnvelopeFormatException($"Envelope version {version} is not supported; this library reads version {RefEnvelope.CurrentVersion}.");
         }
 
         var objectId = ReadId(ref reader, "object id");
@@ -141,7 +199,7 @@ public static class EnvelopeCodec
             throw new EnvelopeFormatException($"The owner has {ownerCount} fields; 4 are required.");
         }
 
-        var kind = reader.ReadInt32();
+        var kind = ReadInteger(ref reader, "owner kind", static (ref MessagePackReader r) => r.ReadInt32());
         if (kind is not ((int)OwnerKind.Holder or (int)OwnerKind.Session))
         {
             throw new EnvelopeFormatException($"Owner kind {kind} is not known (1 = holder, 2 = session).");
@@ -156,6 +214,11 @@ public static class EnvelopeCodec
             throw new EnvelopeFormatException("A holder owner must have a name.");
         }
 
+        if ((OwnerKind)kind == OwnerKind.Session && name.Length != 0)
+        {
+            throw new EnvelopeFormatException("A session owner must have an empty name.");
+        }
+
         var locationCount = ExpectArray(ref reader, "location");
         if (locationCount < 2)
         {
@@ -166,7 +229,7 @@ public static class EnvelopeCodec
         var workerId = ReadId(ref reader, "worker id");
         SkipExtra(ref reader, locationCount - 2);
 
-        var size = reader.ReadUInt64();
+        var size = ReadInteger(ref reader, "size", static (ref MessagePackReader r) => r.ReadUInt64());
         if (size > long.MaxValue)
         {
             throw new EnvelopeFormatException($"Object size {size} is out of range.");
@@ -179,11 +242,17 @@ public static class EnvelopeCodec
         }
 
         var typeName = ReadString(ref reader, "type name");
-        var checksum = reader.ReadUInt32();
+        var checksum = ReadInteger(ref reader, "checksum", static (ref MessagePackReader r) => r.ReadUInt32());
         byte[]? tag = null;
         if (!reader.TryReadNil())
         {
-            var tagBytes = reader.ReadBytes() ?? throw new EnvelopeFormatException("The integrity tag is not binary.");
+            // ReadBytes would also take a str (old-spec raw); the spec says nil or bin.
+            if (reader.NextMessagePackType != MessagePackType.Binary)
+            {
+                throw new EnvelopeFormatException($"The integrity tag must be nil or binary; found {reader.NextMessagePackType}.");
+            }
+
+            var tagBytes = reader.ReadBytes()!.Value;
             if (tagBytes.Length > MaxStringBytes)
             {
                 throw new EnvelopeFormatException($"The integrity tag is {tagBytes.Length} bytes; at most {MaxStringBytes} are accepted.");
@@ -205,6 +274,25 @@ public static class EnvelopeCodec
             Checksum = checksum,
             IntegrityTag = tag,
         };
+    }
+
+    private delegate T IntegerReader<T>(ref MessagePackReader reader);
+
+    private static T ReadInteger<T>(ref MessagePackReader reader, string what, IntegerReader<T> read)
+    {
+        if (reader.NextMessagePackType != MessagePackType.Integer)
+        {
+            throw new EnvelopeFormatException($"The {what} must be an integer; found {reader.NextMessagePackType}.");
+        }
+
+        try
+        {
+            return read(ref reader);
+        }
+        catch (OverflowException ex)
+        {
+            throw new EnvelopeFormatException($"The {what} is out of range.", ex);
+        }
     }
 
     private static int ExpectArray(ref MessagePackReader reader, string what)

@@ -61,7 +61,7 @@ public static class ErrorReasons
 /// <summary>Names of the gRPC metadata entries of the protocol.</summary>
 public static class WireHeaders
 {
-    /// <summary>Request header: the caller's session id, 32 lowercase hex characters.</summary>
+    /// <summary>Request header: the caller's session id, 32 lowercase hex characters. Also an error trailer with SESSION_EXPIRED.</summary>
     public const string SessionId = "rs-session-id";
 
     /// <summary>Error trailer: the reason, one of <see cref="ErrorReasons"/>.</summary>
@@ -70,10 +70,10 @@ public static class WireHeaders
     /// <summary>Error trailer: the object the error is about, in hex.</summary>
     public const string ObjectId = "rs-object-id";
 
-    /// <summary>Error trailer: the namespace of the holder the error is about.</summary>
+    /// <summary>Error trailer: the namespace of the holder the error is about, percent-encoded (names may be any UTF-8).</summary>
     public const string HolderNamespace = "rs-holder-namespace";
 
-    /// <summary>Error trailer: the name of the holder the error is about.</summary>
+    /// <summary>Error trailer: the name of the holder the error is about, percent-encoded.</summary>
     public const string HolderName = "rs-holder-name";
 
     /// <summary>Error trailer: the holder incarnation (or owning session id) the error is about, in hex.</summary>

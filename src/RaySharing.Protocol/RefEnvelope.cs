@@ -64,7 +64,9 @@ public sealed record RefEnvelope
         && Codec == other.Codec
         && TypeName == other.TypeName
         && Checksum == other.Checksum
-        && (IntegrityTag ?? []).AsSpan().SequenceEqual(other.IntegrityTag ?? []);
+        && (IntegrityTag is null
+            ? other.IntegrityTag is null
+            : other.IntegrityTag is not null && IntegrityTag.AsSpan().SequenceEqual(other.IntegrityTag));
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(ObjectId, Owner, Size, Checksum);

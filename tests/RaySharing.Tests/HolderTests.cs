@@ -72,6 +72,24 @@ public sealed class HolderTests
     }
 
     [Fact]
+    public async Task Holder_NonAsciiNames_WorkAndTypedErrorsCarryTheNames()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var client = await worker.ConnectAsync();
+        var holder = await client.GetOrCreateHolderAsync("équipe-数据-🚀", holderNamespace: "名前空間").Within();
+        var objectRef = await client.PutAsync("x", holder).Within();
+        await holder.RegisterAsync("clé", [objectRef]).Within();
+
+        var missing = await Assert.ThrowsAsync<HolderNotFoundException>(() => client.GetHolderAsync("ñ-nobody", "名前空間").Within());
+        Assert.Equal("ñ-nobody", missing.HolderName);
+        Assert.Equal("名前空間", missing.HolderNamespace);
+        await holder.KillAsync().Within();
+        var died = await Assert.ThrowsAsync<OwnerDiedException>(() => client.GetAsync(objectRef).Within());
+        Assert.Equal("équipe-数据-🚀", died.HolderName);
+        Assert.Equal("名前空間", died.HolderNamespace);
+    }
+
+    [Fact]
     public async Task Kill_OtherSessionGetsRef_FailsWithOwnerDiedWithinOneSecond()
     {
         await using var worker = await TestWorker.StartAsync();
@@ -176,7 +194,7 @@ public sealed class HolderTests
         var client = await worker.ConnectAsync();
 
         await Assert.ThrowsAsync<ArgumentException>(() => client.GetOrCreateHolderAsync("").Within());
-        await Assert.ThrowsAsync<ArgumentException>(() => client.GetOrCreateHolderAsync(new string('x', 513)).Within());
+        await Assert.ThrowsAsync<ArgumentException>(() => client.GetOrCreateHolderAsync(new string('x', 1025)).Within());
         Assert.NotNull(await client.GetOrCreateHolderAsync("fine").Within());
     }
 }

@@ -17,8 +17,8 @@ internal static class ExceptionFactory
         var reason = trailers.GetValue(WireHeaders.Reason);
         var message = rpc.Status.Detail;
         var objectId = ParseId(trailers.GetValue(WireHeaders.ObjectId));
-        var holderNamespace = trailers.GetValue(WireHeaders.HolderNamespace);
-        var holderName = trailers.GetValue(WireHeaders.HolderName);
+        var holderNamespace = Unescape(trailers.GetValue(WireHeaders.HolderNamespace));
+        var holderName = Unescape(trailers.GetValue(WireHeaders.HolderName));
         var incarnation = ParseId(trailers.GetValue(WireHeaders.Incarnation));
 
         switch (reason)
@@ -44,7 +44,7 @@ internal static class ExceptionFactory
             case ErrorReasons.NotOwner:
                 return new RefNotOwnedException(message, objectId, holderNamespace, holderName);
             case ErrorReasons.SessionExpired:
-                return new SessionExpiredException(message, incarnation ?? ObjectId.Empty);
+                return new SessionExpiredException(message, ParseId(trailers.GetValue(WireHeaders.SessionId)) ?? ObjectId.Empty);
             case ErrorReasons.ChecksumMismatch:
                 return new ChecksumMismatchException(message, objectId);
             case ErrorReasons.Unauthorized:
@@ -66,7 +66,7 @@ internal static class ExceptionFactory
                 $"{operation} could not reach the worker at {address}: {message}. Check that a worker is running there.", address, rpc),
             StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
             StatusCode.Cancelled => new WorkerUnavailableException($"{operation} was cut off by worker {address}: {message}", address, rpc),
-            _ => new RaySharingException(rpc.StatusCode.ToString().ToUpperInvariant(), $"{operation} on worker {address} failed with {rpc.StatusCode}: {message}", rpc),
+            _ => new RaySharingException(StatusName(rpc.StatusCode), $"{operation} on worker {address} failed with {rpc.StatusCode}: {message}", rpc),
         };
     }
 
@@ -84,6 +84,12 @@ internal static class ExceptionFactory
         new($"{operation} on worker {address} stalled: no chunk for {idle.TotalSeconds:0.###} s (StreamIdleTimeout).");
 
     public static ObjectDisposedException Disposed() => new(nameof(RaySharingClient), "The client is disposed; its session has ended.");
+
+    private static string? Unescape(string? value) => value is null ? null : Uri.UnescapeDataString(value);
+
+    /// <summary>The gRPC name of a status, for example <c>RESOURCE_EXHAUSTED</c>, so fallback reasons look like the others.</summary>
+    private static string StatusName(StatusCode status) =>
+        System.Text.RegularExpressions.Regex.Replace(status.ToString(), "(?<=[a-z])(?=[A-Z])", "_").ToUpperInvariant();
 
     private static ObjectId? ParseId(string? hex)
     {

@@ -18,7 +18,6 @@ namespace RaySharing.Worker.Ownership;
 internal sealed class OwnershipGraph
 {
     private const string DefaultNamespace = "default";
-    private const int MaxNameLength = 512;
 
     private readonly Lock _gate = new();
     private readonly Dictionary<ObjectId, SessionState> _sessions = [];
@@ -534,20 +533,8 @@ internal sealed class OwnershipGraph
     private static string NormalizeNamespace(string ns) =>
         string.IsNullOrEmpty(ns) ? DefaultNamespace : ValidateName(ns, "namespace");
 
-    private static string ValidateName(string value, string what)
-    {
-        if (string.IsNullOrEmpty(value))
-        {
-            throw WorkerErrors.InvalidRequest($"The {what} must not be empty.");
-        }
-
-        if (value.Length > MaxNameLength)
-        {
-            throw WorkerErrors.InvalidRequest($"The {what} is {value.Length} characters; at most {MaxNameLength} are allowed.");
-        }
-
-        return value;
-    }
+    private static string ValidateName(string value, string what) =>
+        NameRules.Problem(value, what) is { } problem ? throw WorkerErrors.InvalidRequest(problem) : value;
 
     private static long NowMillis() => Environment.TickCount64;
 }

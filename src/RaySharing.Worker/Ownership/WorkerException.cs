@@ -29,6 +29,8 @@ internal sealed class WorkerException : Exception
 
     public ObjectId? Incarnation { get; init; }
 
+    public ObjectId? SessionId { get; init; }
+
     public RpcException ToRpcException()
     {
         var trailers = new Metadata { { WireHeaders.Reason, Reason } };
@@ -39,17 +41,23 @@ internal sealed class WorkerException : Exception
 
         if (HolderNamespace is not null)
         {
-            trailers.Add(WireHeaders.HolderNamespace, HolderNamespace);
+            // Metadata values must be ASCII; names may be any UTF-8.
+            trailers.Add(WireHeaders.HolderNamespace, Uri.EscapeDataString(HolderNamespace));
         }
 
         if (HolderName is not null)
         {
-            trailers.Add(WireHeaders.HolderName, HolderName);
+            trailers.Add(WireHeaders.HolderName, Uri.EscapeDataString(HolderName));
         }
 
         if (Incarnation is { } incarnation)
         {
             trailers.Add(WireHeaders.Incarnation, incarnation.ToString());
+        }
+
+        if (SessionId is { } session)
+        {
+            trailers.Add(WireHeaders.SessionId, session.ToString());
         }
 
         return new RpcException(new Status(Status, Message), trailers, Message);
@@ -121,7 +129,7 @@ internal static class WorkerErrors
     public static WorkerException SessionExpired(ObjectId sessionId) =>
         new(StatusCode.FailedPrecondition, ErrorReasons.SessionExpired,
             $"Session {sessionId} has ended (closed, or its lease lapsed). Open a new session.")
-        { Incarnation = sessionId };
+        { SessionId = sessionId };
 
     public static WorkerException ChecksumMismatch(string detail) =>
         new(StatusCode.DataLoss, ErrorReasons.ChecksumMismatch, detail);
