@@ -31,6 +31,12 @@ public static class EnvelopeCodec
     {
         ArgumentNullException.ThrowIfNull(envelope);
         Validate(envelope);
+        EncodeUnvalidated(envelope, output);
+    }
+
+    /// <summary>Writes the layout without the checks; tests use it to make bytes that readers must reject.</summary>
+    internal static void EncodeUnvalidated(RefEnvelope envelope, IBufferWriter<byte> output)
+    {
         // MessagePackWriter 2.x is not annotated for stack spans, hence a small heap buffer.
         var id = new byte[ObjectId.Length];
         var writer = new MessagePackWriter(output);

@@ -232,36 +232,10 @@ public sealed class EnvelopeCodecTests
 
     private static string Hex(byte[] bytes) => Convert.ToHexString(bytes).ToLowerInvariant();
 
-    /// <summary>The envelope layout written without the encoder's checks, to make bytes that readers must reject.</summary>
     private static byte[] EncodeUnchecked(RefEnvelope envelope)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        writer.WriteArrayHeader(9);
-        writer.Write(1);
-        writer.Write(envelope.ObjectId.ToByteArray());
-        writer.WriteArrayHeader(4);
-        writer.Write((int)envelope.Owner.Kind);
-        writer.Write(envelope.Owner.Namespace);
-        writer.Write(envelope.Owner.Name);
-        writer.Write(envelope.Owner.Incarnation.ToByteArray());
-        writer.WriteArrayHeader(2);
-        writer.Write(envelope.Location.Address);
-        writer.Write(envelope.Location.WorkerId.ToByteArray());
-        writer.Write((ulong)envelope.Size);
-        writer.Write(CodecNames.ToName(envelope.Codec));
-        writer.Write(envelope.TypeName);
-        writer.Write(envelope.Checksum);
-        if (envelope.IntegrityTag is null)
-        {
-            writer.WriteNil();
-        }
-        else
-        {
-            writer.Write(envelope.IntegrityTag);
-        }
-
-        writer.Flush();
+        EnvelopeCodec.EncodeUnvalidated(envelope, buffer);
         return buffer.WrittenSpan.ToArray();
     }
 
