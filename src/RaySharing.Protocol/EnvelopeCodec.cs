@@ -352,11 +352,48 @@ public static class EnvelopeCodec
         }
     }
 
+    /// <summary>How deeply the unknown elements a later version may append can nest.</summary>
+    private const int MaxSkipDepth = 16;
+
     private static void SkipExtra(ref MessagePackReader reader, int count)
     {
         for (var i = 0; i < count; i++)
         {
-            reader.Skip();
+            SkipBounded(ref reader, 0);
+        }
+    }
+
+    /// <summary>
+    /// Skips one element. MessagePackReader.Skip recurses without a limit, so 16 KiB of nested array
+    /// headers could exhaust a thread's stack; this one refuses nesting deeper than <see cref="MaxSkipDepth"/>.
+    /// </summary>
+    private static void SkipBounded(ref MessagePackReader reader, int depth)
+    {
+        if (depth > MaxSkipDepth)
+        {
+            throw new EnvelopeFormatException($"Unknown trailing elements nest deeper than {MaxSkipDepth} levels.");
+        }
+
+        switch (reader.NextMessagePackType)
+        {
+            case MessagePackType.Array:
+                for (var i = reader.ReadArrayHeader(); i > 0; i--)
+                {
+                    SkipBounded(ref reader, depth + 1);
+                }
+
+                break;
+            case MessagePackType.Map:
+                for (var i = reader.ReadMapHeader(); i > 0; i--)
+                {
+                    SkipBounded(ref reader, depth + 1);
+                    SkipBounded(ref reader, depth + 1);
+                }
+
+                break;
+            default:
+                reader.Skip();
+                break;
         }
     }
 

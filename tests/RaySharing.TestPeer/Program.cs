@@ -2,10 +2,12 @@ using System.Globalization;
 using RaySharing;
 
 // A second process for multi-process tests. It speaks on stdout in single lines the test waits for:
-//   put --address A [--holder NAME] [--key KEY] [--size N] [--hang]
+//   put --address A [--holder NAME [--session-holder]] [--key KEY] [--size N] [--hang]
 //       puts N pseudo-random bytes (owned by the holder when given, else by this session), registers the
 //       ref under KEY when given, prints "READY <envelope hex> <crc32 hex>", then exits, or with --hang
-//       waits to be killed.
+//       waits to be killed. With --session-holder it first creates the holder with session lifetime.
+//   borrow --address A --envelope HEX
+//       rebuilds the ref (a borrow), prints "BORROWED", and waits to be killed.
 //   get --address A --envelope HEX
 //       rebuilds the ref from the envelope, gets the bytes and prints "GOT <size> <crc32 hex>".
 // Failures print "ERROR <exception type> <message>" and exit 1.
@@ -29,7 +31,9 @@ try
             var data = new byte[size];
             new Random(size).NextBytes(data);
             var holderName = Arg("--holder");
-            var holder = holderName is null ? null : await client.GetHolderAsync(holderName, cancellationToken: timeout.Token);
+            var holder = holderName is null ? null
+                : args.Contains("--session-holder") ? await client.GetOrCreateHolderAsync(holderName, HolderLifetime.Session, cancellationToken: timeout.Token)
+                : await client.GetHolderAsync(holderName, cancellationToken: timeout.Token);
             var objectRef = await client.PutAsync(data, holder, timeout.Token);
             if (Arg("--key") is { } key)
             {
@@ -51,6 +55,15 @@ try
             await using var objectRef = await client.FromEnvelopeAsync<byte[]>(envelope, timeout.Token);
             var bytes = await client.GetAsync(objectRef, timeout.Token);
             Console.WriteLine($"GOT {bytes.Length} {RaySharing.Protocol.Checksums.Compute(bytes):x8}");
+            return 0;
+        }
+
+        case "borrow":
+        {
+            var envelope = Convert.FromHexString(Arg("--envelope") ?? throw new ArgumentException("--envelope is required"));
+            await client.FromEnvelopeAsync(envelope, timeout.Token);
+            Console.WriteLine("BORROWED");
+            await Task.Delay(Timeout.Infinite, timeout.Token);
             return 0;
         }
 

@@ -262,6 +262,28 @@ public sealed class ObjectTests
     }
 
     [Fact]
+    public async Task FreedObject_AfterItsTombstoneIsEvicted_StillATypedError()
+    {
+        await using var worker = await TestWorker.StartAsync(o => o.TombstoneCapacity = 2);
+        var client = await worker.ConnectAsync();
+        var holder = await client.GetOrCreateHolderAsync("H").Within();
+        var envelopes = new List<byte[]>();
+        for (var i = 0; i < 3; i++)
+        {
+            var objectRef = await client.PutAsync(i, holder).Within();
+            envelopes.Add(objectRef.ToEnvelopeBytes());
+            await objectRef.DisposeAsync().Within();
+        }
+
+        // The first tombstone was evicted by the third: the worker no longer knows the first object.
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.FromEnvelopeAsync(envelopes[0]).Within());
+        await Assert.ThrowsAsync<ObjectFreedException>(() => client.FromEnvelopeAsync(envelopes[2]).Within());
+        await holder.KillAsync().Within();
+        // Owner death is read from the envelope, not from a tombstone, so it never expires.
+        await Assert.ThrowsAsync<OwnerDiedException>(() => client.FromEnvelopeAsync(envelopes[0]).Within());
+    }
+
+    [Fact]
     public async Task Release_ManyRefsInOneCall_FreesThemAll()
     {
         await using var worker = await TestWorker.StartAsync();

@@ -70,6 +70,78 @@ public sealed class ProcessTests
     }
 
     [Fact]
+    public async Task CreatorKilledWithSigkill_SessionLifetimeHolder_DiesWithinOneLeaseWithItsObjects()
+    {
+        var lease = TimeSpan.FromSeconds(1);
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
+        var observer = await worker.ConnectAsync();
+        await using var creator = Peer("put", "--address", worker.Address, "--holder", "EPHEMERAL", "--session-holder", "--key", "k", "--size", "4000", "--hang");
+        var (envelope, _) = ParseReady(await creator.WaitForLineAsync("READY", ProcessTimeout));
+        var holder = await observer.GetHolderAsync("EPHEMERAL").Within();
+        var fetched = (await holder.FetchAsync<byte[]>("k").Within()).Single();
+        Assert.Equal(HolderLifetime.Session, holder.Lifetime);
+
+        creator.Kill();
+        var killedAt = DateTime.UtcNow;
+        await Bounded.Eventually(async () =>
+        {
+            try
+            {
+                await observer.GetAsync(fetched);
+                return false;
+            }
+            catch (OwnerDiedException ex)
+            {
+                Assert.Equal(holder.Incarnation, ex.Incarnation);
+                Assert.Equal("EPHEMERAL", ex.HolderName);
+                return true;
+            }
+        }, TimeSpan.FromSeconds(10), "the killed creator's holder dies");
+
+        Assert.True(DateTime.UtcNow - killedAt < lease + TimeSpan.FromSeconds(1.5), $"took {DateTime.UtcNow - killedAt}");
+        await Assert.ThrowsAsync<HolderNotFoundException>(() => observer.GetHolderAsync("EPHEMERAL").Within());
+        await Assert.ThrowsAsync<OwnerDiedException>(() => observer.FromEnvelopeAsync(envelope).Within());
+        Assert.Equal(0, (await observer.GetStoreStatsAsync().Within()).UsedBytes);
+    }
+
+    [Fact]
+    public async Task BorrowerKilledWithSigkill_ItsBorrowDropsWithinOneLeaseAndTheObjectIsFreed()
+    {
+        var lease = TimeSpan.FromSeconds(1);
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
+        var owner = await worker.ConnectAsync();
+        var holder = await owner.GetOrCreateHolderAsync("H").Within();
+        var objectRef = await owner.PutAsync(new byte[3000], holder).Within();
+        await using var borrower = Peer("borrow", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
+        await borrower.WaitForLineAsync("BORROWED", ProcessTimeout);
+        await objectRef.DisposeAsync().Within();
+        Assert.Equal(1, (await owner.GetStoreStatsAsync().Within()).Objects);
+
+        borrower.Kill();
+
+        await Bounded.Eventually(async () => (await owner.GetStoreStatsAsync()).Objects == 0, lease + TimeSpan.FromSeconds(2), "the killed borrower's borrow drops");
+        Assert.Equal(0, (await owner.GetStoreStatsAsync().Within()).UsedBytes);
+    }
+
+    [Fact]
+    public async Task WorkerHost_Sigterm_StopsGracefully()
+    {
+        await using var host = ChildProcess.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host", "--port", "0");
+        var address = (await host.WaitForLineAsync("listening", ProcessTimeout)).Split(' ')[1];
+        var client = await TestWorker.ConnectAsync(address);
+        Assert.NotNull(await client.PutAsync("x").Within());
+
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", host.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync().Within();
+        }
+
+        Assert.Equal(0, await host.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        await Assert.ThrowsAnyAsync<Exception>(() => client.GetStoreStatsAsync().Within());
+        await client.DisposeAsync().Within();
+    }
+
+    [Fact]
     public async Task Envelope_MadeInAnotherProcess_RebuiltHereGetsTheData()
     {
         await using var worker = await TestWorker.StartAsync();

@@ -1,0 +1,72 @@
+using RaySharing.Chaos.Infrastructure;
+
+namespace RaySharing.Chaos.Roles;
+
+/// <summary>
+/// Fetches the job's refs from the holder and gets every one, reporting each outcome on its own
+/// line. It never gives up early: after a failure it goes on to the next ref, so the harness sees
+/// how every get ended, and it always ends with DONE.
+/// </summary>
+internal static class Driver
+{
+    public static async Task<int> RunAsync(CommandLine commandLine)
+    {
+        commandLine.Allow("--address", "--holder", "--key");
+        var address = commandLine.Address();
+        var holderName = commandLine.Required("--holder");
+        var key = commandLine.Required("--key");
+
+        RaySharingClient? client = null;
+        try
+        {
+            IReadOnlyList<ObjectRef> refs;
+            try
+            {
+                client = await Bounded.RunAsync("connect", ChildRole.CallBound,
+                    token => RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-driver"), token), CancellationToken.None);
+                var holder = await Bounded.RunAsync("get holder", ChildRole.CallBound,
+                    token => client.GetHolderAsync(holderName, cancellationToken: token), CancellationToken.None);
+                refs = await Bounded.RunAsync("fetch", ChildRole.CallBound, token => holder.FetchAsync(key, token), CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                ChildLines.Say($"{ChildLines.Err} {ChildLines.FetchTarget} {Outcome.Of(ex).Token}");
+                ChildLines.Say(ChildLines.Done);
+                return 0;
+            }
+
+            ChildLines.Say($"{ChildLines.Fetched} {refs.Count}");
+            foreach (var objectRef in refs)
+            {
+                try
+                {
+                    var bytes = await Bounded.RunAsync("get", ChildRole.CallBound, token => client.GetBytesAsync(objectRef, token), CancellationToken.None);
+                    ChildLines.Say($"{ChildLines.Ok} {objectRef.Id} {Payload.Hex(Payload.Crc(bytes))}");
+                }
+                catch (Exception ex)
+                {
+                    ChildLines.Say($"{ChildLines.Err} {objectRef.Id} {Outcome.Of(ex).Token}");
+                }
+            }
+
+            try
+            {
+                await Bounded.RunAsync("release", ChildRole.CallBound, token => client.ReleaseAsync(refs, token), CancellationToken.None);
+            }
+            catch (Exception ex) when (ex is RaySharingException or TimeoutException or BoundExceededException)
+            {
+                // The refs die with the session anyway; the gets above are what the harness checks.
+            }
+
+            ChildLines.Say(ChildLines.Done);
+            return 0;
+        }
+        finally
+        {
+            if (client is not null)
+            {
+                await client.DisposeAsync().AsTask().WaitAsync(ChildRole.CallBound);
+            }
+        }
+    }
+}

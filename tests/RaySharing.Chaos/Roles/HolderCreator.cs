@@ -1,0 +1,35 @@
+using RaySharing.Chaos.Infrastructure;
+
+namespace RaySharing.Chaos.Roles;
+
+/// <summary>
+/// Creates a SESSION-lifetime holder, puts an object owned by it, registers it, announces its
+/// envelope and then waits to be killed: when this process dies, the holder and its object must die
+/// with its session, and refs to them must fail with <see cref="OwnerDiedException"/>.
+/// </summary>
+internal static class HolderCreator
+{
+    public static async Task<int> RunAsync(CommandLine commandLine)
+    {
+        commandLine.Allow("--address", "--holder", "--key", "--size", "--seed");
+        var address = commandLine.Address();
+        var holderName = commandLine.Required("--holder");
+        var key = commandLine.Required("--key");
+        var size = commandLine.Int("--size", null, 0, 64 << 20);
+        var seed = commandLine.Int("--seed", null, int.MinValue, int.MaxValue);
+
+        var data = Payload.Build(size, seed);
+        var crc = Payload.Crc(data);
+        using var timeout = new CancellationTokenSource(ChildRole.CallBound * 3);
+        // Not disposed on purpose: this session must end only by being killed, as a crashed process's would.
+        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-holder-creator"), timeout.Token);
+        var holder = await client.GetOrCreateHolderAsync(holderName, HolderLifetime.Session, cancellationToken: timeout.Token);
+        var objectRef = await client.PutAsync(data, holder, timeout.Token);
+        await holder.RegisterAsync(key, [objectRef], timeout.Token);
+        ChildLines.Say($"{ChildLines.Ready} {Convert.ToHexString(objectRef.ToEnvelopeBytes())} {Payload.Hex(crc)}");
+
+        // Until killed (or until the harness goes away: see ChildRole.ExitWithParent).
+        await Task.Delay(Timeout.Infinite);
+        return 0;
+    }
+}

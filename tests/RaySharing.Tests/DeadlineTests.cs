@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using RaySharing.Tests.Infrastructure;
+using Xunit;
+
+namespace RaySharing.Tests;
+
+/// <summary>A worker that stops answering becomes a typed error within the bound, never a hang.</summary>
+public sealed class DeadlineTests
+{
+    private static readonly TimeSpan Idle = TimeSpan.FromSeconds(1);
+
+    [Fact]
+    public async Task GetStream_WorkerStopsAnsweringMidTransfer_TimeoutWithinIdleBound()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var putter = await worker.ConnectAsync();
+        var objectRef = await putter.PutAsync(new byte[48 << 20], await putter.GetOrCreateHolderAsync("H").Within()).Within();
+        await using var proxy = new FreezableProxy(worker.Address);
+        var getter = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = Idle; o.ChunkBytes = 64 << 10; });
+        var borrowed = await getter.FromEnvelopeAsync<byte[]>(objectRef.ToEnvelopeBytes()).Within();
+
+        proxy.FreezeToClientAfter(1 << 20);
+        var clock = Stopwatch.StartNew();
+        var ex = await Assert.ThrowsAsync<RaySharingTimeoutException>(() => getter.GetAsync(borrowed).Within());
+
+        Assert.True(clock.Elapsed < Idle + TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+        Assert.Contains("StreamIdleTimeout", ex.Message, StringComparison.Ordinal);
+        Assert.True(ex.IsTransient);
+        Assert.Equal(48 << 20, (await putter.GetAsync(objectRef).Within()).Length);
+    }
+
+    [Fact]
+    public async Task PutStream_WorkerStopsReadingMidTransfer_TimeoutWithinIdleBoundAndNothingStored()
+    {
+        await using var worker = await TestWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(2));
+        var observer = await worker.ConnectAsync();
+        await using var proxy = new FreezableProxy(worker.Address);
+        var putter = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = Idle; o.ChunkBytes = 64 << 10; });
+
+        proxy.FreezeToWorkerAfter(2 << 20);
+        var clock = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<RaySharingTimeoutException>(() => putter.PutAsync(new byte[64 << 20]).Within());
+
+        Assert.True(clock.Elapsed < Idle + TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+        // The worker abandons the half-received put after its own idle timeout; nothing is stored.
+        await Bounded.Eventually(async () => (await observer.GetStoreStatsAsync()).UsedBytes == 0, TimeSpan.FromSeconds(10), "the half put is dropped");
+        Assert.Equal(0, (await observer.GetStoreStatsAsync().Within()).Objects);
+    }
+
+    [Fact]
+    public async Task UnaryCall_WorkerStopsAnswering_TimeoutWithinCallTimeout()
+    {
+        var callTimeout = TimeSpan.FromSeconds(2);
+        await using var worker = await TestWorker.StartAsync();
+        // Warm up the gRPC stacks first: a cold first call can take longer than the short deadline below.
+        await (await worker.ConnectAsync()).GetOrCreateHolderAsync("H").Within();
+        await using var proxy = new FreezableProxy(worker.Address);
+        var client = await TestWorker.ConnectAsync(proxy.Address, o => o.CallTimeout = callTimeout);
+        var holder = await client.GetOrCreateHolderAsync("H").Within();
+
+        proxy.FreezeToClientAfter(0);
+        var clock = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<RaySharingTimeoutException>(() => holder.ListKeysAsync().Within());
+        await Assert.ThrowsAsync<RaySharingTimeoutException>(() => client.PutAsync(1, holder).Within());
+
+        Assert.True(clock.Elapsed < (2 * callTimeout) + TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
+    }
+}
