@@ -24,16 +24,12 @@ public sealed partial class RaySharingClient
     /// </remarks>
     /// <exception cref="OwnerDiedException">The holder is dead.</exception>
     /// <exception cref="ObjectStoreFullException">The worker's store has no room.</exception>
-    public async Task<ObjectRef<T>> PutAsync<T>(T value, ObjectHolder? owner = null, CancellationToken cancellationToken = default)
+    public Task<ObjectRef<T>> PutAsync<T>(T value, ObjectHolder? owner = null, CancellationToken cancellationToken = default) => value switch
     {
-        var objectRef = value switch
-        {
-            byte[] bytes => await PutEncodedAsync(bytes, ObjectCodec.Raw, string.Empty, owner, cancellationToken).ConfigureAwait(false),
-            ReadOnlyMemory<byte> memory => await PutEncodedAsync(memory, ObjectCodec.Raw, string.Empty, owner, cancellationToken).ConfigureAwait(false),
-            _ => await PutEncodedAsync(Serialize(value), ObjectCodec.Xlang, TypeNames.Of<T>(), owner, cancellationToken).ConfigureAwait(false),
-        };
-        return objectRef.As<T>();
-    }
+        byte[] bytes => PutCoreAsync(bytes, ObjectCodec.Raw, string.Empty, owner, RefFactories<T>.Typed, cancellationToken),
+        ReadOnlyMemory<byte> memory => PutCoreAsync(memory, ObjectCodec.Raw, string.Empty, owner, RefFactories<T>.Typed, cancellationToken),
+        _ => PutCoreAsync(Serialize(value), ObjectCodec.Xlang, TypeNames.Of<T>(), owner, RefFactories<T>.Typed, cancellationToken),
+    };
 
     /// <summary>
     /// Puts bytes that are already encoded: RAW bytes (the default), an ARROW IPC stream, or an XLANG
@@ -44,7 +40,11 @@ public sealed partial class RaySharingClient
     /// <param name="typeName">The type name to record; empty for untyped.</param>
     /// <param name="owner">The owning holder; null for this session.</param>
     /// <param name="cancellationToken">Cancels the put; nothing is stored then.</param>
-    public Task<ObjectRef> PutEncodedAsync(ReadOnlyMemory<byte> data, ObjectCodec codec = ObjectCodec.Raw, string typeName = "", ObjectHolder? owner = null, CancellationToken cancellationToken = default)
+    public Task<ObjectRef> PutEncodedAsync(ReadOnlyMemory<byte> data, ObjectCodec codec = ObjectCodec.Raw, string typeName = "", ObjectHolder? owner = null, CancellationToken cancellationToken = default) =>
+        PutCoreAsync(data, codec, typeName, owner, RefFactories<object>.Untyped, cancellationToken);
+
+    private Task<TRef> PutCoreAsync<TRef>(ReadOnlyMemory<byte> data, ObjectCodec codec, string typeName, ObjectHolder? owner, RefFactory<TRef> create, CancellationToken cancellationToken)
+        where TRef : ObjectRef
     {
         ArgumentNullException.ThrowIfNull(typeName);
         if (codec is not (ObjectCodec.Xlang or ObjectCodec.Raw or ObjectCodec.Arrow))
@@ -66,8 +66,8 @@ public sealed partial class RaySharingClient
             Checksum = Crc32.HashToUInt32(data.Span),
         };
         return data.Length <= _options.MaxUnaryObjectBytes
-            ? PutUnaryAsync(header, data, cancellationToken)
-            : PutStreamAsync(header, data, cancellationToken);
+            ? PutUnaryAsync(header, data, create, cancellationToken)
+            : PutStreamAsync(header, data, create, cancellationToken);
     }
 
     /// <summary>Gets the object as <typeparamref name="T"/>, pulling the bytes straight from the worker that stores them.</summary>
@@ -207,9 +207,12 @@ public sealed partial class RaySharingClient
         }
     }
 
-    private ObjectRef AdoptBorrowed(ByteString envelopeBytes)
+    private ObjectRef AdoptBorrowed(ByteString envelopeBytes) => AdoptBorrowed(envelopeBytes, RefFactories<object>.Untyped);
+
+    private TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
+        where TRef : ObjectRef
     {
-        var bytes = envelopeBytes.ToByteArray();
+        var bytes = AdoptArray(envelopeBytes);
         RefEnvelope envelope;
         try
         {
@@ -220,8 +223,17 @@ public sealed partial class RaySharingClient
             throw ExceptionFactory.InvalidEnvelope(ex);
         }
 
-        return new ObjectRef(envelope, bytes, new RefBorrow(this, envelope.ObjectId));
+        return create(envelope, bytes, new RefBorrow(this, envelope.ObjectId));
     }
+
+    /// <summary>
+    /// The bytes of a ByteString parsed from a reply. Such a ByteString owns an exact-size array that
+    /// nothing else sees, so it is adopted instead of copied.
+    /// </summary>
+    private static byte[] AdoptArray(ByteString bytes) =>
+        MemoryMarshal.TryGetArray(bytes.Memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : bytes.ToByteArray();
 
     private byte[] Serialize<T>(T value)
     {
@@ -235,15 +247,17 @@ public sealed partial class RaySharingClient
         }
     }
 
-    private async Task<ObjectRef> PutUnaryAsync(PutHeader header, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    private async Task<TRef> PutUnaryAsync<TRef>(PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
+        where TRef : ObjectRef
     {
         var reply = await UnaryAsync("Put", _objects.PutAsync(
             new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) },
             CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
-        return AdoptBorrowed(reply.Envelope);
+        return AdoptBorrowed(reply.Envelope, create);
     }
 
-    private async Task<ObjectRef> PutStreamAsync(PutHeader header, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    private async Task<TRef> PutStreamAsync<TRef>(PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
+        where TRef : ObjectRef
     {
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         using var call = _objects.PutStream(new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
@@ -277,7 +291,7 @@ public sealed partial class RaySharingClient
 
             idle.CancelAfter(_options.StreamIdleTimeout);
             var reply = await call.ResponseAsync.WaitAsync(idle.Token).ConfigureAwait(false);
-            return AdoptBorrowed(reply.Envelope);
+            return AdoptBorrowed(reply.Envelope, create);
         }
         catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken) is { } mapped)
         {
@@ -294,10 +308,7 @@ public sealed partial class RaySharingClient
         if (envelope.Size <= _options.MaxUnaryObjectBytes)
         {
             var reply = await UnaryAsync("Get", _objects.GetAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
-            // A parsed ByteString owns an exact-size array nobody else sees: adopt it instead of copying.
-            bytes = MemoryMarshal.TryGetArray(reply.Data.Memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
-                ? segment.Array
-                : reply.Data.ToByteArray();
+            bytes = AdoptArray(reply.Data);
         }
         else
         {
@@ -387,4 +398,15 @@ public sealed partial class RaySharingClient
         ObjectCodec.Raw => Codec.Raw,
         _ => Codec.Arrow,
     };
+
+    /// <summary>Makes the ref a call returns: typed for <c>PutAsync&lt;T&gt;</c>, untyped otherwise.</summary>
+    private delegate TRef RefFactory<TRef>(RefEnvelope envelope, byte[] envelopeBytes, RefBorrow borrow)
+        where TRef : ObjectRef;
+
+    private static class RefFactories<T>
+    {
+        public static readonly RefFactory<ObjectRef<T>> Typed = static (envelope, bytes, borrow) => new ObjectRef<T>(envelope, bytes, borrow);
+
+        public static readonly RefFactory<ObjectRef> Untyped = static (envelope, bytes, borrow) => new ObjectRef(envelope, bytes, borrow);
+    }
 }

@@ -17,10 +17,18 @@ public static class EnvelopeCodec
 
     private const int FieldCount = 9;
 
+    // Scratch space per thread: puts encode an envelope each, and the only allocation left is the result.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static byte[]? t_id;
+
     /// <summary>Encodes an envelope into a new array.</summary>
     public static byte[] Encode(RefEnvelope envelope)
     {
-        var buffer = new ArrayBufferWriter<byte>(192);
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
         Encode(envelope, buffer);
         return buffer.WrittenSpan.ToArray();
     }
@@ -37,8 +45,8 @@ public static class EnvelopeCodec
     /// <summary>Writes the layout without the checks; tests use it to make bytes that readers must reject.</summary>
     internal static void EncodeUnvalidated(RefEnvelope envelope, IBufferWriter<byte> output)
     {
-        // MessagePackWriter 2.x is not annotated for stack spans, hence a small heap buffer.
-        var id = new byte[ObjectId.Length];
+        // MessagePackWriter 2.x is not annotated for stack spans, hence a small (reused) heap buffer.
+        var id = t_id ??= new byte[ObjectId.Length];
         var writer = new MessagePackWriter(output);
 
         writer.WriteArrayHeader(FieldCount);
@@ -344,7 +352,7 @@ public static class EnvelopeCodec
 
         try
         {
-            return StrictUtf8.GetString(raw);
+            return StringCache.GetOrCreate(raw, StrictUtf8);
         }
         catch (System.Text.DecoderFallbackException ex)
         {
@@ -398,10 +406,4 @@ public static class EnvelopeCodec
     }
 
     private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-}
-
-file static class Utf8Extensions
-{
-    public static string GetString(this System.Text.UTF8Encoding encoding, ReadOnlySequence<byte> bytes) =>
-        bytes.IsSingleSegment ? encoding.GetString(bytes.FirstSpan) : encoding.GetString(bytes.ToArray());
 }

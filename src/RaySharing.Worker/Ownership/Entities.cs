@@ -68,7 +68,7 @@ internal sealed class HolderState(HolderKey key, ObjectId incarnation, HolderLif
     public HolderSnapshot Snapshot() => new(Key, Incarnation, Lifetime, Owned.Count, Registry.Count);
 }
 
-internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData data, RefEnvelope envelope, byte[] envelopeBytes)
+internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData data, ObjectCodec codec, string typeName, uint checksum, byte[] envelopeBytes)
 {
     public ObjectId Id { get; } = id;
 
@@ -76,7 +76,11 @@ internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData da
 
     public ObjectData Data { get; } = data;
 
-    public RefEnvelope Envelope { get; } = envelope;
+    public ObjectCodec Codec { get; } = codec;
+
+    public string TypeName { get; } = typeName;
+
+    public uint Checksum { get; } = checksum;
 
     /// <summary>The encoded envelope, built once at put and handed out by every fetch.</summary>
     public byte[] EnvelopeBytes { get; } = envelopeBytes;
@@ -88,4 +92,17 @@ internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData da
     public int Borrows { get; set; }
 
     public bool Freed { get; set; }
+
+    /// <summary>
+    /// True when an envelope describes this object as the worker issued it. Compared field by field, not
+    /// byte by byte: another language may encode the same envelope with wider MessagePack forms.
+    /// </summary>
+    public bool Matches(RefEnvelope envelope) =>
+        envelope.ObjectId == Id
+        && envelope.Owner == Owner
+        && envelope.Size == Data.Length
+        && envelope.Codec == Codec
+        && envelope.TypeName == TypeName
+        && envelope.Checksum == Checksum
+        && envelope.IntegrityTag is null;
 }

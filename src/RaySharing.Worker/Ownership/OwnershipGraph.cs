@@ -294,7 +294,7 @@ internal sealed class OwnershipGraph
             TypeName = typeName,
             Checksum = checksum,
         };
-        var stored = new StoredObject(id, owner, data, envelope, EnvelopeCodec.Encode(envelope));
+        var stored = new StoredObject(id, owner, data, codec, typeName, checksum, EnvelopeCodec.Encode(envelope));
 
         lock (_gate)
         {
@@ -314,7 +314,7 @@ internal sealed class OwnershipGraph
             BorrowLocked(session, stored);
         }
 
-        WorkerLog.ObjectPut(_logger, id, data.Length, owner.ToString());
+        WorkerLog.ObjectPut(_logger, id, data.Length, owner);
         return stored;
     }
 
@@ -426,7 +426,7 @@ internal sealed class OwnershipGraph
 
         if (_objects.TryGetValue(envelope.ObjectId, out var stored))
         {
-            return stored.Envelope.Equals(envelope) ? stored : throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
+            return stored.Matches(envelope) ? stored : throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
         }
 
         throw _tombstones.TryGet(envelope.ObjectId, out _)

@@ -35,7 +35,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         }
 
         // ByteString is immutable, so its memory is adopted as the object's bytes without a copy.
-        var data = new ObjectData([request.Data.Memory]);
+        var data = new ObjectData(request.Data.Memory);
         return Task.FromResult(Commit(session, owner, data, codec, header));
     }
 
@@ -253,13 +253,13 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
     private static GetReply NewHeaderReply(StoredObject stored) => new()
     {
         Size = (ulong)stored.Data.Length,
-        Codec = stored.Envelope.Codec switch
+        Codec = stored.Codec switch
         {
             ObjectCodec.Xlang => Codec.Xlang,
             ObjectCodec.Raw => Codec.Raw,
             _ => Codec.Arrow,
         },
-        TypeName = stored.Envelope.TypeName,
-        Checksum = stored.Envelope.Checksum,
+        TypeName = stored.TypeName,
+        Checksum = stored.Checksum,
     };
 }

@@ -2,22 +2,34 @@ namespace RaySharing.Worker.Storage;
 
 /// <summary>
 /// The sealed, immutable bytes of an object, kept as the chunks they arrived in: gRPC's received
-/// buffers are adopted rather than copied, and no single array has to hold a huge object.
+/// buffers are adopted rather than copied, and no single array has to hold a huge object. The common
+/// one-chunk case needs no chunk array, which matters for the many small objects a store holds.
 /// </summary>
 internal sealed class ObjectData
 {
-    private readonly ReadOnlyMemory<byte>[] _chunks;
+    private readonly ReadOnlyMemory<byte> _single;
+    private readonly ReadOnlyMemory<byte>[]? _chunks;
+
+    public ObjectData(ReadOnlyMemory<byte> single)
+    {
+        _single = single;
+        Length = single.Length;
+    }
 
     public ObjectData(ReadOnlyMemory<byte>[] chunks)
     {
-        _chunks = chunks;
-        long length = 0;
-        foreach (var chunk in chunks)
+        if (chunks.Length == 1)
         {
-            length += chunk.Length;
+            _single = chunks[0];
+            Length = _single.Length;
+            return;
         }
 
-        Length = length;
+        _chunks = chunks;
+        foreach (var chunk in chunks)
+        {
+            Length += chunk.Length;
+        }
     }
 
     public long Length { get; }
@@ -25,9 +37,9 @@ internal sealed class ObjectData
     /// <summary>The bytes as one block; copies only when the object arrived in several chunks.</summary>
     public ReadOnlyMemory<byte> ToContiguous()
     {
-        if (_chunks.Length == 1)
+        if (_chunks is null)
         {
-            return _chunks[0];
+            return _single;
         }
 
         var buffer = new byte[Length];
@@ -44,7 +56,7 @@ internal sealed class ObjectData
     /// <summary>The bytes in slices of at most <paramref name="maxSliceBytes"/>, without copying.</summary>
     public IEnumerable<ReadOnlyMemory<byte>> Slices(int maxSliceBytes)
     {
-        foreach (var chunk in _chunks)
+        foreach (var chunk in _chunks ?? [_single])
         {
             for (var offset = 0; offset < chunk.Length; offset += maxSliceBytes)
             {
