@@ -66,6 +66,10 @@ internal static class ExceptionFactory
                 $"{operation} could not reach the worker at {address}: {message}. Check that a worker is running there.", address, rpc),
             StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
             StatusCode.Cancelled => new WorkerUnavailableException($"{operation} was cut off by worker {address}: {message}", address, rpc),
+            // A status the client made up itself (it carries the local exception) means the connection broke
+            // under the call, for example a worker killed while the call was starting.
+            StatusCode.Internal when rpc.Status.DebugException is not null => new WorkerUnavailableException(
+                $"{operation} lost its connection to the worker at {address}: {rpc.Status.DebugException.Message}", address, rpc),
             _ => new RaySharingException(StatusName(rpc.StatusCode), $"{operation} on worker {address} failed with {rpc.StatusCode}: {message}", rpc),
         };
     }
