@@ -36,6 +36,23 @@ public readonly struct ObjectId : IEquatable<ObjectId>
         return FromBytes(bytes);
     }
 
+    /// <summary>An id from its two 64-bit halves (the first and last eight bytes, big-endian).</summary>
+    public static ObjectId FromHalves(ulong high, ulong low) => new(high, low);
+
+    /// <summary>Parses 32 hexadecimal characters without allocating; false when they are not.</summary>
+    public static bool TryParse(ReadOnlySpan<char> hex, out ObjectId id)
+    {
+        Span<byte> bytes = stackalloc byte[Length];
+        if (hex.Length != Length * 2 || Convert.FromHexString(hex, bytes, out _, out var written) != System.Buffers.OperationStatus.Done || written != Length)
+        {
+            id = default;
+            return false;
+        }
+
+        id = FromBytes(bytes);
+        return true;
+    }
+
     /// <summary>Reads an id from exactly 16 bytes.</summary>
     /// <exception cref="ArgumentException"><paramref name="bytes"/> is not 16 bytes long.</exception>
     public static ObjectId FromBytes(ReadOnlySpan<byte> bytes)

@@ -24,6 +24,7 @@ internal sealed class OwnershipGraph
     private readonly Dictionary<HolderKey, HolderState> _holders = [];
     private readonly Dictionary<ObjectId, StoredObject> _objects = [];
     private readonly Tombstones _tombstones;
+    private readonly ObjectIdGenerator _ids = new();
     private readonly ObjectStore _store;
     private readonly WorkerOptions _options;
     private readonly ILogger _logger;
@@ -278,32 +279,34 @@ internal sealed class OwnershipGraph
     }
 
     /// <summary>
-    /// Seals a put: records the object under its owner and lets the putting session borrow it. The
-    /// caller has reserved the space; on failure it releases it.
+    /// Seals a put: records the object under its owner (the holder at <paramref name="holder"/>, or the
+    /// session when null) and lets the putting session borrow it, all under one lock. The caller has
+    /// reserved the space; on failure it releases it.
     /// </summary>
-    public StoredObject CommitPut(ObjectId sessionId, ObjectOwner owner, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
+    public StoredObject CommitPut(ObjectId sessionId, HolderAddress? holder, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
     {
-        var id = ObjectId.NewId();
-        var envelope = new RefEnvelope
-        {
-            ObjectId = id,
-            Owner = owner,
-            Location = Identity.Location,
-            Size = data.Length,
-            Codec = codec,
-            TypeName = typeName,
-            Checksum = checksum,
-        };
-        var stored = new StoredObject(id, owner, data, codec, typeName, checksum, EnvelopeCodec.Encode(envelope));
-
+        StoredObject stored;
         lock (_gate)
         {
             var session = RequireSessionLocked(sessionId);
-            // The owner may have died while the bytes were arriving.
-            if (owner.Kind == OwnerKind.Holder)
+            // For a stream the owner was checked before the bytes came; it may have died since.
+            var owningHolder = holder is { } address ? ResolveHolderLocked(address, session) : null;
+            var owner = owningHolder?.AsOwner ?? session.AsOwner;
+            var id = _ids.Next();
+            var envelope = new RefEnvelope
             {
-                var holder = ResolveHolderLocked(new HolderAddress(owner.Namespace, owner.Name, owner.Incarnation), session);
-                holder.Owned.Add(id);
+                ObjectId = id,
+                Owner = owner,
+                Location = Identity.Location,
+                Size = data.Length,
+                Codec = codec,
+                TypeName = typeName,
+                Checksum = checksum,
+            };
+            stored = new StoredObject(id, owner, data, codec, typeName, checksum, EnvelopeCodec.Encode(envelope));
+            if (owningHolder is not null)
+            {
+                owningHolder.Owned.Add(id);
             }
             else
             {
@@ -314,7 +317,7 @@ internal sealed class OwnershipGraph
             BorrowLocked(session, stored);
         }
 
-        WorkerLog.ObjectPut(_logger, id, data.Length, owner);
+        WorkerLog.ObjectPut(_logger, stored.Id, data.Length, stored.Owner);
         return stored;
     }
 

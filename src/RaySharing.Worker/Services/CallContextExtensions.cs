@@ -10,20 +10,17 @@ internal static class CallContextExtensions
     /// <summary>The caller's session id from the <c>rs-session-id</c> header.</summary>
     public static ObjectId SessionId(this ServerCallContext context)
     {
-        var value = context.RequestHeaders.GetValue(WireHeaders.SessionId);
-        if (value is null)
+        // Read from Kestrel's headers: ServerCallContext.RequestHeaders copies every header into new
+        // Metadata on each call, a cost every put, fetch and get would pay.
+        var value = context.GetHttpContext().Request.Headers[WireHeaders.SessionId];
+        if (value.Count == 0)
         {
             throw WorkerErrors.InvalidRequest($"The call has no '{WireHeaders.SessionId}' header; open a session first and send its id.");
         }
 
-        try
-        {
-            return ObjectId.Parse(value);
-        }
-        catch (FormatException)
-        {
-            throw WorkerErrors.InvalidRequest($"The '{WireHeaders.SessionId}' header must be 32 hexadecimal characters; got '{value}'.");
-        }
+        return ObjectId.TryParse(value[0], out var id)
+            ? id
+            : throw WorkerErrors.InvalidRequest($"The '{WireHeaders.SessionId}' header must be 32 hexadecimal characters; got '{value}'.");
     }
 
     public static ObjectId? OptionalId(this Google.Protobuf.ByteString bytes, string what)

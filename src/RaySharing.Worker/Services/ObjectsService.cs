@@ -27,7 +27,6 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
             throw WorkerErrors.ChecksumMismatch($"The put declared {header.Size} bytes but carried {request.Data.Length}; nothing was stored.");
         }
 
-        var owner = graph.ResolvePutOwner(session, header.OwnerHolder?.ToAddress());
         var checksum = Crc32.HashToUInt32(request.Data.Span);
         if (checksum != header.Checksum)
         {
@@ -36,7 +35,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
         // ByteString is immutable, so its memory is adopted as the object's bytes without a copy.
         var data = new ObjectData(request.Data.Memory);
-        return Task.FromResult(Commit(session, owner, data, codec, header));
+        return Task.FromResult(Commit(session, header.OwnerHolder?.ToAddress(), data, codec, header));
     }
 
     public override async Task<PutReply> PutStream(IAsyncStreamReader<PutRequest> requestStream, ServerCallContext context)
@@ -97,7 +96,8 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
                 throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the header declared {header.Checksum:x8}; nothing was stored.");
             }
 
-            var stored = graph.CommitPut(session, owner, new ObjectData([.. chunks]), codec, header.TypeName, header.Checksum);
+            var pinned = owner.Kind == OwnerKind.Holder ? new HolderAddress(owner.Namespace, owner.Name, owner.Incarnation) : (HolderAddress?)null;
+            var stored = graph.CommitPut(session, pinned, new ObjectData([.. chunks]), codec, header.TypeName, header.Checksum);
             committed = true;
             return new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) };
         }
@@ -186,7 +186,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         });
     }
 
-    private PutReply Commit(ObjectId session, ObjectOwner owner, ObjectData data, ObjectCodec codec, PutHeader header)
+    private PutReply Commit(ObjectId session, HolderAddress? owner, ObjectData data, ObjectCodec codec, PutHeader header)
     {
         Reserve(data.Length);
         try
