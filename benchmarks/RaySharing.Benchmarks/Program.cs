@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using RaySharing.Benchmarks;
+
+// A report, not a test: exit code 0 whatever the verdict, non-zero only when the run itself fails.
+var settings = BenchmarkSettings.Parse(args, out var error);
+if (settings is null)
+{
+    Console.Error.WriteLine(error);
+    Console.Error.WriteLine(BenchmarkSettings.Usage);
+    return 2;
+}
+
+// Bounds the whole run; every phase has a tighter bound of its own.
+using var run = new CancellationTokenSource(TimeSpan.FromMinutes(20));
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    run.Cancel();
+};
+
+try
+{
+    var machine = new Machine();
+    if (machine.Configuration != "Release")
+    {
+        Console.Error.WriteLine($"warning: a {machine.Configuration} build; the figures mean little. Run with -c Release.");
+    }
+
+    var started = DateTimeOffset.UtcNow;
+    var clock = Stopwatch.StartNew();
+    var noise = Noise.Start();
+    IReadOnlyList<LatencyResult> latency;
+    IReadOnlyList<ThroughputResult> throughput;
+    long objectsLeft;
+
+    Workload workload;
+    using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run.Token))
+    {
+        startup.CancelAfter(TimeSpan.FromSeconds(30));
+        workload = await Workload.StartAsync(startup.Token);
+    }
+
+    try
+    {
+        var runner = new Runner(workload, settings, Console.Error);
+        latency = await runner.MeasureLatencyAsync(run.Token);
+        throughput = await runner.MeasureThroughputAsync(run.Token);
+        objectsLeft = await workload.StoredObjectsAsync(run.Token);
+    }
+    finally
+    {
+        await workload.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    noise.Stop();
+    var report = new Report(settings, machine, noise, started, clock.Elapsed, latency, throughput, objectsLeft);
+    Console.WriteLine();
+    Console.Write(report.ToConsole());
+    if (settings.OutPath is { } path)
+    {
+        await File.WriteAllTextAsync(path, report.ToMarkdown(), run.Token);
+        Console.Error.WriteLine($"wrote {Path.GetFullPath(path)}");
+    }
+
+    return 0;
+}
+catch (Exception ex)
+{
+    Console.Error.WriteLine($"The benchmark failed: {ex}");
+    return 1;
+}

@@ -1,0 +1,192 @@
+using System.Globalization;
+using System.Text;
+
+namespace RaySharing.Benchmarks;
+
+/// <summary>The figures of one run, as console text and as the markdown kept in benchmarks/RESULTS.md.</summary>
+internal sealed class Report
+{
+    /// <summary>Above this share of the CPU used by other processes, the run is flagged as noisy.</summary>
+    private const double NoisyShare = 0.05;
+
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    private readonly BenchmarkSettings _settings;
+    private readonly Machine _machine;
+    private readonly Noise _noise;
+    private readonly DateTimeOffset _started;
+    private readonly TimeSpan _duration;
+    private readonly IReadOnlyList<LatencyResult> _latency;
+    private readonly IReadOnlyList<ThroughputResult> _throughput;
+    private readonly long _objectsLeft;
+
+    public Report(BenchmarkSettings settings, Machine machine, Noise noise, DateTimeOffset started, TimeSpan duration,
+        IReadOnlyList<LatencyResult> latency, IReadOnlyList<ThroughputResult> throughput, long objectsLeft)
+    {
+        _settings = settings;
+        _machine = machine;
+        _noise = noise;
+        _started = started;
+        _duration = duration;
+        _latency = latency;
+        _throughput = throughput;
+        _objectsLeft = objectsLeft;
+
+        var echo = Latency(Runner.Echo).P50Micros;
+        var echoRate = Throughput(Runner.Echo).Median;
+        Targets =
+        [
+            Target.AtMost("put_p50_ratio", Latency(Runner.Put).P50Micros / echo, 1.5),
+            Target.AtMost("fetch_p50_ratio", Latency("fetch").P50Micros / echo, 1.5),
+            Target.AtMost("get_p50_ratio", Latency("get").P50Micros / echo, 1.5),
+            Target.AtLeast("put_throughput_ratio", Throughput(Runner.Put).Median / echoRate, 0.7),
+        ];
+    }
+
+    public IReadOnlyList<Target> Targets { get; }
+
+    /// <summary>The command that reproduces this run, from the repository root.</summary>
+    public string Command => $"dotnet run --project benchmarks/RaySharing.Benchmarks -c {_machine.Configuration} --"
+        + string.Concat(_settings.Arguments.Select(a => " " + (a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)));
+
+    public string ToConsole()
+    {
+        var text = new StringBuilder();
+        text.AppendLine(Invariant, $"RaySharing benchmark: {_machine.Configuration}, {_machine.Cores} cores, {_machine.Runtime}, {_started:yyyy-MM-dd HH:mm} UTC, {_duration.TotalSeconds:0} s");
+        text.AppendLine(Method());
+        foreach (var caveat in Caveats())
+        {
+            text.AppendLine(Invariant, $"caveat: {caveat}");
+        }
+
+        text.AppendLine();
+        text.AppendLine(Invariant, $"{"kind",-8}{"calls",8}{"p50 µs",10}{"p90 µs",10}{"p99 µs",10}{"p50/echo",10}");
+        foreach (var row in _latency)
+        {
+            text.AppendLine(Invariant, $"{row.Kind,-8}{row.Calls,8}{row.P50Micros,10:0.0}{row.P90Micros,10:0.0}{row.P99Micros,10:0.0}{LatencyRatio(row),10:0.00}");
+        }
+
+        text.AppendLine();
+        text.AppendLine(Invariant, $"{"kind",-8}{"callers",8}{"median/s",12}{"rate/echo",11}{"CPU µs/call",13}{"alloc B/call",14}{"GC pause",10}  rounds (calls/s)");
+        foreach (var row in _throughput)
+        {
+            text.AppendLine(Invariant, $"{row.Kind,-8}{row.Callers,8}{row.Median,12:0}{ThroughputRatio(row),11:0.00}{row.CpuMicrosPerCall,13:0.0}{row.AllocatedBytesPerCall,14:0}{row.GcPauseShare,10:0.0%}  {Rounds(row)}");
+        }
+
+        text.AppendLine();
+        foreach (var target in Targets)
+        {
+            text.AppendLine(TargetLine(target));
+        }
+
+        return text.ToString();
+    }
+
+    public string ToMarkdown()
+    {
+        var md = new StringBuilder();
+        md.AppendLine("# RaySharing benchmark results");
+        md.AppendLine();
+        md.AppendLine("Written by the benchmark itself; rerun the command to refresh it. Ratios compare RaySharing with a bare");
+        md.AppendLine("gRPC unary echo served by the same Kestrel server and measured in the same run, so they travel between");
+        md.AppendLine("machines better than the absolute figures do.");
+        md.AppendLine();
+        md.AppendLine(Invariant, $"Command (from the repository root): `{Command}`");
+        md.AppendLine();
+        md.AppendLine("## Machine");
+        md.AppendLine();
+        md.AppendLine(Invariant, $"- Date: {_started:yyyy-MM-dd HH:mm} UTC (run took {_duration.TotalSeconds:0} s)");
+        md.AppendLine(Invariant, $"- CPU: {_machine.Cpu}, {_machine.Cores} logical cores");
+        md.AppendLine(Invariant, $"- OS: {_machine.Os}");
+        md.AppendLine(Invariant, $"- Runtime: {_machine.Runtime}, {_machine.Gc} GC, {_machine.Configuration} build");
+        md.AppendLine(Invariant, $"- Other processes' CPU during the run: {Share(_noise.OthersShare)} of all cores (this process: {Share(_noise.OwnShare)}); load average, this process included: {_noise.LoadAverage}");
+        md.AppendLine();
+        foreach (var caveat in Caveats())
+        {
+            md.AppendLine(Invariant, $"> **Caveat:** {caveat}");
+            md.AppendLine();
+        }
+
+        md.AppendLine("## Method");
+        md.AppendLine();
+        md.AppendLine(Method());
+        md.AppendLine();
+        md.AppendLine("## Latency (sequential calls)");
+        md.AppendLine();
+        md.AppendLine("| kind | calls | p50 µs | p90 µs | p99 µs | p50 / echo p50 |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var row in _latency)
+        {
+            md.AppendLine(Invariant, $"| {row.Kind} | {row.Calls} | {row.P50Micros:0.0} | {row.P90Micros:0.0} | {row.P99Micros:0.0} | {LatencyRatio(row):0.00} |");
+        }
+
+        md.AppendLine();
+        md.AppendLine(Invariant, $"## Throughput ({_settings.Callers} concurrent callers)");
+        md.AppendLine();
+        md.AppendLine("| kind | median calls/s | / echo | CPU µs per call | allocated B per call | GC pause | per round (calls/s) |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---|");
+        foreach (var row in _throughput)
+        {
+            md.AppendLine(Invariant, $"| {row.Kind} | {row.Median:0} | {ThroughputRatio(row):0.00} | {row.CpuMicrosPerCall:0.0} | {row.AllocatedBytesPerCall:0} | {row.GcPauseShare:0.0%} | {Rounds(row)} |");
+        }
+
+        md.AppendLine();
+        md.AppendLine("CPU, allocation and GC pause are this process's (client and worker together) over the windows. CPU per call is");
+        md.AppendLine("less sensitive to other processes than calls/s, and when the cores are saturated calls/s ≈ cores / CPU per call.");
+
+        md.AppendLine();
+        md.AppendLine("## Targets");
+        md.AppendLine();
+        md.AppendLine("```");
+        foreach (var target in Targets)
+        {
+            md.AppendLine(TargetLine(target));
+        }
+
+        md.AppendLine("```");
+        return md.ToString();
+    }
+
+    private static string TargetLine(Target target) =>
+        string.Create(Invariant, $"target {target.Name} {target.Measured:0.00} {target.Goal} {(target.Pass ? "PASS" : "FAIL")}");
+
+    private static string Share(double? share) => share is { } s ? string.Create(Invariant, $"{s:0%}") : "n/a";
+
+    private static string Rounds(ThroughputResult row) => string.Join(", ", row.PerRound.Select(r => r.ToString("0", Invariant)));
+
+    private string Method() => string.Create(Invariant,
+        $"Payload {Workload.PayloadBytes} bytes (a RAW byte[] put with the holder as owner; the echo carries the same bytes). " +
+        $"Latency: a warm-up of at least {_settings.WarmupCalls} calls per kind and {_settings.WarmupTime.TotalSeconds:0} s, then {_settings.LatencyRounds} rounds of {_settings.CallsPerRound} sequential calls of each kind " +
+        $"(echo, put, fetch of a key holding 1 ref, get), in an order rotated every round; percentiles over all rounds. " +
+        $"Throughput: 1 s warm-up windows until the rates settle, then {_settings.ThroughputRounds} rounds of a {_settings.Window.TotalSeconds:0.0} s window of {_settings.Callers} concurrent callers for echo and for put, " +
+        $"alternating which goes first; median of the rounds. Refs obtained by timed calls are released in batches: after each latency block, " +
+        $"and during the throughput windows by each caller every {Runner.WindowReleaseBatch} puts (steady state; the releases are not counted as calls). " +
+        $"{_objectsLeft} object(s) left in the store at the end: the one fetched and got.");
+
+    private IEnumerable<string> Caveats()
+    {
+        if (_settings.Quick)
+        {
+            yield return "a --quick smoke run: few calls and short windows; the figures are indicative only.";
+        }
+
+        if (_machine.Configuration != "Release")
+        {
+            yield return $"a {_machine.Configuration} build; measure with -c Release.";
+        }
+
+        if (_noise.OthersShare > NoisyShare)
+        {
+            yield return string.Create(Invariant,
+                $"the machine was not quiet: other processes used {_noise.OthersShare:0%} of its {_machine.Cores} cores during the run (builds or tests of other work, probably). Interleaving spreads that noise over both sides, but rerun on a quiet machine before trusting small differences.");
+        }
+    }
+
+    private double LatencyRatio(LatencyResult row) => row.P50Micros / Latency(Runner.Echo).P50Micros;
+
+    private double ThroughputRatio(ThroughputResult row) => row.Median / Throughput(Runner.Echo).Median;
+
+    private LatencyResult Latency(string kind) => _latency.Single(r => r.Kind == kind);
+
+    private ThroughputResult Throughput(string kind) => _throughput.Single(r => r.Kind == kind);
+}

@@ -1,0 +1,155 @@
+using System.Net.Http;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using RaySharing.Benchmarks.V1;
+using RaySharing.Worker;
+
+namespace RaySharing.Benchmarks;
+
+/// <summary>One timed call of a kind; refs it obtains go into the list, to be released after the timing.</summary>
+internal delegate Task TimedCall(List<ObjectRef> obtained, CancellationToken cancellationToken);
+
+/// <summary>
+/// A worker with the echo service on its Kestrel, a RaySharing session with a holder, and a bare gRPC
+/// channel to the same server configured like the RaySharing client's, so that only RaySharing's own
+/// work separates the two sides.
+/// </summary>
+internal sealed class Workload : IAsyncDisposable
+{
+    /// <summary>The size of the small object and of the echo payload.</summary>
+    public const int PayloadBytes = 100;
+
+    private const string FetchKey = "bench-fetch";
+    private const int ReleaseBatch = 1_000;
+
+    private readonly RaySharingWorker _worker;
+    private readonly RaySharingClient _client;
+    private readonly ObjectHolder _holder;
+    private readonly GrpcChannel _echoChannel;
+    private readonly Echo.EchoClient _echo;
+    private readonly EchoMessage _echoRequest;
+    private readonly byte[] _payload;
+    private readonly ObjectRef<byte[]> _stored;
+
+    private Workload(RaySharingWorker worker, RaySharingClient client, ObjectHolder holder, GrpcChannel echoChannel, byte[] payload, ObjectRef<byte[]> stored)
+    {
+        _worker = worker;
+        _client = client;
+        _holder = holder;
+        _echoChannel = echoChannel;
+        _echo = new Echo.EchoClient(echoChannel);
+        _payload = payload;
+        _echoRequest = new EchoMessage { Payload = Google.Protobuf.ByteString.CopyFrom(payload) };
+        _stored = stored;
+    }
+
+    public static async Task<Workload> StartAsync(CancellationToken cancellationToken)
+    {
+        var worker = await RaySharingWorker.StartAsync(
+            // Room for every put of a run even if releases lag; the store never refuses one.
+            new WorkerOptions { Port = 0, StoreCapacityBytes = 4L << 30 },
+            configureEndpoints: app => app.MapGrpcService<EchoService>(),
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        RaySharingClient? client = null;
+        GrpcChannel? echoChannel = null;
+        try
+        {
+            client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = new Uri(worker.Address), ClientName = "bench" }, cancellationToken).ConfigureAwait(false);
+            var holder = await client.GetOrCreateHolderAsync("bench-holder", HolderLifetime.Session, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var payload = new byte[PayloadBytes];
+            new Random(42).NextBytes(payload);
+            var stored = await client.PutAsync(payload, holder, cancellationToken).ConfigureAwait(false);
+            await holder.RegisterAsync(FetchKey, [stored], cancellationToken).ConfigureAwait(false);
+            echoChannel = CreateEchoChannel(new Uri(worker.Address));
+            return new Workload(worker, client, holder, echoChannel, payload, stored);
+        }
+        catch
+        {
+            echoChannel?.Dispose();
+            if (client is not null)
+            {
+                await client.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await worker.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>A bare unary echo, disposed after its reply as the RaySharing client disposes its calls.</summary>
+    public async Task EchoAsync(List<ObjectRef> obtained, CancellationToken cancellationToken)
+    {
+        using var call = _echo.EchoAsync(_echoRequest, cancellationToken: cancellationToken);
+        await call.ResponseAsync.ConfigureAwait(false);
+    }
+
+    /// <summary>A put of the small object with the holder as owner.</summary>
+    public async Task PutAsync(List<ObjectRef> obtained, CancellationToken cancellationToken) =>
+        obtained.Add(await _client.PutAsync(_payload, _holder, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>A fetch of the key that holds one ref.</summary>
+    public async Task FetchAsync(List<ObjectRef> obtained, CancellationToken cancellationToken) =>
+        obtained.AddRange(await _holder.FetchAsync(FetchKey, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>A typed get of the small object.</summary>
+    public async Task GetAsync(List<ObjectRef> obtained, CancellationToken cancellationToken)
+    {
+        var bytes = await _client.GetAsync(_stored, cancellationToken).ConfigureAwait(false);
+        if (bytes.Length != PayloadBytes)
+        {
+            throw new InvalidOperationException($"A get returned {bytes.Length} bytes instead of {PayloadBytes}.");
+        }
+    }
+
+    /// <summary>Releases refs obtained by timed calls, in batches, so the store and the session's borrows stay small.</summary>
+    public async Task ReleaseAsync(List<ObjectRef> obtained, CancellationToken cancellationToken)
+    {
+        for (var offset = 0; offset < obtained.Count; offset += ReleaseBatch)
+        {
+            var batch = obtained.GetRange(offset, Math.Min(ReleaseBatch, obtained.Count - offset));
+            await _client.ReleaseAsync(batch, cancellationToken).ConfigureAwait(false);
+        }
+
+        obtained.Clear();
+    }
+
+    /// <summary>The worker's object count, to check that releases keep up.</summary>
+    public async Task<long> StoredObjectsAsync(CancellationToken cancellationToken) =>
+        (await _client.GetStoreStatsAsync(cancellationToken).ConfigureAwait(false)).Objects;
+
+    public async ValueTask DisposeAsync()
+    {
+        _echoChannel.Dispose();
+        try
+        {
+            await _client.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await _worker.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The channel settings of <see cref="RaySharingClient.ConnectAsync"/>, so the baseline is not handicapped or favoured.</summary>
+    private static GrpcChannel CreateEchoChannel(Uri address)
+    {
+        var defaults = new RaySharingClientOptions();
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = defaults.ConnectTimeout,
+            EnableMultipleHttp2Connections = true,
+            InitialHttp2StreamWindowSize = 16 << 20,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = true,
+            MaxReceiveMessageSize = defaults.MaxMessageBytes,
+            MaxSendMessageSize = defaults.MaxMessageBytes,
+        });
+    }
+}
