@@ -153,7 +153,8 @@ public sealed partial class RaySharingClient
         var copy = envelopeBytes.ToArray();
         var request = new BorrowRequest();
         request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
-        await UnaryAsync("Borrow", _objects.BorrowAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        using var scope = BeginCall(cancellationToken);
+        await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return new ObjectRef(envelope, copy, new RefBorrow(this, envelope.ObjectId));
     }
 
@@ -179,7 +180,8 @@ public sealed partial class RaySharingClient
 
         if (request.ObjectIds.Count > 0)
         {
-            await UnaryAsync("Release", _objects.ReleaseAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            using var scope = BeginCall(cancellationToken);
+            await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -198,7 +200,8 @@ public sealed partial class RaySharingClient
 
         try
         {
-            await UnaryAsync("Release", _objects.ReleaseAsync(request, CallOptionsFor(CancellationToken.None)), CancellationToken.None).ConfigureAwait(false);
+            using var scope = BeginCall(CancellationToken.None);
+            await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
         {
@@ -250,9 +253,10 @@ public sealed partial class RaySharingClient
     private async Task<TRef> PutUnaryAsync<TRef>(PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Put", _objects.PutAsync(
             new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) },
-            CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return AdoptBorrowed(reply.Envelope, create);
     }
 
@@ -307,7 +311,8 @@ public sealed partial class RaySharingClient
         byte[] bytes;
         if (envelope.Size <= _options.MaxUnaryObjectBytes)
         {
-            var reply = await UnaryAsync("Get", _objects.GetAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            using var scope = BeginCall(cancellationToken);
+            var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
             bytes = AdoptArray(reply.Data);
         }
         else

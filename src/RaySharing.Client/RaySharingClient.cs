@@ -28,6 +28,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly string _address;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly DeadlineBuckets _deadlines = new();
     private Task _leaseLoop = Task.CompletedTask;
     private int _disposed;
 
@@ -99,6 +100,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         catch
         {
             channel.Dispose();
+            client._deadlines.Dispose();
             throw;
         }
     }
@@ -117,12 +119,13 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     public async Task<ObjectHolder> GetOrCreateHolderAsync(string name, HolderLifetime lifetime = HolderLifetime.Detached, string? holderNamespace = null, CancellationToken cancellationToken = default)
     {
         ValidateName(name);
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("GetOrCreateHolder", _holders.GetOrCreateAsync(new GetOrCreateHolderRequest
         {
             Name = name,
             Namespace = holderNamespace ?? string.Empty,
             Lifetime = lifetime == HolderLifetime.Session ? Protocol.V1.HolderLifetime.Session : Protocol.V1.HolderLifetime.Detached,
-        }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }
 
@@ -131,18 +134,20 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     public async Task<ObjectHolder> GetHolderAsync(string name, string? holderNamespace = null, CancellationToken cancellationToken = default)
     {
         ValidateName(name);
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("GetHolder", _holders.GetAsync(
             new GetHolderRequest { Name = name, Namespace = holderNamespace ?? string.Empty },
-            CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }
 
     /// <summary>Lists the live holders of a namespace (null for the session's).</summary>
     public async Task<IReadOnlyList<ObjectHolder>> ListHoldersAsync(string? holderNamespace = null, CancellationToken cancellationToken = default)
     {
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("ListHolders", _holders.ListAsync(
             new ListHoldersRequest { Namespace = holderNamespace ?? string.Empty },
-            CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return reply.Holders.Select(h => new ObjectHolder(this, h)).ToList();
     }
 
@@ -152,8 +157,9 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     public async Task<long> KillHolderAsync(ObjectHolder holder, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(holder);
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("KillHolder", _holders.KillAsync(
-            new KillHolderRequest { Holder = holder.Ref }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            new KillHolderRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return (long)reply.FreedObjects;
     }
 
@@ -168,7 +174,8 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes));
         }
 
-        var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        using var scope = BeginCall(cancellationToken);
+        var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return (int)reply.Count;
     }
 
@@ -178,8 +185,9 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         FetchReply reply;
         try
         {
+            using var scope = BeginCall(cancellationToken);
             reply = await UnaryAsync("Fetch", _holders.FetchAsync(
-                new FetchRequest { Holder = holder.Ref, Key = key }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+                new FetchRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         }
         catch (RegistryKeyNotFoundException ex)
         {
@@ -198,15 +206,17 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     internal async Task<int> UnregisterAsync(ObjectHolder holder, string key, CancellationToken cancellationToken)
     {
         ValidateKey(key);
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Unregister", _holders.UnregisterAsync(
-            new UnregisterRequest { Holder = holder.Ref, Key = key }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            new UnregisterRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return (int)reply.Removed;
     }
 
     internal async Task<IReadOnlyList<string>> ListKeysAsync(ObjectHolder holder, CancellationToken cancellationToken)
     {
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("ListKeys", _holders.ListKeysAsync(
-            new ListKeysRequest { Holder = holder.Ref }, CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+            new ListKeysRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return [.. reply.Keys];
     }
 
@@ -215,7 +225,8 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <summary>Store usage and counts of the worker.</summary>
     public async Task<StoreStats> GetStoreStatsAsync(CancellationToken cancellationToken = default)
     {
-        var reply = await UnaryAsync("Stats", _objects.StatsAsync(new StatsRequest(), CallOptionsFor(cancellationToken)), cancellationToken).ConfigureAwait(false);
+        using var scope = BeginCall(cancellationToken);
+        var reply = await UnaryAsync("Stats", _objects.StatsAsync(new StatsRequest(), scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects, (int)reply.Sessions, (int)reply.Holders);
     }
 
@@ -253,18 +264,20 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         finally
         {
             _channel.Dispose();
+            _deadlines.Dispose();
             _stopping.Dispose();
         }
     }
 
     private async Task OpenSessionAsync(CancellationToken cancellationToken)
     {
+        using var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Connect", _sessions.OpenAsync(new OpenSessionRequest
         {
             Namespace = _options.Namespace,
             ClientName = _options.ClientName,
             LeaseMillis = _options.Lease is { } lease ? (uint)Math.Min(lease.TotalMilliseconds, uint.MaxValue) : 0,
-        }, new CallOptions(deadline: DateTime.UtcNow + _options.CallTimeout, cancellationToken: cancellationToken)), cancellationToken).ConfigureAwait(false);
+        }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
 
         SessionId = ObjectId.FromBytes(reply.SessionId.Span);
         WorkerId = ObjectId.FromBytes(reply.WorkerId.Span);
@@ -298,13 +311,29 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         }
     }
 
-    private CallOptions CallOptionsFor(CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts a unary call: the session header, and a cancellation token that fires at
+    /// <see cref="RaySharingClientOptions.CallTimeout"/> or when the caller cancels.
+    /// </summary>
+    /// <remarks>
+    /// The deadline is enforced here, through <see cref="DeadlineBuckets"/>, rather than sent as a gRPC
+    /// deadline: a gRPC deadline costs a timer per call on both sides, a measurable share of a small put.
+    /// A call past its deadline is cancelled, which resets its HTTP/2 stream, so the worker stops too.
+    /// </remarks>
+    private CallScope BeginCall(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return new CallOptions(_sessionHeaders, DateTime.UtcNow + _options.CallTimeout, cancellationToken);
+        var deadline = _deadlines.TokenFor(_options.CallTimeout);
+        if (!cancellationToken.CanBeCanceled)
+        {
+            return new CallScope(new CallOptions(_sessionHeaders, cancellationToken: deadline), deadline, null);
+        }
+
+        var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline);
+        return new CallScope(new CallOptions(_sessionHeaders, cancellationToken: linked.Token), deadline, linked);
     }
 
-    private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CancellationToken cancellationToken)
+    private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken)
     {
         using (call)
         {
@@ -312,11 +341,25 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             {
                 return await call.ResponseAsync.ConfigureAwait(false);
             }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && scope.DeadlinePassed && !cancellationToken.IsCancellationRequested)
+            {
+                throw ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, ex);
+            }
             catch (RpcException ex)
             {
                 throw ExceptionFactory.FromRpc(ex, operation, _address, cancellationToken);
             }
         }
+    }
+
+    /// <summary>A started unary call's options and deadline; disposing it frees the linked token source, if any.</summary>
+    private readonly struct CallScope(CallOptions options, CancellationToken deadline, CancellationTokenSource? linked) : IDisposable
+    {
+        public CallOptions Options => options;
+
+        public bool DeadlinePassed => deadline.IsCancellationRequested;
+
+        public void Dispose() => linked?.Dispose();
     }
 
     private static void ValidateName(string name)

@@ -74,6 +74,9 @@ internal static class ExceptionFactory
         };
     }
 
+    public static RaySharingTimeoutException Deadline(string operation, string address, TimeSpan timeout, Exception inner) =>
+        new($"{operation} on worker {address} did not complete within {timeout.TotalSeconds:0.###} s (CallTimeout). The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.", inner);
+
     public static InvalidEnvelopeException InvalidEnvelope(EnvelopeFormatException ex) =>
         new($"The bytes are not a valid ref envelope: {ex.Message}", ex);
 
