@@ -245,10 +245,12 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         await _stopping.CancelAsync().ConfigureAwait(false);
         try
         {
+            // The loop swallows its own failures; this guard keeps disposal from ever skipping the close.
             await _leaseLoop.ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception ex)
         {
+            ClientLog.CloseFailed(_logger, SessionId, ex);
         }
 
         try
@@ -288,26 +290,35 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         _leaseLoop = Task.Run(() => RenewLeaseAsync(_stopping.Token), CancellationToken.None);
     }
 
+    /// <summary>Renews the lease until the client is disposed or the worker says the session has ended. Never throws.</summary>
     private async Task RenewLeaseAsync(CancellationToken stopping)
     {
         var interval = _options.LeaseRenewInterval ?? Lease / 3;
         using var timer = new PeriodicTimer(interval);
-        while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
+        try
         {
-            try
+            while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
-                // A renewal that takes longer than the interval is as good as lost; the next tick tries again.
-                await _sessions.KeepAliveAsync(new KeepAliveRequest(), new CallOptions(_sessionHeaders, DateTime.UtcNow + interval, stopping)).ConfigureAwait(false);
+                try
+                {
+                    // A slow renewal may take up to the whole lease: on a starved machine that still keeps the
+                    // session, and ticks missed meanwhile are skipped, not queued.
+                    await _sessions.KeepAliveAsync(new KeepAliveRequest(), new CallOptions(_sessionHeaders, DateTime.UtcNow + Lease, stopping)).ConfigureAwait(false);
+                }
+                catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired)
+                {
+                    ClientLog.SessionLost(_logger, SessionId);
+                    return;
+                }
+                catch (RpcException ex) when (!stopping.IsCancellationRequested)
+                {
+                    ClientLog.LeaseRenewalFailed(_logger, SessionId, ex);
+                }
             }
-            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired)
-            {
-                ClientLog.SessionLost(_logger, SessionId);
-                return;
-            }
-            catch (RpcException ex) when (!stopping.IsCancellationRequested)
-            {
-                ClientLog.LeaseRenewalFailed(_logger, SessionId, ex);
-            }
+        }
+        catch (Exception) when (stopping.IsCancellationRequested)
+        {
+            // Disposal cancelled the wait or a renewal in flight: the loop is done.
         }
     }
 
@@ -341,8 +352,10 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             {
                 return await call.ResponseAsync.ConfigureAwait(false);
             }
-            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && scope.DeadlinePassed && !cancellationToken.IsCancellationRequested)
+            catch (RpcException ex) when (scope.DeadlinePassed && !cancellationToken.IsCancellationRequested)
             {
+                // The deadline fired: whatever status the cut-off call ended with (Cancelled, or Internal
+                // when it was cut while starting), this is a timeout.
                 throw ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, ex);
             }
             catch (RpcException ex)

@@ -27,9 +27,7 @@ if (isChild)
 }
 else
 {
-    // However the harness ends (return, exception, Ctrl+C), no worker or child may outlive it.
-    AppDomain.CurrentDomain.ProcessExit += (_, _) => ChildProcess.KillAll();
-    Console.CancelKeyPress += (_, _) => ChildProcess.KillAll();
+    ChildProcess.KillAllOnExit();
 }
 
 try
@@ -54,6 +52,12 @@ catch (Exception ex) when (isChild)
 {
     // One line the harness can read: how this child gave up.
     ChildLines.Say($"{ChildLines.Failed} {Outcome.Of(ex).Token} {ex.Message.ReplaceLineEndings(" ")}");
+    return 1;
+}
+catch (Exception ex)
+{
+    // A harness that cannot finish its run fails it, with the reason, instead of crashing.
+    Console.Error.WriteLine($"{commandLine.Role}: FAILED: {ex}");
     return 1;
 }
 finally

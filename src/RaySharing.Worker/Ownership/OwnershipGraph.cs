@@ -389,8 +389,17 @@ internal sealed class OwnershipGraph
 
     // ---- Internals (all called under _gate) ----
 
-    private SessionState RequireSessionLocked(ObjectId sessionId) =>
-        _sessions.TryGetValue(sessionId, out var session) ? session : throw WorkerErrors.SessionExpired(sessionId);
+    /// <summary>The caller's live session. Every call renews its lease: a busy session is plainly alive.</summary>
+    private SessionState RequireSessionLocked(ObjectId sessionId)
+    {
+        if (!_sessions.TryGetValue(sessionId, out var session))
+        {
+            throw WorkerErrors.SessionExpired(sessionId);
+        }
+
+        session.ExpiresAtMillis = NowMillis() + (long)session.Lease.TotalMilliseconds;
+        return session;
+    }
 
     private HolderState ResolveHolderLocked(HolderAddress address, SessionState session)
     {

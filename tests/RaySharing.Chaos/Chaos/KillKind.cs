@@ -3,7 +3,7 @@ namespace RaySharing.Chaos.Chaos;
 /// <summary>The one process a chaos round SIGKILLs.</summary>
 internal enum KillKind
 {
-    /// <summary>An executor, a random 0–400 ms after it starts its put.</summary>
+    /// <summary>An executor (the one with the largest object), a random 0–400 ms after it starts its put.</summary>
     ExecutorMidPut,
 
     /// <summary>The driver, a random moment after it fetched the refs, while it gets them.</summary>
@@ -26,14 +26,6 @@ internal static class KillKinds
         KillKind.DriverMidGet => "(b) driver mid-get",
         KillKind.HolderCreator => "(c) session-holder creator",
         _ => "(d) worker mid-transfer",
-    };
-
-    /// <summary>What "landed mid-operation" means for a kind, for the report.</summary>
-    public static string Landing(this KillKind kind) => kind switch
-    {
-        KillKind.ExecutorMidPut => "before READY",
-        KillKind.DriverMidGet or KillKind.WorkerMidTransfer => "before DONE",
-        _ => "after READY",
     };
 
     /// <summary>

@@ -1,18 +1,21 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace RaySharing.Chaos.Infrastructure;
 
 /// <summary>
 /// A child OS process (a role of this program, or the worker host) whose stdout is captured line by
-/// line and whose stderr is kept for diagnostics. Every child ever started is remembered until it has
-/// exited, so <see cref="KillAll"/> can make sure none outlives the harness, whatever path it exits by.
+/// line and whose stderr is kept for diagnostics. Every child is remembered until it is disposed, so
+/// <see cref="KillAll"/> can make sure none outlives the harness, whatever path it exits by.
 /// </summary>
 internal sealed class ChildProcess : IDisposable
 {
     private static readonly ConcurrentDictionary<ChildProcess, byte> Live = new();
+    private static PosixSignalRegistration[] s_signals = [];
+    private static int s_shuttingDown;
 
     private readonly Process _process;
     private readonly List<string> _lines = [];
@@ -97,9 +100,27 @@ internal sealed class ChildProcess : IDisposable
         return Start(name, start, arguments);
     }
 
-    /// <summary>SIGKILLs every child still running. Safe to call from any thread, any number of times.</summary>
+    /// <summary>
+    /// Makes sure no child outlives this process, however it ends: a return or an exception
+    /// (ProcessExit), SIGTERM, Ctrl+C or SIGQUIT. The children also exit when their stdin closes, but the
+    /// worker host does not read stdin, so it must be killed.
+    /// </summary>
+    public static void KillAllOnExit()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
+        // Kept in a static field: a registration that is garbage-collected stops handling its signal.
+        // The handlers do not cancel the signal, so it then ends the process as it would have.
+        s_signals = [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT }.Select(signal => PosixSignalRegistration.Create(signal, _ => KillAll()))];
+    }
+
+    /// <summary>
+    /// SIGKILLs every child still running, and every child started from now on: the harness is going
+    /// away, and a round still running must not start a worker that outlives it. Safe to call from any
+    /// thread, any number of times.
+    /// </summary>
     public static void KillAll()
     {
+        Volatile.Write(ref s_shuttingDown, 1);
         foreach (var child in Live.Keys)
         {
             child.Kill();
@@ -222,12 +243,17 @@ internal sealed class ChildProcess : IDisposable
         var child = new ChildProcess(name, process);
         process.OutputDataReceived += (_, e) => child.OnStdout(e.Data);
         process.ErrorDataReceived += (_, e) => child.OnStderr(e.Data);
-        if (!process.Start())
+        if (Volatile.Read(ref s_shuttingDown) != 0 || !process.Start())
         {
-            throw new InvalidOperationException($"Could not start {name} ({start.FileName}).");
+            throw new InvalidOperationException($"Could not start {name} ({start.FileName}){(Volatile.Read(ref s_shuttingDown) != 0 ? ": the harness is shutting down" : string.Empty)}.");
         }
 
         Live.TryAdd(child, 0);
+        if (Volatile.Read(ref s_shuttingDown) != 0)
+        {
+            // KillAll ran between the check and the registration.
+            child.Kill();
+        }
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return child;

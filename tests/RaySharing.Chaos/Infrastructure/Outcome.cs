@@ -1,3 +1,5 @@
+using Grpc.Core;
+
 namespace RaySharing.Chaos.Infrastructure;
 
 /// <summary>How one call ended, in the categories the harness counts.</summary>
@@ -19,13 +21,19 @@ internal enum OutcomeKind
     Untyped,
 }
 
-/// <summary>An outcome and its name: an exception type name for typed errors, details for the rest.</summary>
-internal readonly record struct Outcome(OutcomeKind Kind, string Name)
+/// <summary>
+/// An outcome and its name: an exception type name for typed errors, <c>HANG</c>, or for untyped
+/// failures a signature such as <c>RaySharingException(INTERNAL)&lt;-ObjectDisposedException</c>
+/// (type, reason or status, root cause). Names never contain spaces, so children print them as one token.
+/// </summary>
+internal readonly record struct Outcome(OutcomeKind Kind, string Name, string Detail = "")
 {
-    /// <summary>What a child prints for a call that hit the harness's bound.</summary>
+    /// <summary>What a child prints for a call that hit its bound.</summary>
     public const string HangName = "HANG";
 
-    /// <summary>The names of the library's specific exception types: every sealed subclass of the base, and the timeout.</summary>
+    private const string UntypedPrefix = "UNTYPED:";
+
+    /// <summary>The names of the library's specific exception types: every subclass of the base, and the timeout.</summary>
     private static readonly HashSet<string> TypedNames = typeof(RaySharingException).Assembly.GetTypes()
         .Where(t => t.IsPublic && t.IsSubclassOf(typeof(RaySharingException)))
         .Select(t => t.Name)
@@ -34,37 +42,52 @@ internal readonly record struct Outcome(OutcomeKind Kind, string Name)
 
     public static Outcome Ok { get; } = new(OutcomeKind.Ok, "OK");
 
-    public static Outcome Wrong(string detail) => new(OutcomeKind.Wrong, detail);
-
     public bool IsOk => Kind == OutcomeKind.Ok;
+
+    /// <summary>The single token a child prints for this outcome.</summary>
+    public string Token => Kind == OutcomeKind.Untyped ? UntypedPrefix + Name : Name;
+
+    public static Outcome Wrong(string detail) => new(OutcomeKind.Wrong, "WRONG", detail);
+
+    /// <summary>The same outcome, named as a client disposal's, so disposal failures are told apart from calls'.</summary>
+    public Outcome OfDisposal() => Kind == OutcomeKind.Untyped ? this with { Name = "DisposeAsync:" + Name } : this;
 
     public static Outcome Of(Exception exception) => exception switch
     {
-        BoundExceededException => new(OutcomeKind.Hang, HangName),
+        BoundExceededException => new(OutcomeKind.Hang, HangName, exception.Message),
+        // Every token the harness and its children pass is one of their own bounds: cancellation is a bound hit.
+        OperationCanceledException => new(OutcomeKind.Hang, HangName, exception.Message),
         RaySharingTimeoutException => new(OutcomeKind.Typed, nameof(RaySharingTimeoutException)),
         // The bare base type is the client's fallback for a status it could not map: not a kind a caller can act on.
         RaySharingException typed when typed.GetType() != typeof(RaySharingException) => new(OutcomeKind.Typed, typed.GetType().Name),
-        RaySharingException bare => new(OutcomeKind.Untyped, $"RaySharingException({bare.Reason}): {OneLine(bare.Message)}"),
-        _ => new(OutcomeKind.Untyped, $"{exception.GetType().Name}: {OneLine(exception.Message)}"),
+        _ => new(OutcomeKind.Untyped, Signature(exception), OneLine(exception.Message)),
     };
 
-    /// <summary>Reads the name a child printed after <c>ERR</c>.</summary>
-    public static Outcome FromPrinted(string name) =>
-        name == HangName ? new(OutcomeKind.Hang, HangName)
-        : TypedNames.Contains(name) ? new(OutcomeKind.Typed, name)
-        : new(OutcomeKind.Untyped, name);
+    /// <summary>Reads a token a child printed (see <see cref="Token"/>).</summary>
+    public static Outcome FromPrinted(string token, string detail = "") =>
+        token == HangName ? new(OutcomeKind.Hang, HangName, detail)
+        : TypedNames.Contains(token) ? new(OutcomeKind.Typed, token, detail)
+        : new(OutcomeKind.Untyped, token.StartsWith(UntypedPrefix, StringComparison.Ordinal) ? token[UntypedPrefix.Length..] : token, detail);
 
-    /// <summary>The single token a child prints for this outcome (no spaces, so lines stay parseable).</summary>
-    public string Token => Kind switch
+    public override string ToString() => Detail.Length == 0 ? Name : $"{Name} ({Detail})";
+
+    /// <summary>Type, reason or status, and root cause: enough to recognise one failure among many.</summary>
+    private static string Signature(Exception exception)
     {
-        OutcomeKind.Typed or OutcomeKind.Hang => Name,
-        _ => "UNTYPED:" + Name.Split(':')[0].Replace(' ', '_'),
-    };
+        var what = exception switch
+        {
+            RaySharingException bare => $"{nameof(RaySharingException)}({bare.Reason})",
+            RpcException rpc => $"{nameof(RpcException)}({rpc.StatusCode})",
+            _ => exception.GetType().Name,
+        };
+        var rpcInside = exception as RpcException ?? exception.InnerException as RpcException;
+        var cause = rpcInside?.Status.DebugException ?? (rpcInside is null ? exception.InnerException : null);
+        return cause is null ? what : $"{what}<-{cause.GetType().Name}";
+    }
 
     private static string OneLine(string text)
     {
         var line = text.ReplaceLineEndings(" ");
-        return line.Length <= 200 ? line : line[..200] + "…";
+        return line.Length <= 300 ? line : line[..300] + "…";
     }
 }
-

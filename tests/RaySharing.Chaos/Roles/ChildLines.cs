@@ -6,11 +6,14 @@ namespace RaySharing.Chaos.Roles;
 /// The single-line messages child roles print on stdout for the harness, one token per field:
 /// <code>
 /// PUTTING &lt;size&gt;                                            executor: about to put
+/// PUT &lt;objectId&gt;                                            executor: the put was acknowledged
 /// READY &lt;objectId&gt; &lt;size&gt; &lt;crc32&gt; &lt;envelope hex&gt;       executor: put and registered
 /// READY &lt;envelope hex&gt; &lt;crc32&gt;                             holder-creator: put and registered
 /// FETCHED &lt;count&gt;                                           driver: fetched the job's refs
-/// OK &lt;objectId&gt; &lt;crc32&gt; | ERR &lt;objectId|fetch&gt; &lt;name&gt;      driver: one get (name: an exception type, HANG or UNTYPED:...)
+/// OK &lt;objectId&gt; &lt;crc32&gt; | ERR &lt;objectId&gt; &lt;name&gt;            driver: one get (name: an exception type, HANG or UNTYPED:...)
+/// ERR fetch|release &lt;name&gt;                                 driver: the fetch (or the release at the end) failed
 /// DONE                                                      driver: finished
+/// DISPOSE-FAILED &lt;name&gt; &lt;message&gt;                          executor, driver: disposing the client threw
 /// FAILED &lt;name&gt; &lt;message&gt;                                  any role: gave up
 /// </code>
 /// The CRC-32 is computed by the putter over its own bytes, never copied from an envelope, so the
@@ -19,15 +22,20 @@ namespace RaySharing.Chaos.Roles;
 internal static class ChildLines
 {
     public const string Putting = "PUTTING";
+    public const string Put = "PUT";
     public const string Ready = "READY";
     public const string Fetched = "FETCHED";
     public const string Ok = "OK";
     public const string Err = "ERR";
     public const string Done = "DONE";
     public const string Failed = "FAILED";
+    public const string DisposeFailed = "DISPOSE-FAILED";
 
-    /// <summary>The id a driver prints in place of an object id when the fetch itself failed.</summary>
+    /// <summary>What a driver prints in place of an object id when the fetch itself failed.</summary>
     public const string FetchTarget = "fetch";
+
+    /// <summary>What a driver prints in place of an object id when releasing its refs failed.</summary>
+    public const string ReleaseTarget = "release";
 
     public static void Say(string line) => Console.Out.WriteLine(line);
 

@@ -1,26 +1,50 @@
+using RaySharing.Chaos.Infrastructure;
+
 namespace RaySharing.Chaos.Roles;
 
 /// <summary>What every child role shares: client settings, bounds, and dying with the harness.</summary>
 internal static class ChildRole
 {
+    /// <summary>What the client logs (<see cref="StderrLoggerFactory"/>) when the worker ended its session.</summary>
+    public const string SessionLostLog = "has ended on the worker";
+
     /// <summary>
     /// The harness's bound on one call of a child. The client's own deadlines (<see cref="ClientOptions"/>)
     /// are shorter, so a slow worker is reported by the library, typed, before this bound calls it a hang.
     /// </summary>
-    public static readonly TimeSpan CallBound = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan CallBound = TimeSpan.FromSeconds(20);
 
     /// <summary>
     /// Client settings of the children. The lease is the worker's (1 s in chaos runs), so a killed child's
-    /// session ends fast; deadlines are short so that every failure surfaces well within the run.
+    /// session ends fast. Deadlines are half the defaults: well within the run, yet long enough for a
+    /// child's first call, which JIT-compiles the whole client, on a 2-core machine shared with others.
     /// </summary>
     public static RaySharingClientOptions ClientOptions(Uri address, string clientName) => new()
     {
         Address = address,
         ClientName = clientName,
-        CallTimeout = TimeSpan.FromSeconds(5),
-        StreamIdleTimeout = TimeSpan.FromSeconds(5),
-        ConnectTimeout = TimeSpan.FromSeconds(2),
+        CallTimeout = TimeSpan.FromSeconds(15),
+        StreamIdleTimeout = TimeSpan.FromSeconds(15),
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        // Late lease renewals and a lost session go to stderr, which the harness reads when a child fails.
+        LoggerFactory = StderrLoggerFactory.Instance,
     };
+
+    /// <summary>
+    /// Disposes a client within the bound. A disposal must never throw (the library says so); if it does,
+    /// the child says so on its own line and carries on, so the harness counts it apart from the calls.
+    /// </summary>
+    public static async Task DisposeClientAsync(RaySharingClient client)
+    {
+        try
+        {
+            await Bounded.RunAsync("dispose", CallBound, _ => client.DisposeAsync().AsTask(), CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            ChildLines.Say($"{ChildLines.DisposeFailed} {Outcome.Of(ex).Token} {ex.Message.ReplaceLineEndings(" ")}");
+        }
+    }
 
     /// <summary>
     /// Exits this process when its stdin closes. The harness holds the other end, so a child never

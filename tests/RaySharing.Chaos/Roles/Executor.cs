@@ -20,12 +20,21 @@ internal static class Executor
         var crc = Infrastructure.Payload.Crc(data);
 
         using var timeout = new CancellationTokenSource(ChildRole.CallBound * 3);
-        await using var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-executor"), timeout.Token);
-        var holder = await client.GetHolderAsync(holderName, cancellationToken: timeout.Token);
-        ChildLines.Say($"{ChildLines.Putting} {size}");
-        var objectRef = await client.PutAsync(data, holder, timeout.Token);
-        await holder.RegisterAsync(key, [objectRef], timeout.Token);
-        ChildLines.Say(ChildLines.ExecutorReady(objectRef, crc));
-        return 0;
+        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-executor"), timeout.Token);
+        try
+        {
+            var holder = await client.GetHolderAsync(holderName, cancellationToken: timeout.Token);
+            ChildLines.Say($"{ChildLines.Putting} {size}");
+            var objectRef = await client.PutAsync(data, holder, timeout.Token);
+            ChildLines.Say($"{ChildLines.Put} {objectRef.Id}");
+            await holder.RegisterAsync(key, [objectRef], timeout.Token);
+            ChildLines.Say(ChildLines.ExecutorReady(objectRef, crc));
+            return 0;
+        }
+        finally
+        {
+            // Ending the session drops this process's borrow; the registration keeps the object alive.
+            await ChildRole.DisposeClientAsync(client);
+        }
     }
 }

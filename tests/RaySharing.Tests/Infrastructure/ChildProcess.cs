@@ -55,14 +55,16 @@ internal sealed class ChildProcess : IAsyncDisposable
         return child;
     }
 
+    // AppContext.BaseDirectory is <repo>/tests/RaySharing.Tests/bin/<configuration>/<framework>/.
+    private static readonly DirectoryInfo Framework = new(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+
+    /// <summary>The repository's root folder.</summary>
+    public static string RepositoryRoot { get; } = Framework.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+
     /// <summary>The path of another project's assembly in the same configuration and framework as the tests.</summary>
     public static string BuildOutput(string projectDirectory, string assemblyName)
     {
-        // AppContext.BaseDirectory is <repo>/tests/RaySharing.Tests/bin/<configuration>/<framework>/.
-        var framework = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var configuration = framework.Parent!;
-        var repo = configuration.Parent!.Parent!.Parent!.Parent!;
-        var path = Path.Combine(repo.FullName, projectDirectory, "bin", configuration.Name, framework.Name, assemblyName + ".dll");
+        var path = Path.Combine(RepositoryRoot, projectDirectory, "bin", Framework.Parent!.Name, Framework.Name, assemblyName + ".dll");
         return File.Exists(path) ? path : throw new FileNotFoundException($"Build output not found; build the solution first: {path}");
     }
 

@@ -1,0 +1,47 @@
+using RaySharing.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace RaySharing.Tests;
+
+/// <summary>Runs after the parallel tests, alone, so their load does not starve the chaos harness's processes.</summary>
+[CollectionDefinition(nameof(ReliabilityCollection), DisableParallelization = true)]
+public sealed class ReliabilityCollection;
+
+/// <summary>
+/// The chaos loop and the load run of tests/RaySharing.Chaos, as CI runs them. Each writes its table to
+/// TestResults/ at the repository root (test.sh prints them); the harness exits non-zero on any hang,
+/// leak, wrong byte, untyped error or violated expectation.
+/// </summary>
+[Collection(nameof(ReliabilityCollection))]
+public sealed class ReliabilityTests(ITestOutputHelper output)
+{
+    private static string ResultFile(string name)
+    {
+        var folder = Path.Combine(ChildProcess.RepositoryRoot, "TestResults");
+        Directory.CreateDirectory(folder);
+        return Path.Combine(folder, name);
+    }
+
+    [Fact]
+    public async Task Chaos_FiftyRoundsOfRandomKills_NoHangsNoLeaksNoWrongBytes()
+    {
+        await using var chaos = ChildProcess.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "chaos", "--rounds", "50", "--out", ResultFile("chaos.md"));
+
+        var exitCode = await chaos.WaitForExitAsync(TimeSpan.FromMinutes(12));
+
+        output.WriteLine(chaos.Output);
+        Assert.True(exitCode == 0, chaos.Output);
+    }
+
+    [Fact]
+    public async Task Load_ThirtyTwoSessionsMixedOperations_NothingLostWrongOrLeaked()
+    {
+        await using var load = ChildProcess.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "load", "--sessions", "32", "--seconds", "15", "--out", ResultFile("load.md"));
+
+        var exitCode = await load.WaitForExitAsync(TimeSpan.FromMinutes(3));
+
+        output.WriteLine(load.Output);
+        Assert.True(exitCode == 0, load.Output);
+    }
+}
