@@ -60,21 +60,12 @@ public sealed class ObjectHolder
     /// </summary>
     /// <exception cref="RegistryKeyNotFoundException">The key is not registered.</exception>
     /// <exception cref="OwnerDiedException">This holder incarnation is dead.</exception>
-    public Task<IReadOnlyList<ObjectRef>> FetchAsync(string key, CancellationToken cancellationToken = default) =>
-        _client.FetchAsync(this, key, cancellationToken);
+    public async Task<IReadOnlyList<ObjectRef>> FetchAsync(string key, CancellationToken cancellationToken = default) =>
+        await _client.FetchAsync(this, key, RaySharingClient.RefFactories<object>.Untyped, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Like <see cref="FetchAsync(string, CancellationToken)"/>, with each ref typed as <typeparamref name="T"/>.</summary>
-    public async Task<IReadOnlyList<ObjectRef<T>>> FetchAsync<T>(string key, CancellationToken cancellationToken = default)
-    {
-        var refs = await FetchAsync(key, cancellationToken).ConfigureAwait(false);
-        var typed = new ObjectRef<T>[refs.Count];
-        for (var i = 0; i < typed.Length; i++)
-        {
-            typed[i] = refs[i].As<T>();
-        }
-
-        return typed;
-    }
+    public async Task<IReadOnlyList<ObjectRef<T>>> FetchAsync<T>(string key, CancellationToken cancellationToken = default) =>
+        await _client.FetchAsync(this, key, RaySharingClient.RefFactories<T>.Typed, cancellationToken).ConfigureAwait(false);
 
     /// <summary>Removes a key. Its objects are freed unless registered elsewhere or borrowed.</summary>
     /// <returns>How many refs the key held; 0 when it did not exist.</returns>

@@ -16,20 +16,29 @@ namespace RaySharing;
 public class ObjectRef : IAsyncDisposable
 {
     private readonly byte[] _envelopeBytes;
-    private readonly RefBorrow _borrow;
+    private readonly RaySharingClient _client;
+    // A typed view made by As<T> shares the borrow of the ref it was made from.
+    private readonly ObjectRef? _origin;
+    private RefEnvelope? _envelope;
+    private int _released;
 
-    internal ObjectRef(RefEnvelope envelope, byte[] envelopeBytes, RefBorrow borrow)
+    // The envelope is decoded on first use: a put's or fetch's ref that is only registered, passed on
+    // or released never needs it, and a store full of refs then holds fewer objects.
+    internal ObjectRef(RaySharingClient client, ObjectId id, byte[] envelopeBytes, RefEnvelope? envelope, ObjectRef? origin)
     {
-        Envelope = envelope;
+        _client = client;
+        Id = id;
         _envelopeBytes = envelopeBytes;
-        _borrow = borrow;
+        _envelope = envelope;
+        _origin = origin;
     }
 
     /// <summary>The object's id.</summary>
-    public ObjectId Id => Envelope.ObjectId;
+    public ObjectId Id { get; }
 
     /// <summary>The decoded envelope: owner, location, size, codec, type name, checksum.</summary>
-    public RefEnvelope Envelope { get; }
+    /// <exception cref="InvalidEnvelopeException">The envelope the worker sent is malformed.</exception>
+    public RefEnvelope Envelope => _envelope ?? DecodeEnvelope();
 
     /// <summary>The object's owner.</summary>
     public ObjectOwner Owner => Envelope.Owner;
@@ -44,52 +53,53 @@ public class ObjectRef : IAsyncDisposable
     public string TypeName => Envelope.TypeName;
 
     /// <summary>True once this ref (or another view of the same borrow) has been disposed or released.</summary>
-    public bool IsReleased => _borrow.IsReleased;
+    public bool IsReleased => Volatile.Read(ref (_origin ?? this)._released) != 0;
 
     internal byte[] EnvelopeBytes => _envelopeBytes;
-
-    internal RefBorrow Borrow => _borrow;
 
     /// <summary>The ref's envelope as bytes (protos/ENVELOPE.md), to rebuild it in any process or language.</summary>
     public byte[] ToEnvelopeBytes() => (byte[])_envelopeBytes.Clone();
 
     /// <summary>A typed view of this ref. It shares this ref's borrow: disposing either releases it.</summary>
-    public ObjectRef<T> As<T>() => this as ObjectRef<T> ?? new ObjectRef<T>(Envelope, _envelopeBytes, _borrow);
+    public ObjectRef<T> As<T>() => this as ObjectRef<T> ?? new ObjectRef<T>(_client, Id, _envelopeBytes, _envelope, _origin ?? this);
 
     /// <summary>Releases this ref's borrow. Idempotent; never throws for a worker that is gone.</summary>
     public ValueTask DisposeAsync()
     {
         GC.SuppressFinalize(this);
-        return _borrow.ReleaseAsync();
+        return TryMarkReleased() ? _client.ReleaseIdsQuietlyAsync([Id]) : ValueTask.CompletedTask;
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"ObjectRef({Id}, {Size} bytes {CodecNames.ToName(Codec)}, owner {Owner})";
+    public override string ToString() => _envelope is { } envelope
+        ? $"ObjectRef({Id}, {envelope.Size} bytes {CodecNames.ToName(envelope.Codec)}, owner {envelope.Owner})"
+        : $"ObjectRef({Id})";
+
+    /// <summary>Marks the borrow released; true for the one caller that must tell the worker.</summary>
+    internal bool TryMarkReleased() => Interlocked.Exchange(ref (_origin ?? this)._released, 1) == 0;
+
+    private RefEnvelope DecodeEnvelope()
+    {
+        RefEnvelope decoded;
+        try
+        {
+            decoded = EnvelopeCodec.Decode(_envelopeBytes);
+        }
+        catch (EnvelopeFormatException ex)
+        {
+            throw Internal.ExceptionFactory.InvalidEnvelope(ex);
+        }
+
+        return Interlocked.CompareExchange(ref _envelope, decoded, null) ?? decoded;
+    }
 }
 
 /// <summary>A typed <see cref="ObjectRef"/>; <see cref="RaySharingClient.GetAsync{T}(ObjectRef{T}, CancellationToken)"/> reads it as <typeparamref name="T"/>.</summary>
 /// <typeparam name="T">The type the object is read as.</typeparam>
 public sealed class ObjectRef<T> : ObjectRef
 {
-    internal ObjectRef(RefEnvelope envelope, byte[] envelopeBytes, RefBorrow borrow)
-        : base(envelope, envelopeBytes, borrow)
+    internal ObjectRef(RaySharingClient client, ObjectId id, byte[] envelopeBytes, RefEnvelope? envelope, ObjectRef? origin)
+        : base(client, id, envelopeBytes, envelope, origin)
     {
     }
-}
-
-/// <summary>One borrow on the worker, shared by the typed views of a ref; released at most once.</summary>
-internal sealed class RefBorrow(RaySharingClient client, ObjectId id)
-{
-    private int _released;
-
-    public ObjectId Id { get; } = id;
-
-    public RaySharingClient Client { get; } = client;
-
-    public bool IsReleased => Volatile.Read(ref _released) != 0;
-
-    /// <summary>Marks the borrow released; true for the one caller that must tell the worker.</summary>
-    public bool TryMarkReleased() => Interlocked.Exchange(ref _released, 1) == 0;
-
-    public ValueTask ReleaseAsync() => TryMarkReleased() ? Client.ReleaseIdsQuietlyAsync([Id]) : ValueTask.CompletedTask;
 }

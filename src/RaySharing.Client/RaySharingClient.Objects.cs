@@ -155,7 +155,7 @@ public sealed partial class RaySharingClient
         request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
         using var scope = BeginCall(cancellationToken);
         await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
-        return new ObjectRef(envelope, copy, new RefBorrow(this, envelope.ObjectId));
+        return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null);
     }
 
     /// <summary>Like <see cref="FromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, typed as <typeparamref name="T"/>.</summary>
@@ -172,7 +172,7 @@ public sealed partial class RaySharingClient
         var request = new ReleaseRequest();
         foreach (var objectRef in refs)
         {
-            if (objectRef.Borrow.TryMarkReleased())
+            if (objectRef.TryMarkReleased())
             {
                 request.ObjectIds.Add(ByteString.CopyFrom(objectRef.Id.ToByteArray()));
             }
@@ -216,17 +216,18 @@ public sealed partial class RaySharingClient
         where TRef : ObjectRef
     {
         var bytes = AdoptArray(envelopeBytes);
-        RefEnvelope envelope;
+        ObjectId id;
         try
         {
-            envelope = EnvelopeCodec.Decode(bytes);
+            // Only the id now; the rest is decoded if and when the ref is read.
+            id = EnvelopeCodec.PeekObjectId(bytes);
         }
         catch (EnvelopeFormatException ex)
         {
             throw ExceptionFactory.InvalidEnvelope(ex);
         }
 
-        return create(envelope, bytes, new RefBorrow(this, envelope.ObjectId));
+        return create(this, id, bytes);
     }
 
     /// <summary>
@@ -405,13 +406,13 @@ public sealed partial class RaySharingClient
     };
 
     /// <summary>Makes the ref a call returns: typed for <c>PutAsync&lt;T&gt;</c>, untyped otherwise.</summary>
-    private delegate TRef RefFactory<TRef>(RefEnvelope envelope, byte[] envelopeBytes, RefBorrow borrow)
+    internal delegate TRef RefFactory<TRef>(RaySharingClient client, ObjectId id, byte[] envelopeBytes)
         where TRef : ObjectRef;
 
-    private static class RefFactories<T>
+    internal static class RefFactories<T>
     {
-        public static readonly RefFactory<ObjectRef<T>> Typed = static (envelope, bytes, borrow) => new ObjectRef<T>(envelope, bytes, borrow);
+        public static readonly RefFactory<ObjectRef<T>> Typed = static (client, id, bytes) => new ObjectRef<T>(client, id, bytes, envelope: null, origin: null);
 
-        public static readonly RefFactory<ObjectRef> Untyped = static (envelope, bytes, borrow) => new ObjectRef(envelope, bytes, borrow);
+        public static readonly RefFactory<ObjectRef> Untyped = static (client, id, bytes) => new ObjectRef(client, id, bytes, envelope: null, origin: null);
     }
 }

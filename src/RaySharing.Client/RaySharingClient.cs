@@ -179,7 +179,8 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         return (int)reply.Count;
     }
 
-    internal async Task<IReadOnlyList<ObjectRef>> FetchAsync(ObjectHolder holder, string key, CancellationToken cancellationToken)
+    internal async Task<TRef[]> FetchAsync<TRef>(ObjectHolder holder, string key, RefFactory<TRef> create, CancellationToken cancellationToken)
+        where TRef : ObjectRef
     {
         ValidateKey(key);
         FetchReply reply;
@@ -194,10 +195,10 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             throw new RegistryKeyNotFoundException(ex.Message, holder.Namespace, holder.Name, key);
         }
 
-        var refs = new ObjectRef[reply.Envelopes.Count];
+        var refs = new TRef[reply.Envelopes.Count];
         for (var i = 0; i < refs.Length; i++)
         {
-            refs[i] = AdoptBorrowed(reply.Envelopes[i]);
+            refs[i] = AdoptBorrowed(reply.Envelopes[i], create);
         }
 
         return refs;

@@ -172,6 +172,31 @@ public static class EnvelopeCodec
         }
     }
 
+    /// <summary>
+    /// Reads only the object id of an envelope, without decoding (or checking) the rest: for envelopes
+    /// from a trusted worker whose other fields may never be needed.
+    /// </summary>
+    /// <exception cref="EnvelopeFormatException">The bytes do not start like a version-1 envelope.</exception>
+    public static ObjectId PeekObjectId(ReadOnlyMemory<byte> bytes)
+    {
+        try
+        {
+            var reader = new MessagePackReader(bytes);
+            var count = ExpectArray(ref reader, "envelope");
+            var version = count == 0 ? 0 : ReadInteger(ref reader, "version", static (ref MessagePackReader r) => r.ReadInt32());
+            if (version != RefEnvelope.CurrentVersion || count < FieldCount)
+            {
+                throw new EnvelopeFormatException($"Envelope version {version} with {count} fields is not a version-{RefEnvelope.CurrentVersion} envelope.");
+            }
+
+            return ReadId(ref reader, "object id");
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException)
+        {
+            throw new EnvelopeFormatException($"The envelope is not valid MessagePack of the expected shape: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>Decodes an envelope; false (and a reason) instead of an exception.</summary>
     public static bool TryDecode(ReadOnlyMemory<byte> bytes, out RefEnvelope? envelope, out string? error)
     {

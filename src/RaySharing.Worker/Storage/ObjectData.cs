@@ -3,9 +3,10 @@ namespace RaySharing.Worker.Storage;
 /// <summary>
 /// The sealed, immutable bytes of an object, kept as the chunks they arrived in: gRPC's received
 /// buffers are adopted rather than copied, and no single array has to hold a huge object. The common
-/// one-chunk case needs no chunk array, which matters for the many small objects a store holds.
+/// one-chunk case needs no chunk array, and the struct lives inside its StoredObject: the many small
+/// objects a store holds cost the garbage collector as few objects as possible.
 /// </summary>
-internal sealed class ObjectData
+internal readonly struct ObjectData
 {
     private readonly ReadOnlyMemory<byte> _single;
     private readonly ReadOnlyMemory<byte>[]? _chunks;
@@ -26,10 +27,13 @@ internal sealed class ObjectData
         }
 
         _chunks = chunks;
+        long length = 0;
         foreach (var chunk in chunks)
         {
-            Length += chunk.Length;
+            length += chunk.Length;
         }
+
+        Length = length;
     }
 
     public long Length { get; }
