@@ -70,6 +70,17 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         for (var i = 0; i < Executors; i++)
         {
             sizes[i] = RandomSize(16 << 20);
+        }
+
+        if (kill == KillKind.ExecutorMidPut)
+        {
+            // The victim's put is large (32-64 MiB, tens of milliseconds on loopback), so that a kill aimed
+            // at it lands while its bytes are in flight rather than after it.
+            sizes[0] = random.Next(32 << 20, (64 << 20) + 1);
+        }
+
+        for (var i = 0; i < Executors; i++)
+        {
             executors[i] = Start($"executor {i}", "executor", "--address", address, "--holder", ChaosHarness.HolderName, "--key", jobKey,
                 "--size", Text(sizes[i]), "--seed", Text(random.Next()));
         }
@@ -80,8 +91,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         ChildProcess? victim = null;
         if (kill == KillKind.ExecutorMidPut)
         {
-            // The largest put takes longest: the best aim for a kill that lands while bytes are in flight.
-            victim = executors[Array.IndexOf(sizes, sizes.Max())];
+            victim = executors[0];
             await KillMidPutAsync(victim, cancellationToken).ConfigureAwait(false);
         }
 
@@ -114,7 +124,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
 
     // ---- The processes and the kills ----
 
-    /// <summary>Kill (a): a random 0–400 ms after the executor says it starts its put.</summary>
+    /// <summary>Kill (a): a random 0–60 ms after the executor says it starts its (large) put.</summary>
     private async Task KillMidPutAsync(ChildProcess victim, CancellationToken cancellationToken)
     {
         try
@@ -126,7 +136,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
             ChildFailed(victim, ex.Message);
         }
 
-        await Task.Delay(random.Next(0, 401), cancellationToken).ConfigureAwait(false);
+        await Task.Delay(random.Next(0, 61), cancellationToken).ConfigureAwait(false);
         var landing = !victim.HasLine(ChildLines.Put + " ") ? "mid-put"
             : !victim.HasLine(ChildLines.Ready + " ") ? "after the put, before READY"
             : "after READY";
