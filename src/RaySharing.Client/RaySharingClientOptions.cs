@@ -17,8 +17,9 @@ public sealed class RaySharingClientOptions
     public string ClientName { get; set; } = Environment.ProcessPath is { } path ? Path.GetFileNameWithoutExtension(path) : "client";
 
     /// <summary>
-    /// The deadline of every unary call (connect, put, get, fetch, register, ...). A call that does not
-    /// complete in time fails with <see cref="RaySharingTimeoutException"/>. To bound one call more
+    /// The deadline of every unary call (connect, put, get, fetch, register, ...), enforced by the client
+    /// to within 50 ms: a call that does not complete in time is cancelled (so the worker stops working
+    /// on it too) and fails with <see cref="RaySharingTimeoutException"/>. To bound one call more
     /// tightly, pass a <see cref="CancellationToken"/> that cancels sooner. Default 30 seconds.
     /// </summary>
     public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(30);

@@ -49,4 +49,15 @@ internal static class CallContextExtensions
         EnvelopeCodec.TryDecode(bytes.Memory, out var envelope, out var error)
             ? envelope!
             : throw WorkerErrors.InvalidEnvelope(error!);
+
+    public static RefEnvelope[] DecodeEnvelopes(this Google.Protobuf.Collections.RepeatedField<Google.Protobuf.ByteString> envelopes)
+    {
+        var refs = new RefEnvelope[envelopes.Count];
+        for (var i = 0; i < refs.Length; i++)
+        {
+            refs[i] = envelopes[i].DecodeEnvelope();
+        }
+
+        return refs;
+    }
 }

@@ -36,12 +36,7 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
     public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
     {
         var session = context.SessionId();
-        var refs = new RefEnvelope[request.Envelopes.Count];
-        for (var i = 0; i < refs.Length; i++)
-        {
-            refs[i] = request.Envelopes[i].DecodeEnvelope();
-        }
-
+        var refs = request.Envelopes.DecodeEnvelopes();
         return Task.FromResult(new RegisterReply { Count = (uint)graph.Register(session, request.Holder.ToAddress(), request.Key, refs) });
     }
 

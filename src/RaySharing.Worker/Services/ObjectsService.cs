@@ -148,14 +148,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
     public override Task<BorrowReply> Borrow(BorrowRequest request, ServerCallContext context)
     {
-        var session = context.SessionId();
-        var refs = new RefEnvelope[request.Envelopes.Count];
-        for (var i = 0; i < refs.Length; i++)
-        {
-            refs[i] = request.Envelopes[i].DecodeEnvelope();
-        }
-
-        graph.Borrow(session, refs);
+        graph.Borrow(context.SessionId(), request.Envelopes.DecodeEnvelopes());
         return Task.FromResult(new BorrowReply());
     }
 
