@@ -21,7 +21,7 @@ public sealed class ObjectHolder
         Incarnation = ObjectId.FromBytes(info.Incarnation.Span);
         Lifetime = info.Lifetime == Protocol.V1.HolderLifetime.Session ? HolderLifetime.Session : HolderLifetime.Detached;
         WorkerAddress = info.WorkerAddress;
-        _ref = new HolderRef { Namespace = Namespace, Name = Name, Incarnation = ByteString.CopyFrom(Incarnation.ToByteArray()) };
+        _ref = new HolderRef { Namespace = Namespace, Name = Name, Incarnation = UnsafeByteOperations.UnsafeWrap(Incarnation.ToByteArray()) };
     }
 
     /// <summary>The holder's namespace.</summary>

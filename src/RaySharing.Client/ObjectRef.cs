@@ -57,6 +57,9 @@ public class ObjectRef : IAsyncDisposable
 
     internal byte[] EnvelopeBytes => _envelopeBytes;
 
+    /// <summary>The client whose session holds this ref's borrow.</summary>
+    internal RaySharingClient Client => _client;
+
     /// <summary>The ref's envelope as bytes (protos/ENVELOPE.md), to rebuild it in any process or language.</summary>
     public byte[] ToEnvelopeBytes() => (byte[])_envelopeBytes.Clone();
 

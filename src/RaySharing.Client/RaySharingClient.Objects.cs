@@ -65,7 +65,7 @@ public sealed partial class RaySharingClient
             Size = (ulong)data.Length,
             Checksum = Crc32.HashToUInt32(data.Span),
         };
-        return data.Length <= _options.MaxUnaryObjectBytes
+        return data.Length <= MaxUnaryObjectBytes
             ? PutUnaryAsync(header, data, create, cancellationToken)
             : PutStreamAsync(header, data, create, cancellationToken);
     }
@@ -172,9 +172,19 @@ public sealed partial class RaySharingClient
         var request = new ReleaseRequest();
         foreach (var objectRef in refs)
         {
+            ArgumentNullException.ThrowIfNull(objectRef, nameof(refs));
+            if (!ReferenceEquals(objectRef.Client, this))
+            {
+                // Its borrow belongs to another session: releasing it here would drop this session's.
+                throw new ArgumentException($"{objectRef} was obtained through another client; release it through that client.", nameof(refs));
+            }
+        }
+
+        foreach (var objectRef in refs)
+        {
             if (objectRef.TryMarkReleased())
             {
-                request.ObjectIds.Add(ByteString.CopyFrom(objectRef.Id.ToByteArray()));
+                request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(objectRef.Id.ToByteArray()));
             }
         }
 
@@ -195,7 +205,7 @@ public sealed partial class RaySharingClient
         var request = new ReleaseRequest();
         foreach (var id in ids)
         {
-            request.ObjectIds.Add(ByteString.CopyFrom(id.ToByteArray()));
+            request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(id.ToByteArray()));
         }
 
         try
@@ -271,10 +281,10 @@ public sealed partial class RaySharingClient
             try
             {
                 var first = true;
-                for (var offset = 0; offset < data.Length || first; offset += _options.ChunkBytes)
+                for (long offset = 0; offset < data.Length || first; offset += _options.ChunkBytes)
                 {
-                    var length = Math.Min(_options.ChunkBytes, data.Length - offset);
-                    var message = new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice(offset, length)) };
+                    var length = (int)Math.Min(_options.ChunkBytes, data.Length - offset);
+                    var message = new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice((int)offset, length)) };
                     if (first)
                     {
                         message.Header = header;
@@ -288,7 +298,7 @@ public sealed partial class RaySharingClient
                 idle.CancelAfter(_options.StreamIdleTimeout);
                 await call.RequestStream.CompleteAsync().ConfigureAwait(false);
             }
-            catch (Exception) when (!idle.IsCancellationRequested)
+            catch (Exception ex) when (ex is RpcException or IOException or InvalidOperationException or ObjectDisposedException && !idle.IsCancellationRequested)
             {
                 // The worker may end the call before reading everything (store full, owner died): a write
                 // then fails without saying why, but the call's status does. Fall through to read it.
@@ -310,7 +320,7 @@ public sealed partial class RaySharingClient
         var envelope = objectRef.Envelope;
         var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };
         byte[] bytes;
-        if (envelope.Size <= _options.MaxUnaryObjectBytes)
+        if (envelope.Size <= MaxUnaryObjectBytes)
         {
             using var scope = BeginCall(cancellationToken);
             var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
@@ -395,7 +405,7 @@ public sealed partial class RaySharingClient
             return ExceptionFactory.StreamIdle(operation, _address, _options.StreamIdleTimeout);
         }
 
-        return exception is RpcException rpc ? ExceptionFactory.FromRpc(rpc, operation, _address, cancellationToken) : null;
+        return exception is RpcException rpc ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken) : null;
     }
 
     private static Codec ToWire(ObjectCodec codec) => codec switch

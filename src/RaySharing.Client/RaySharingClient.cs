@@ -44,8 +44,14 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         _sessionHeaders = [];
     }
 
-    /// <summary>This session's id.</summary>
+    /// <summary>This session's id. Public: envelopes of the objects this session owns name it.</summary>
     public ObjectId SessionId { get; private set; }
+
+    /// <summary>The session's secret credential, sent with every call; never published.</summary>
+    internal ObjectId SessionToken { get; private set; }
+
+    /// <summary>Objects up to this size use the unary put and get: the smaller of this client's and the worker's limit.</summary>
+    internal int MaxUnaryObjectBytes { get; private set; }
 
     /// <summary>The session's namespace (<see cref="RaySharingClientOptions.Namespace"/>).</summary>
     public string Namespace => _options.Namespace;
@@ -283,10 +289,12 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
 
         SessionId = ObjectId.FromBytes(reply.SessionId.Span);
+        SessionToken = ObjectId.FromBytes(reply.SessionToken.Span);
+        MaxUnaryObjectBytes = reply.MaxUnaryObjectBytes == 0 ? _options.MaxUnaryObjectBytes : (int)Math.Min(_options.MaxUnaryObjectBytes, reply.MaxUnaryObjectBytes);
         WorkerId = ObjectId.FromBytes(reply.WorkerId.Span);
         WorkerAddress = reply.WorkerAddress;
         Lease = TimeSpan.FromMilliseconds(reply.LeaseMillis);
-        _sessionHeaders.Add(WireHeaders.SessionId, SessionId.ToString());
+        _sessionHeaders.Add(WireHeaders.SessionToken, SessionToken.ToString());
         ClientLog.SessionOpened(_logger, SessionId, _address, WorkerId, reply.LeaseMillis);
         _leaseLoop = Task.Run(() => RenewLeaseAsync(_stopping.Token), CancellationToken.None);
     }
@@ -294,7 +302,8 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <summary>Renews the lease until the client is disposed or the worker says the session has ended. Never throws.</summary>
     private async Task RenewLeaseAsync(CancellationToken stopping)
     {
-        var interval = _options.LeaseRenewInterval ?? Lease / 3;
+        // Never slower than half the lease the worker granted, which may be shorter than the one asked for.
+        var interval = TimeSpan.FromTicks(Math.Min((_options.LeaseRenewInterval ?? Lease / 3).Ticks, (Lease / 2).Ticks));
         using var timer = new PeriodicTimer(interval);
         try
         {
@@ -361,7 +370,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             }
             catch (RpcException ex)
             {
-                throw ExceptionFactory.FromRpc(ex, operation, _address, cancellationToken);
+                throw ExceptionFactory.FromRpc(ex, operation, _address, SessionId, cancellationToken);
             }
         }
     }

@@ -111,17 +111,30 @@ public sealed class RaySharingClientOptions
             throw new ArgumentException($"{nameof(MaxUnaryObjectBytes)} must be 0 to {nameof(MaxMessageBytes)} less 4 KiB; got {MaxUnaryObjectBytes}.", nameof(MaxUnaryObjectBytes));
         }
 
+        if (string.IsNullOrEmpty(ClientName))
+        {
+            throw new ArgumentException($"{nameof(ClientName)} must not be empty.", nameof(ClientName));
+        }
+
+        if (ChunkBytes > MaxMessageBytes - 4096)
+        {
+            throw new ArgumentException($"{nameof(ChunkBytes)} ({ChunkBytes}) must fit in {nameof(MaxMessageBytes)} ({MaxMessageBytes}) less 4 KiB.", nameof(ChunkBytes));
+        }
+
         if (SerializerOptions is null)
         {
             throw new ArgumentException($"{nameof(SerializerOptions)} must not be null.", nameof(SerializerOptions));
         }
     }
 
+    /// <summary>The longest time any option may be: what a timer takes. Infinite waits are what this library rules out.</summary>
+    private static readonly TimeSpan MaxTime = TimeSpan.FromMilliseconds(int.MaxValue);
+
     private static void Positive(TimeSpan value, string name)
     {
-        if (value <= TimeSpan.Zero)
+        if (value <= TimeSpan.Zero || value > MaxTime)
         {
-            throw new ArgumentException($"{name} must be positive; got {value}.", name);
+            throw new ArgumentException($"{name} must be positive and at most {MaxTime.TotalDays:0.#} days (calls are never unbounded); got {value}.", name);
         }
     }
 }

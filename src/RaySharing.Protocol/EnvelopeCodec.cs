@@ -124,6 +124,11 @@ public static class EnvelopeCodec
     /// </summary>
     private static void Validate(RefEnvelope envelope)
     {
+        if (envelope.Owner.Kind is not (OwnerKind.Holder or OwnerKind.Session))
+        {
+            throw new ArgumentException($"Owner kind {envelope.Owner.Kind} is not known.", nameof(envelope));
+        }
+
         CheckString(envelope.Owner.Namespace, "Owner.Namespace");
         CheckString(envelope.Owner.Name, "Owner.Name");
         CheckString(envelope.Location.Address, "Location.Address");
@@ -131,11 +136,6 @@ public static class EnvelopeCodec
         if (envelope.Owner.Kind == OwnerKind.Holder ? envelope.Owner.Name.Length == 0 : envelope.Owner.Name.Length != 0)
         {
             throw new ArgumentException($"A {envelope.Owner.Kind} owner must {(envelope.Owner.Kind == OwnerKind.Holder ? "have a name" : "have an empty name")}.", nameof(envelope));
-        }
-
-        if (envelope.Owner.Kind is not (OwnerKind.Holder or OwnerKind.Session))
-        {
-            throw new ArgumentException($"Owner kind {envelope.Owner.Kind} is not known.", nameof(envelope));
         }
 
         if (envelope.Size < 0)

@@ -61,8 +61,11 @@ public static class ErrorReasons
 /// <summary>Names of the gRPC metadata entries of the protocol.</summary>
 public static class WireHeaders
 {
-    /// <summary>Request header: the caller's session id, 32 lowercase hex characters. Also an error trailer with SESSION_EXPIRED.</summary>
-    public const string SessionId = "rs-session-id";
+    /// <summary>
+    /// Request header: the caller's secret session token, 32 lowercase hex characters. It is the session's
+    /// credential; the session id, which envelopes of session-owned objects publish, is not.
+    /// </summary>
+    public const string SessionToken = "rs-session-token";
 
     /// <summary>Error trailer: the reason, one of <see cref="ErrorReasons"/>.</summary>
     public const string Reason = "rs-reason";

@@ -15,6 +15,7 @@ internal static class StringCache
     private const int MaxCachedChars = 128;
 
     private static readonly ConcurrentDictionary<string, string> Strings = new(StringComparer.Ordinal);
+    private static int _count;
     private static readonly ConcurrentDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> ByChars =
         Strings.GetAlternateLookup<ReadOnlySpan<char>>();
 
@@ -40,9 +41,10 @@ internal static class StringCache
         }
 
         var created = new string(span);
-        if (Strings.Count < Capacity)
+        // ConcurrentDictionary.Count takes every lock; a counter of our own does not.
+        if (Volatile.Read(ref _count) < Capacity && Strings.TryAdd(created, created))
         {
-            Strings.TryAdd(created, created);
+            Interlocked.Increment(ref _count);
         }
 
         return created;

@@ -81,11 +81,9 @@ public sealed class RaySharingWorker : IAsyncDisposable
 
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
 
-        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var port = new Uri(bound).Port;
-        var address = options.AdvertisedAddress ?? $"http://{FormatHost(options.ListenAddress)}:{port}";
+        // AddressPublisher has set the address (advertised, or bound) by the time StartAsync returns.
         var identity = app.Services.GetRequiredService<WorkerIdentity>();
-        identity.Address = address;
+        var address = identity.Address;
         WorkerLog.Listening(app.Services.GetRequiredService<ILogger<RaySharingWorker>>(), identity.WorkerId, address);
         return new RaySharingWorker(app, address, identity.WorkerId);
     }
@@ -102,16 +100,5 @@ public sealed class RaySharingWorker : IAsyncDisposable
         {
             await _app.DisposeAsync().ConfigureAwait(false);
         }
-    }
-
-    private static string FormatHost(string listenAddress)
-    {
-        var ip = IPAddress.Parse(listenAddress);
-        if (ip.Equals(IPAddress.Any))
-        {
-            return "127.0.0.1";
-        }
-
-        return ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString();
     }
 }

@@ -33,7 +33,7 @@ public sealed class WorkerOptions
     /// <summary>The largest object a unary Get returns, and the largest unary Put accepted, in bytes. Default 1 MiB.</summary>
     public int MaxUnaryObjectBytes { get; set; } = 1 << 20;
 
-    /// <summary>The chunk size of a streaming get when the caller states none, in bytes (64 KiB to 1 MiB). Default 256 KiB.</summary>
+    /// <summary>The chunk size of a streaming get when the caller states none, in bytes (4 KiB to 4 MiB; 64 KiB to 1 MiB is best). Default 256 KiB.</summary>
     public int StreamChunkBytes { get; set; } = 256 << 10;
 
     /// <summary>The largest gRPC message sent or received, in bytes (a register of 10,000 refs is about 1.2 MB). Default 64 MiB.</summary>
@@ -47,6 +47,8 @@ public sealed class WorkerOptions
     /// rather than OBJECT_NOT_FOUND. The oldest are forgotten first. Default 100,000 (about 10 MB).
     /// </summary>
     public int TombstoneCapacity { get; set; } = 100_000;
+
+    private static readonly TimeSpan MaxTime = TimeSpan.FromMilliseconds(int.MaxValue);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option that is out of range.</summary>
     public void Validate()
@@ -71,6 +73,11 @@ public sealed class WorkerOptions
             throw new ArgumentException($"{nameof(StoreCapacityBytes)} must be positive; got {StoreCapacityBytes}.", nameof(StoreCapacityBytes));
         }
 
+        if (MaxLease > MaxTime)
+        {
+            throw new ArgumentException($"{nameof(MaxLease)} must be at most {MaxTime.TotalDays:0.#} days; got {MaxLease}.", nameof(MaxLease));
+        }
+
         if (MinLease <= TimeSpan.Zero || MinLease > MaxLease)
         {
             throw new ArgumentException($"{nameof(MinLease)} must be positive and at most {nameof(MaxLease)}; got {MinLease} and {MaxLease}.", nameof(MinLease));
@@ -81,9 +88,9 @@ public sealed class WorkerOptions
             throw new ArgumentException($"{nameof(DefaultLease)} must lie between {nameof(MinLease)} and {nameof(MaxLease)}; got {DefaultLease}.", nameof(DefaultLease));
         }
 
-        if (LeaseCheckInterval <= TimeSpan.Zero)
+        if (LeaseCheckInterval <= TimeSpan.Zero || LeaseCheckInterval > MinLease)
         {
-            throw new ArgumentException($"{nameof(LeaseCheckInterval)} must be positive; got {LeaseCheckInterval}.", nameof(LeaseCheckInterval));
+            throw new ArgumentException($"{nameof(LeaseCheckInterval)} must be positive and at most {nameof(MinLease)} ({MinLease}), or lapsed sessions outlive their lease by more than one; got {LeaseCheckInterval}.", nameof(LeaseCheckInterval));
         }
 
         if (StreamChunkBytes is < 4096 or > 4 << 20)
@@ -101,9 +108,9 @@ public sealed class WorkerOptions
             throw new ArgumentException($"{nameof(MaxUnaryObjectBytes)} must be positive and fit in {nameof(MaxMessageBytes)}; got {MaxUnaryObjectBytes}.", nameof(MaxUnaryObjectBytes));
         }
 
-        if (StreamIdleTimeout <= TimeSpan.Zero)
+        if (StreamIdleTimeout <= TimeSpan.Zero || StreamIdleTimeout > MaxTime)
         {
-            throw new ArgumentException($"{nameof(StreamIdleTimeout)} must be positive; got {StreamIdleTimeout}.", nameof(StreamIdleTimeout));
+            throw new ArgumentException($"{nameof(StreamIdleTimeout)} must be positive and at most {MaxTime.TotalDays:0.#} days; got {StreamIdleTimeout}.", nameof(StreamIdleTimeout));
         }
 
         if (TombstoneCapacity < 0)

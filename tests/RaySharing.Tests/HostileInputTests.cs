@@ -50,7 +50,7 @@ public sealed class HostileInputTests
             });
         await mutated.SampleAsync(async input =>
         {
-            var (status, reason) = await wire.CallAsync("raysharing.v1.Objects", input.Method, RawWire.Field(1, input.Bytes), attacker.SessionId);
+            var (status, reason) = await wire.CallAsync("raysharing.v1.Objects", input.Method, RawWire.Field(1, input.Bytes), attacker.SessionToken);
             if (status != StatusCode.OK && (reason is null || !EnvelopeReasons.Contains(reason)))
             {
                 lock (unexpected)
@@ -84,7 +84,7 @@ public sealed class HostileInputTests
         {
             var (service, method) = Methods[input.Item1];
             // RawWire bounds the call; reaching the next line means the worker answered in time.
-            await wire.CallAsync(service, method, input.Item2, attacker.SessionId);
+            await wire.CallAsync(service, method, input.Item2, attacker.SessionToken);
             Interlocked.Increment(ref ended);
         }, iter: 1500, threads: 4);
 

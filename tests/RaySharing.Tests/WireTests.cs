@@ -21,8 +21,8 @@ public sealed class WireTests
         var garbage = new byte[] { 0x99, 0x01, 0xc4, 0x03, 1, 2, 3 };
 
         var (status, reason) = method == "GetStream"
-            ? await StreamAsync(worker.Address, client.SessionId, garbage)
-            : await wire.CallAsync("raysharing.v1.Objects", method, RawWire.Field(1, garbage), client.SessionId);
+            ? await StreamAsync(worker.Address, client.SessionToken, garbage)
+            : await wire.CallAsync("raysharing.v1.Objects", method, RawWire.Field(1, garbage), client.SessionToken);
 
         Assert.Equal(StatusCode.InvalidArgument, status);
         Assert.Equal("INVALID_ENVELOPE", reason);
@@ -41,7 +41,7 @@ public sealed class WireTests
         var holderRef = RawWire.Field(2, System.Text.Encoding.UTF8.GetBytes("H"));
         var body = RawWire.Field(1, holderRef).Concat(RawWire.Field(2, "k"u8.ToArray())).Concat(RawWire.Field(3, envelope)).Concat(RawWire.Field(3, envelope[..^3])).ToArray();
 
-        var (status, reason) = await wire.CallAsync("raysharing.v1.Holders", "Register", body, client.SessionId);
+        var (status, reason) = await wire.CallAsync("raysharing.v1.Holders", "Register", body, client.SessionToken);
 
         Assert.Equal(StatusCode.InvalidArgument, status);
         Assert.Equal("INVALID_ENVELOPE", reason);
@@ -79,7 +79,7 @@ public sealed class WireTests
         var client = await worker.ConnectAsync();
         using var wire = new RawWire(worker.Address);
 
-        var (status, _) = await wire.CallAsync("raysharing.v1.Holders", "Fetch", [0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01], client.SessionId);
+        var (status, _) = await wire.CallAsync("raysharing.v1.Holders", "Fetch", [0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01], client.SessionToken);
 
         Assert.NotEqual(StatusCode.OK, status);
         Assert.NotNull(await client.GetOrCreateHolderAsync("still-serving").Within());
@@ -90,7 +90,7 @@ public sealed class WireTests
         using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
         var bytes = Marshallers.Create<byte[]>(b => b, b => b);
         var method = new Method<byte[], byte[]>(MethodType.ServerStreaming, "raysharing.v1.Objects", "GetStream", bytes, bytes);
-        var headers = new Metadata { { "rs-session-id", session.ToString() } };
+        var headers = new Metadata { { "rs-session-token", session.ToString() } };
         using var call = channel.CreateCallInvoker().AsyncServerStreamingCall(method, null, new CallOptions(headers, DateTime.UtcNow.AddSeconds(10)), RawWire.Field(1, envelope));
         try
         {

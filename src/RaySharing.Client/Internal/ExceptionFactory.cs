@@ -6,7 +6,7 @@ namespace RaySharing.Internal;
 /// <summary>Builds every exception the client throws from a failed call, so each reason maps to one type.</summary>
 internal static class ExceptionFactory
 {
-    public static Exception FromRpc(RpcException rpc, string operation, string address, CancellationToken cancellationToken)
+    public static Exception FromRpc(RpcException rpc, string operation, string address, ObjectId session, CancellationToken cancellationToken)
     {
         if (rpc.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
         {
@@ -44,7 +44,7 @@ internal static class ExceptionFactory
             case ErrorReasons.NotOwner:
                 return new RefNotOwnedException(message, objectId, holderNamespace, holderName);
             case ErrorReasons.SessionExpired:
-                return new SessionExpiredException(message, ParseId(trailers.GetValue(WireHeaders.SessionId)) ?? ObjectId.Empty);
+                return new SessionExpiredException(message, session);
             case ErrorReasons.ChecksumMismatch:
                 return new ChecksumMismatchException(message, objectId);
             case ErrorReasons.Unauthorized:
@@ -95,8 +95,19 @@ internal static class ExceptionFactory
     private static string? Unescape(string? value) => value is null ? null : Uri.UnescapeDataString(value);
 
     /// <summary>The gRPC name of a status, for example <c>RESOURCE_EXHAUSTED</c>, so fallback reasons look like the others.</summary>
-    private static string StatusName(StatusCode status) =>
-        System.Text.RegularExpressions.Regex.Replace(status.ToString(), "(?<=[a-z])(?=[A-Z])", "_").ToUpperInvariant();
+    private static string StatusName(StatusCode status) => status switch
+    {
+        StatusCode.InvalidArgument => "INVALID_ARGUMENT",
+        StatusCode.DeadlineExceeded => "DEADLINE_EXCEEDED",
+        StatusCode.NotFound => "NOT_FOUND",
+        StatusCode.AlreadyExists => "ALREADY_EXISTS",
+        StatusCode.PermissionDenied => "PERMISSION_DENIED",
+        StatusCode.ResourceExhausted => "RESOURCE_EXHAUSTED",
+        StatusCode.FailedPrecondition => "FAILED_PRECONDITION",
+        StatusCode.OutOfRange => "OUT_OF_RANGE",
+        StatusCode.DataLoss => "DATA_LOSS",
+        _ => status.ToString().ToUpperInvariant(),
+    };
 
     private static ObjectId? ParseId(string? hex)
     {

@@ -26,12 +26,19 @@ public static class WorkerServiceCollectionExtensions
         services.AddSingleton(new ObjectStore(options.StoreCapacityBytes));
         services.AddSingleton<OwnershipGraph>();
         services.AddHostedService<LeaseMonitor>();
-        services.AddGrpc(grpc =>
+        services.AddHostedService<AddressPublisher>();
+        // Per service, so the host application's own gRPC services keep their settings.
+        void Configure(Grpc.AspNetCore.Server.GrpcServiceOptions grpc)
         {
             grpc.MaxReceiveMessageSize = options.MaxMessageBytes;
             grpc.MaxSendMessageSize = options.MaxMessageBytes;
             grpc.Interceptors.Add<ErrorInterceptor>();
-        });
+        }
+
+        services.AddGrpc()
+            .AddServiceOptions<SessionsService>(o => Configure(o))
+            .AddServiceOptions<HoldersService>(o => Configure(o))
+            .AddServiceOptions<ObjectsService>(o => Configure(o));
         return services;
     }
 

@@ -24,9 +24,13 @@ internal readonly record struct GraphStats(long UsedBytes, long CapacityBytes, l
 
 // The entities below are mutated only under OwnershipGraph's lock.
 
-internal sealed class SessionState(ObjectId id, string ns, string clientName, TimeSpan lease, long expiresAtMillis)
+internal sealed class SessionState(ObjectId id, ObjectId token, string ns, string clientName, TimeSpan lease, long expiresAtMillis)
 {
+    /// <summary>Public: envelopes of the session's own objects name it.</summary>
     public ObjectId Id { get; } = id;
+
+    /// <summary>Secret: the credential every call of the session presents.</summary>
+    public ObjectId Token { get; } = token;
 
     public string Namespace { get; } = ns;
 

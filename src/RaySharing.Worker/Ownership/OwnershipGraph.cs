@@ -21,6 +21,7 @@ internal sealed class OwnershipGraph
 
     private readonly Lock _gate = new();
     private readonly Dictionary<ObjectId, SessionState> _sessions = [];
+    private readonly Dictionary<ObjectId, SessionState> _sessionsByToken = [];
     private readonly Dictionary<HolderKey, HolderState> _holders = [];
     private readonly Dictionary<ObjectId, StoredObject> _objects = [];
     private readonly Tombstones _tombstones;
@@ -34,7 +35,8 @@ internal sealed class OwnershipGraph
         Identity = identity;
         _store = store;
         _options = options;
-        _logger = logger;
+        // Logging happens in the middle of multi-step updates; a failing log provider must not cut one short.
+        _logger = new GuardedLogger(logger);
         _tombstones = new Tombstones(options.TombstoneCapacity);
     }
 
@@ -48,39 +50,40 @@ internal sealed class OwnershipGraph
         var lease = requestedLease <= TimeSpan.Zero
             ? _options.DefaultLease
             : TimeSpan.FromTicks(Math.Clamp(requestedLease.Ticks, _options.MinLease.Ticks, _options.MaxLease.Ticks));
-        var session = new SessionState(ObjectId.NewId(), ns, clientName, lease, NowMillis() + (long)lease.TotalMilliseconds);
+        var session = new SessionState(ObjectId.NewId(), ObjectId.NewId(), ns, clientName, lease, NowMillis() + (long)lease.TotalMilliseconds);
         lock (_gate)
         {
             _sessions.Add(session.Id, session);
+            _sessionsByToken.Add(session.Token, session);
         }
 
         WorkerLog.SessionOpened(_logger, session.Id, ns, clientName, lease.TotalMilliseconds);
         return session;
     }
 
-    public TimeSpan KeepAlive(ObjectId sessionId)
+    public TimeSpan KeepAlive(ObjectId sessionToken)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             session.ExpiresAtMillis = NowMillis() + (long)session.Lease.TotalMilliseconds;
             return session.Lease;
         }
     }
 
-    public SessionState RequireSession(ObjectId sessionId)
+    public SessionState RequireSession(ObjectId sessionToken)
     {
         lock (_gate)
         {
-            return RequireSessionLocked(sessionId);
+            return RequireSessionLocked(sessionToken);
         }
     }
 
-    public void CloseSession(ObjectId sessionId)
+    public void CloseSession(ObjectId sessionToken)
     {
         lock (_gate)
         {
-            if (_sessions.TryGetValue(sessionId, out var session))
+            if (_sessionsByToken.TryGetValue(sessionToken, out var session))
             {
                 EndSessionLocked(session, "closed");
             }
@@ -118,11 +121,11 @@ internal sealed class OwnershipGraph
 
     // ---- Holders ----
 
-    public (HolderSnapshot Holder, bool Created) GetOrCreateHolder(ObjectId sessionId, string ns, string name, HolderLifetimeKind lifetime)
+    public (HolderSnapshot Holder, bool Created) GetOrCreateHolder(ObjectId sessionToken, string ns, string name, HolderLifetimeKind lifetime)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var key = new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name"));
             if (_holders.TryGetValue(key, out var existing))
             {
@@ -141,11 +144,11 @@ internal sealed class OwnershipGraph
         }
     }
 
-    public HolderSnapshot GetHolder(ObjectId sessionId, string ns, string name)
+    public HolderSnapshot GetHolder(ObjectId sessionToken, string ns, string name)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var key = new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name"));
             return _holders.TryGetValue(key, out var holder)
                 ? holder.Snapshot()
@@ -153,32 +156,32 @@ internal sealed class OwnershipGraph
         }
     }
 
-    public IReadOnlyList<HolderSnapshot> ListHolders(ObjectId sessionId, string ns)
+    public IReadOnlyList<HolderSnapshot> ListHolders(ObjectId sessionToken, string ns)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var resolved = ResolveNamespace(ns, session);
             return _holders.Values.Where(h => h.Key.Namespace == resolved).Select(h => h.Snapshot()).ToList();
         }
     }
 
-    public long KillHolder(ObjectId sessionId, HolderAddress address)
+    public long KillHolder(ObjectId sessionToken, HolderAddress address)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var holder = ResolveHolderLocked(address, session);
             return KillHolderLocked(holder, $"killed by session {session.Id}");
         }
     }
 
-    public int Register(ObjectId sessionId, HolderAddress address, string key, IReadOnlyList<RefEnvelope> refs)
+    public int Register(ObjectId sessionToken, HolderAddress address, string key, IReadOnlyList<RefEnvelope> refs)
     {
         ValidateName(key, "key");
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var holder = ResolveHolderLocked(address, session);
 
             // Check every ref before changing anything, so a bad ref leaves the registry as it was.
@@ -212,11 +215,11 @@ internal sealed class OwnershipGraph
     }
 
     /// <summary>Returns the encoded envelopes under a key; the session borrows each ref.</summary>
-    public byte[][] Fetch(ObjectId sessionId, HolderAddress address, string key)
+    public byte[][] Fetch(ObjectId sessionToken, HolderAddress address, string key)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var holder = ResolveHolderLocked(address, session);
             if (!holder.Registry.TryGetValue(key, out var list))
             {
@@ -235,11 +238,11 @@ internal sealed class OwnershipGraph
         }
     }
 
-    public int Unregister(ObjectId sessionId, HolderAddress address, string key)
+    public int Unregister(ObjectId sessionToken, HolderAddress address, string key)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var holder = ResolveHolderLocked(address, session);
             if (!holder.Registry.Remove(key, out var list))
             {
@@ -257,11 +260,11 @@ internal sealed class OwnershipGraph
         }
     }
 
-    public IReadOnlyList<string> ListKeys(ObjectId sessionId, HolderAddress address)
+    public IReadOnlyList<string> ListKeys(ObjectId sessionToken, HolderAddress address)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             return [.. ResolveHolderLocked(address, session).Registry.Keys];
         }
     }
@@ -269,11 +272,11 @@ internal sealed class OwnershipGraph
     // ---- Objects ----
 
     /// <summary>Checks, before any bytes arrive, that the owner of a put is alive; returns it.</summary>
-    public ObjectOwner ResolvePutOwner(ObjectId sessionId, HolderAddress? holderAddress)
+    public ObjectOwner ResolvePutOwner(ObjectId sessionToken, HolderAddress? holderAddress)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             return holderAddress is { } address ? ResolveHolderLocked(address, session).AsOwner : session.AsOwner;
         }
     }
@@ -283,12 +286,12 @@ internal sealed class OwnershipGraph
     /// session when null) and lets the putting session borrow it, all under one lock. The caller has
     /// reserved the space; on failure it releases it.
     /// </summary>
-    public StoredObject CommitPut(ObjectId sessionId, HolderAddress? holder, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
+    public StoredObject CommitPut(ObjectId sessionToken, HolderAddress? holder, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
     {
         StoredObject stored;
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             // For a stream the owner was checked before the bytes came; it may have died since.
             var owningHolder = holder is { } address ? ResolveHolderLocked(address, session) : null;
             var owner = owningHolder?.AsOwner ?? session.AsOwner;
@@ -322,20 +325,20 @@ internal sealed class OwnershipGraph
     }
 
     /// <summary>Resolves an envelope to the stored object, or throws the typed reason it cannot be had.</summary>
-    public StoredObject Resolve(ObjectId sessionId, RefEnvelope envelope)
+    public StoredObject Resolve(ObjectId sessionToken, RefEnvelope envelope)
     {
         lock (_gate)
         {
-            RequireSessionLocked(sessionId);
+            RequireSessionLocked(sessionToken);
             return ResolveLocked(envelope);
         }
     }
 
-    public void Borrow(ObjectId sessionId, IReadOnlyList<RefEnvelope> refs)
+    public void Borrow(ObjectId sessionToken, IReadOnlyList<RefEnvelope> refs)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             var objects = new StoredObject[refs.Count];
             for (var i = 0; i < refs.Count; i++)
             {
@@ -349,11 +352,11 @@ internal sealed class OwnershipGraph
         }
     }
 
-    public void Release(ObjectId sessionId, IEnumerable<ObjectId> ids)
+    public void Release(ObjectId sessionToken, IEnumerable<ObjectId> ids)
     {
         lock (_gate)
         {
-            var session = RequireSessionLocked(sessionId);
+            var session = RequireSessionLocked(sessionToken);
             foreach (var id in ids)
             {
                 if (!session.Borrows.TryGetValue(id, out var count))
@@ -390,11 +393,11 @@ internal sealed class OwnershipGraph
     // ---- Internals (all called under _gate) ----
 
     /// <summary>The caller's live session. Every call renews its lease: a busy session is plainly alive.</summary>
-    private SessionState RequireSessionLocked(ObjectId sessionId)
+    private SessionState RequireSessionLocked(ObjectId sessionToken)
     {
-        if (!_sessions.TryGetValue(sessionId, out var session))
+        if (!_sessionsByToken.TryGetValue(sessionToken, out var session))
         {
-            throw WorkerErrors.SessionExpired(sessionId);
+            throw WorkerErrors.SessionExpired();
         }
 
         session.ExpiresAtMillis = NowMillis() + (long)session.Lease.TotalMilliseconds;
@@ -512,6 +515,7 @@ internal sealed class OwnershipGraph
     private void EndSessionLocked(SessionState session, string why)
     {
         _sessions.Remove(session.Id);
+        _sessionsByToken.Remove(session.Token);
         foreach (var (id, count) in session.Borrows)
         {
             if (_objects.TryGetValue(id, out var stored))

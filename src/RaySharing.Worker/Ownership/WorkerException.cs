@@ -29,8 +29,6 @@ internal sealed class WorkerException : Exception
 
     public ObjectId? Incarnation { get; init; }
 
-    public ObjectId? SessionId { get; init; }
-
     public RpcException ToRpcException()
     {
         var trailers = new Metadata { { WireHeaders.Reason, Reason } };
@@ -53,11 +51,6 @@ internal sealed class WorkerException : Exception
         if (Incarnation is { } incarnation)
         {
             trailers.Add(WireHeaders.Incarnation, incarnation.ToString());
-        }
-
-        if (SessionId is { } session)
-        {
-            trailers.Add(WireHeaders.SessionId, session.ToString());
         }
 
         return new RpcException(new Status(Status, Message), trailers, Message);
@@ -126,10 +119,10 @@ internal static class WorkerErrors
         new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
             $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in use. Release or unregister objects, or raise the worker's StoreCapacityBytes.");
 
-    public static WorkerException SessionExpired(ObjectId sessionId) =>
+    // The caller presented a token; echoing a credential into trailers (and logs) would be careless.
+    public static WorkerException SessionExpired() =>
         new(StatusCode.FailedPrecondition, ErrorReasons.SessionExpired,
-            $"Session {sessionId} has ended (closed, or its lease lapsed). Open a new session.")
-        { SessionId = sessionId };
+            "The session has ended (closed, or its lease lapsed), or the session token is not known here. Open a new session.");
 
     public static WorkerException ChecksumMismatch(string detail) =>
         new(StatusCode.DataLoss, ErrorReasons.ChecksumMismatch, detail);

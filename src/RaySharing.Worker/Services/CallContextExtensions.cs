@@ -7,20 +7,20 @@ namespace RaySharing.Worker.Services;
 
 internal static class CallContextExtensions
 {
-    /// <summary>The caller's session id from the <c>rs-session-id</c> header.</summary>
-    public static ObjectId SessionId(this ServerCallContext context)
+    /// <summary>The caller's session token from the <c>rs-session-token</c> header.</summary>
+    public static ObjectId SessionToken(this ServerCallContext context)
     {
         // Read from Kestrel's headers: ServerCallContext.RequestHeaders copies every header into new
         // Metadata on each call, a cost every put, fetch and get would pay.
-        var value = context.GetHttpContext().Request.Headers[WireHeaders.SessionId];
+        var value = context.GetHttpContext().Request.Headers[WireHeaders.SessionToken];
         if (value.Count == 0)
         {
-            throw WorkerErrors.InvalidRequest($"The call has no '{WireHeaders.SessionId}' header; open a session first and send its id.");
+            throw WorkerErrors.InvalidRequest($"The call has no '{WireHeaders.SessionToken}' header; open a session first and send its token.");
         }
 
-        return ObjectId.TryParse(value[0], out var id)
-            ? id
-            : throw WorkerErrors.InvalidRequest($"The '{WireHeaders.SessionId}' header must be 32 hexadecimal characters; got '{value}'.");
+        return ObjectId.TryParse(value[0], out var token)
+            ? token
+            : throw WorkerErrors.InvalidRequest($"The '{WireHeaders.SessionToken}' header must be 32 hexadecimal characters.");
     }
 
     public static ObjectId? OptionalId(this Google.Protobuf.ByteString bytes, string what)

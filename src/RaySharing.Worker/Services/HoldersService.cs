@@ -16,33 +16,33 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
             HolderLifetime.Session => HolderLifetimeKind.Session,
             _ => throw WorkerErrors.InvalidRequest($"Holder lifetime {request.Lifetime} is not known."),
         };
-        var (holder, created) = graph.GetOrCreateHolder(context.SessionId(), request.Namespace, request.Name, lifetime);
+        var (holder, created) = graph.GetOrCreateHolder(context.SessionToken(), request.Namespace, request.Name, lifetime);
         return Task.FromResult(new HolderReply { Holder = ToInfo(holder), Created = created });
     }
 
     public override Task<HolderReply> Get(GetHolderRequest request, ServerCallContext context) =>
-        Task.FromResult(new HolderReply { Holder = ToInfo(graph.GetHolder(context.SessionId(), request.Namespace, request.Name)) });
+        Task.FromResult(new HolderReply { Holder = ToInfo(graph.GetHolder(context.SessionToken(), request.Namespace, request.Name)) });
 
     public override Task<KillHolderReply> Kill(KillHolderRequest request, ServerCallContext context) =>
-        Task.FromResult(new KillHolderReply { FreedObjects = (ulong)graph.KillHolder(context.SessionId(), request.Holder.ToAddress()) });
+        Task.FromResult(new KillHolderReply { FreedObjects = (ulong)graph.KillHolder(context.SessionToken(), request.Holder.ToAddress()) });
 
     public override Task<ListHoldersReply> List(ListHoldersRequest request, ServerCallContext context)
     {
         var reply = new ListHoldersReply();
-        reply.Holders.AddRange(graph.ListHolders(context.SessionId(), request.Namespace).Select(ToInfo));
+        reply.Holders.AddRange(graph.ListHolders(context.SessionToken(), request.Namespace).Select(ToInfo));
         return Task.FromResult(reply);
     }
 
     public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
     {
-        var session = context.SessionId();
+        var session = context.SessionToken();
         var refs = request.Envelopes.DecodeEnvelopes();
         return Task.FromResult(new RegisterReply { Count = (uint)graph.Register(session, request.Holder.ToAddress(), request.Key, refs) });
     }
 
     public override Task<FetchReply> Fetch(FetchRequest request, ServerCallContext context)
     {
-        var envelopes = graph.Fetch(context.SessionId(), request.Holder.ToAddress(), request.Key);
+        var envelopes = graph.Fetch(context.SessionToken(), request.Holder.ToAddress(), request.Key);
         var reply = new FetchReply();
         foreach (var envelope in envelopes)
         {
@@ -54,12 +54,12 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
     }
 
     public override Task<UnregisterReply> Unregister(UnregisterRequest request, ServerCallContext context) =>
-        Task.FromResult(new UnregisterReply { Removed = (uint)graph.Unregister(context.SessionId(), request.Holder.ToAddress(), request.Key) });
+        Task.FromResult(new UnregisterReply { Removed = (uint)graph.Unregister(context.SessionToken(), request.Holder.ToAddress(), request.Key) });
 
     public override Task<ListKeysReply> ListKeys(ListKeysRequest request, ServerCallContext context)
     {
         var reply = new ListKeysReply();
-        reply.Keys.AddRange(graph.ListKeys(context.SessionId(), request.Holder.ToAddress()));
+        reply.Keys.AddRange(graph.ListKeys(context.SessionToken(), request.Holder.ToAddress()));
         return Task.FromResult(reply);
     }
 
@@ -67,10 +67,10 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
     {
         Namespace = holder.Key.Namespace,
         Name = holder.Key.Name,
-        Incarnation = ByteString.CopyFrom(holder.Incarnation.ToByteArray()),
+        Incarnation = UnsafeByteOperations.UnsafeWrap(holder.Incarnation.ToByteArray()),
         Lifetime = holder.Lifetime == HolderLifetimeKind.Session ? HolderLifetime.Session : HolderLifetime.Detached,
         WorkerAddress = graph.Identity.Address,
-        WorkerId = ByteString.CopyFrom(graph.Identity.WorkerId.ToByteArray()),
+        WorkerId = UnsafeByteOperations.UnsafeWrap(graph.Identity.WorkerId.ToByteArray()),
         OwnedObjects = (ulong)holder.OwnedObjects,
         Keys = (uint)holder.Keys,
     };

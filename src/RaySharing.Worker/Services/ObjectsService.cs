@@ -15,7 +15,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
     public override Task<PutReply> Put(PutRequest request, ServerCallContext context)
     {
-        var session = context.SessionId();
+        var session = context.SessionToken();
         var (header, codec) = ValidateHeader(request.Header);
         if (header.Size > (ulong)options.MaxUnaryObjectBytes)
         {
@@ -40,7 +40,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
     public override async Task<PutReply> PutStream(IAsyncStreamReader<PutRequest> requestStream, ServerCallContext context)
     {
-        var session = context.SessionId();
+        var session = context.SessionToken();
         if (!await NextAsync(requestStream, context).ConfigureAwait(false))
         {
             throw WorkerErrors.InvalidRequest("The put stream ended before its header.");
@@ -113,7 +113,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
     public override Task<GetReply> Get(GetRequest request, ServerCallContext context)
     {
         var envelope = request.Envelope.DecodeEnvelope();
-        var stored = graph.Resolve(context.SessionId(), envelope);
+        var stored = graph.Resolve(context.SessionToken(), envelope);
         if (stored.Data.Length > options.MaxUnaryObjectBytes)
         {
             throw WorkerErrors.ObjectTooLarge(stored.Id, stored.Data.Length, options.MaxUnaryObjectBytes);
@@ -127,15 +127,18 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
     public override async Task GetStream(GetRequest request, IServerStreamWriter<GetReply> responseStream, ServerCallContext context)
     {
         var envelope = request.Envelope.DecodeEnvelope();
-        var stored = graph.Resolve(context.SessionId(), envelope);
+        var stored = graph.Resolve(context.SessionToken(), envelope);
         var chunkBytes = request.ChunkBytes == 0 ? options.StreamChunkBytes : (int)Math.Clamp(request.ChunkBytes, MinChunkBytes, MaxChunkBytes);
         var reply = NewHeaderReply(stored);
         var sentHeader = false;
+        // A reader that stops reading must not pin the object's buffers forever (they may already be freed).
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
         foreach (var slice in stored.Data.Slices(chunkBytes))
         {
             reply ??= new GetReply();
             reply.Data = UnsafeByteOperations.UnsafeWrap(slice);
-            await responseStream.WriteAsync(reply, context.CancellationToken).ConfigureAwait(false);
+            idle.CancelAfter(options.StreamIdleTimeout);
+            await responseStream.WriteAsync(reply, idle.Token).ConfigureAwait(false);
             reply = null;
             sentHeader = true;
         }
@@ -148,13 +151,13 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
     public override Task<BorrowReply> Borrow(BorrowRequest request, ServerCallContext context)
     {
-        graph.Borrow(context.SessionId(), request.Envelopes.DecodeEnvelopes());
+        graph.Borrow(context.SessionToken(), request.Envelopes.DecodeEnvelopes());
         return Task.FromResult(new BorrowReply());
     }
 
     public override Task<ReleaseReply> Release(ReleaseRequest request, ServerCallContext context)
     {
-        var session = context.SessionId();
+        var session = context.SessionToken();
         var ids = new ObjectId[request.ObjectIds.Count];
         for (var i = 0; i < ids.Length; i++)
         {
@@ -167,7 +170,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
     public override Task<StatsReply> Stats(StatsRequest request, ServerCallContext context)
     {
-        graph.RequireSession(context.SessionId());
+        graph.RequireSession(context.SessionToken());
         var stats = graph.Stats();
         return Task.FromResult(new StatsReply
         {

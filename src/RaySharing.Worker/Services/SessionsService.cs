@@ -5,26 +5,34 @@ using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Services;
 
-internal sealed class SessionsService(OwnershipGraph graph) : Sessions.SessionsBase
+internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions options) : Sessions.SessionsBase
 {
     public override Task<OpenSessionReply> Open(OpenSessionRequest request, ServerCallContext context)
     {
+        if (graph.Identity.Address.Length == 0)
+        {
+            // Envelopes must say where their objects live; until the server knows its address, no session.
+            throw new RpcException(new Status(StatusCode.Unavailable, "The worker is starting; try again."));
+        }
+
         var session = graph.OpenSession(request.Namespace, TimeSpan.FromMilliseconds(request.LeaseMillis), request.ClientName);
         return Task.FromResult(new OpenSessionReply
         {
-            SessionId = ByteString.CopyFrom(session.Id.ToByteArray()),
+            SessionId = UnsafeByteOperations.UnsafeWrap(session.Id.ToByteArray()),
             LeaseMillis = (uint)session.Lease.TotalMilliseconds,
-            WorkerId = ByteString.CopyFrom(graph.Identity.WorkerId.ToByteArray()),
+            WorkerId = UnsafeByteOperations.UnsafeWrap(graph.Identity.WorkerId.ToByteArray()),
             WorkerAddress = graph.Identity.Address,
+            SessionToken = UnsafeByteOperations.UnsafeWrap(session.Token.ToByteArray()),
+            MaxUnaryObjectBytes = (uint)options.MaxUnaryObjectBytes,
         });
     }
 
     public override Task<KeepAliveReply> KeepAlive(KeepAliveRequest request, ServerCallContext context) =>
-        Task.FromResult(new KeepAliveReply { LeaseMillis = (uint)graph.KeepAlive(context.SessionId()).TotalMilliseconds });
+        Task.FromResult(new KeepAliveReply { LeaseMillis = (uint)graph.KeepAlive(context.SessionToken()).TotalMilliseconds });
 
     public override Task<CloseSessionReply> Close(CloseSessionRequest request, ServerCallContext context)
     {
-        graph.CloseSession(context.SessionId());
+        graph.CloseSession(context.SessionToken());
         return Task.FromResult(new CloseSessionReply());
     }
 }

@@ -20,7 +20,7 @@ internal sealed class RawWire : IDisposable
         var headers = new Metadata();
         if (session is { } id)
         {
-            headers.Add(WireHeaders.SessionId, id.ToString());
+            headers.Add(WireHeaders.SessionToken, id.ToString());
         }
 
         var invoker = _channel.CreateCallInvoker();

@@ -1,0 +1,39 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Hosting;
+using RaySharing.Worker.Ownership;
+
+namespace RaySharing.Worker.Hosting;
+
+/// <summary>
+/// Learns the address the server bound (the port may have been 0) once it has started, for workers hosted
+/// with <see cref="WorkerServiceCollectionExtensions.AddRaySharingWorker"/> in any ASP.NET Core app.
+/// <see cref="WorkerOptions.AdvertisedAddress"/>, when set, wins.
+/// </summary>
+internal sealed class AddressPublisher(IServer server, IHostApplicationLifetime lifetime, WorkerIdentity identity) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        lifetime.ApplicationStarted.Register(Publish);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private void Publish()
+    {
+        if (identity.Address.Length != 0 || server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() is not { } bound)
+        {
+            return;
+        }
+
+        // A wildcard binding is reached on loopback from this machine; set AdvertisedAddress for other hosts.
+        var uri = new UriBuilder(bound);
+        if (uri.Host is "0.0.0.0" or "[::]" or "::" or "+" or "*")
+        {
+            uri.Host = "127.0.0.1";
+        }
+
+        identity.Address = uri.Uri.ToString().TrimEnd('/');
+    }
+}

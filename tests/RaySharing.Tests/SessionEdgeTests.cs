@@ -1,0 +1,109 @@
+using System.Net;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging;
+using RaySharing.Tests.Infrastructure;
+using RaySharing.Worker;
+using Xunit;
+
+namespace RaySharing.Tests;
+
+/// <summary>Sessions, options and hosting at their edges.</summary>
+public sealed class SessionEdgeTests
+{
+    [Fact]
+    public async Task Release_RefFromAnotherClient_ThrowsArgumentExceptionAndReleasesNothing()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var a = await worker.ConnectAsync();
+        var b = await worker.ConnectAsync();
+        var objectRef = await a.PutAsync("mine").Within();
+
+        await Assert.ThrowsAsync<ArgumentException>(() => b.ReleaseAsync([objectRef]).Within());
+
+        Assert.False(objectRef.IsReleased);
+        Assert.Equal("mine", await a.GetAsync(objectRef).Within());
+    }
+
+    [Fact]
+    public async Task SessionId_FromAnEnvelope_CannotCloseTheSession()
+    {
+        // Envelopes of session-owned objects publish the session id; only the secret token is a credential.
+        await using var worker = await TestWorker.StartAsync();
+        var owner = await worker.ConnectAsync();
+        var objectRef = await owner.PutAsync("precious").Within();
+        using var wire = new RawWire(worker.Address);
+
+        // Close is idempotent, so an unknown token is answered OK; what matters is that nothing closes.
+        await wire.CallAsync("raysharing.v1.Sessions", "Close", [], objectRef.Owner.Incarnation);
+        var (status, reason) = await wire.CallAsync("raysharing.v1.Objects", "Stats", [], objectRef.Owner.Incarnation);
+
+        Assert.Equal(StatusCode.FailedPrecondition, status);
+        Assert.Equal("SESSION_EXPIRED", reason);
+        Assert.Equal(owner.SessionId, objectRef.Owner.Incarnation);
+        Assert.Equal("precious", await owner.GetAsync(objectRef).Within());
+    }
+
+    [Fact]
+    public async Task Lease_GrantedShorterThanTheRenewIntervalAskedFor_SessionStaysAlive()
+    {
+        await using var worker = await TestWorker.StartAsync(o => { o.MinLease = TimeSpan.FromMilliseconds(200); o.DefaultLease = TimeSpan.FromMilliseconds(600); o.MaxLease = TimeSpan.FromMilliseconds(600); });
+        var client = await worker.ConnectAsync(o => { o.Lease = TimeSpan.FromMinutes(10); o.LeaseRenewInterval = TimeSpan.FromMinutes(5); });
+        var objectRef = await client.PutAsync("kept").Within();
+        Assert.Equal(TimeSpan.FromMilliseconds(600), client.Lease);
+
+        // No calls meanwhile: only the background renewals keep the session.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+
+        Assert.Equal("kept", await client.GetAsync(objectRef).Within());
+    }
+
+    [Fact]
+    public async Task UnaryLimit_WorkerSmallerThanClient_ClientStreamsWhatTheWorkerWouldRefuse()
+    {
+        await using var worker = await TestWorker.StartAsync(o => o.MaxUnaryObjectBytes = 64 << 10);
+        var client = await worker.ConnectAsync();
+        var data = new byte[500_000];
+        new Random(3).NextBytes(data);
+
+        var objectRef = await client.PutAsync(data).Within();
+
+        Assert.Equal(data, await client.GetAsync(objectRef).Within());
+    }
+
+    [Theory]
+    [InlineData("CallTimeout")]
+    [InlineData("StreamIdleTimeout")]
+    public async Task Options_UnboundedTimeouts_ThrowArgumentExceptionNamingTheOption(string option)
+    {
+        var options = new RaySharingClientOptions();
+        typeof(RaySharingClientOptions).GetProperty(option)!.SetValue(options, TimeSpan.MaxValue);
+
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => RaySharingClient.ConnectAsync(options));
+
+        Assert.Equal(option, ex.ParamName);
+    }
+
+    [Fact]
+    public async Task HostedInAnAspNetCoreApp_EnvelopesCarryTheBoundAddress()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.Services.AddRaySharingWorker(new WorkerOptions());
+        await using var app = builder.Build();
+        app.MapRaySharingWorker();
+        await app.StartAsync().Within();
+        var address = app.Urls.First();
+
+        var client = await TestWorker.ConnectAsync(address);
+        var objectRef = await client.PutAsync(1).Within();
+
+        Assert.Equal(address, client.WorkerAddress);
+        Assert.Equal(address, objectRef.Envelope.Location.Address);
+        await client.DisposeAsync().Within();
+        await app.StopAsync().Within();
+    }
+}
