@@ -302,8 +302,9 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <summary>Renews the lease until the client is disposed or the worker says the session has ended. Never throws.</summary>
     private async Task RenewLeaseAsync(CancellationToken stopping)
     {
-        // Never slower than half the lease the worker granted, which may be shorter than the one asked for.
-        var interval = TimeSpan.FromTicks(Math.Min((_options.LeaseRenewInterval ?? Lease / 3).Ticks, (Lease / 2).Ticks));
+        // Never slower than a third of the lease the worker granted, which may be shorter than the one asked
+        // for: two renewals may then be lost or late before the session is.
+        var interval = TimeSpan.FromTicks(Math.Min((_options.LeaseRenewInterval ?? Lease).Ticks, (Lease / 3).Ticks));
         using var timer = new PeriodicTimer(interval);
         try
         {

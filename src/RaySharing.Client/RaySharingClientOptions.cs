@@ -40,7 +40,7 @@ public sealed class RaySharingClientOptions
     /// </summary>
     public TimeSpan? Lease { get; set; }
 
-    /// <summary>How often the lease is renewed. Null means a third of the granted lease. Default null.</summary>
+    /// <summary>How often the lease is renewed; never less often than a third of the lease the worker granted. Null means a third of the granted lease. Default null.</summary>
     public TimeSpan? LeaseRenewInterval { get; set; }
 
     /// <summary>

@@ -98,10 +98,11 @@ public sealed class ConnectionTests
     public async Task Lease_ClientAlive_RenewsPastSeveralLeases()
     {
         await using var worker = await TestWorker.StartAsync(o => o.MinLease = TimeSpan.FromMilliseconds(100));
-        var client = await worker.ConnectAsync(o => o.Lease = TimeSpan.FromMilliseconds(300));
+        var client = await worker.ConnectAsync(o => o.Lease = TimeSpan.FromSeconds(1));
         var objectRef = await client.PutAsync("kept").Within();
 
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        // No calls meanwhile, for more than three leases: only the background renewals keep the session.
+        await Task.Delay(TimeSpan.FromSeconds(3.5));
 
         Assert.Equal("kept", await client.GetAsync(objectRef).Within());
     }

@@ -49,13 +49,13 @@ public sealed class SessionEdgeTests
     [Fact]
     public async Task Lease_GrantedShorterThanTheRenewIntervalAskedFor_SessionStaysAlive()
     {
-        await using var worker = await TestWorker.StartAsync(o => { o.MinLease = TimeSpan.FromMilliseconds(200); o.DefaultLease = TimeSpan.FromMilliseconds(600); o.MaxLease = TimeSpan.FromMilliseconds(600); });
+        await using var worker = await TestWorker.StartAsync(o => { o.MinLease = TimeSpan.FromMilliseconds(200); o.DefaultLease = TimeSpan.FromMilliseconds(1500); o.MaxLease = TimeSpan.FromMilliseconds(1500); });
         var client = await worker.ConnectAsync(o => { o.Lease = TimeSpan.FromMinutes(10); o.LeaseRenewInterval = TimeSpan.FromMinutes(5); });
         var objectRef = await client.PutAsync("kept").Within();
-        Assert.Equal(TimeSpan.FromMilliseconds(600), client.Lease);
+        Assert.Equal(TimeSpan.FromMilliseconds(1500), client.Lease);
 
-        // No calls meanwhile: only the background renewals keep the session.
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        // No calls meanwhile, for more than two leases: only the background renewals keep the session.
+        await Task.Delay(TimeSpan.FromSeconds(3.5));
 
         Assert.Equal("kept", await client.GetAsync(objectRef).Within());
     }

@@ -28,6 +28,9 @@ internal sealed class TestWorker : IAsyncDisposable
         {
             Address = new Uri(address),
             CallTimeout = TimeSpan.FromSeconds(10),
+            // The test's own sessions must not lapse on a starved CI machine; the peer processes a test
+            // kills take the worker's (often short) default lease instead.
+            Lease = TimeSpan.FromSeconds(10),
             StreamIdleTimeout = TimeSpan.FromSeconds(10),
             ClientName = "test",
         };
