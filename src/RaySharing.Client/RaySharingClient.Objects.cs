@@ -264,10 +264,20 @@ public sealed partial class RaySharingClient
     private async Task<TRef> PutUnaryAsync<TRef>(PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
+        // The call is awaited here rather than through UnaryAsync: puts are the hottest path, and one
+        // async state machine fewer per put is measurable.
         using var scope = BeginCall(cancellationToken);
-        var reply = await UnaryAsync("Put", _objects.PutAsync(
-            new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) },
-            scope.Options), scope, cancellationToken).ConfigureAwait(false);
+        using var call = _objects.PutAsync(new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) }, scope.Options);
+        PutReply reply;
+        try
+        {
+            reply = await call.ResponseAsync.ConfigureAwait(false);
+        }
+        catch (RpcException ex)
+        {
+            throw UnaryFailure(ex, "Put", scope, cancellationToken);
+        }
+
         return AdoptBorrowed(reply.Envelope, create);
     }
 

@@ -363,18 +363,20 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             {
                 return await call.ResponseAsync.ConfigureAwait(false);
             }
-            catch (RpcException ex) when (scope.DeadlinePassed && !cancellationToken.IsCancellationRequested)
-            {
-                // The deadline fired: whatever status the cut-off call ended with (Cancelled, or Internal
-                // when it was cut while starting), this is a timeout.
-                throw ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, ex);
-            }
             catch (RpcException ex)
             {
-                throw ExceptionFactory.FromRpc(ex, operation, _address, SessionId, cancellationToken);
+                throw UnaryFailure(ex, operation, scope, cancellationToken);
             }
         }
     }
+
+    /// <summary>What a failed unary call throws.</summary>
+    private Exception UnaryFailure(RpcException exception, string operation, CallScope scope, CancellationToken cancellationToken) =>
+        // The deadline fired: whatever status the cut-off call ended with (Cancelled, or Internal when it
+        // was cut while starting), this is a timeout.
+        scope.DeadlinePassed && !cancellationToken.IsCancellationRequested
+            ? ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, exception)
+            : ExceptionFactory.FromRpc(exception, operation, _address, SessionId, cancellationToken);
 
     /// <summary>A started unary call's options and deadline; disposing it frees the linked token source, if any.</summary>
     private readonly struct CallScope(CallOptions options, CancellationToken deadline, CancellationTokenSource? linked) : IDisposable

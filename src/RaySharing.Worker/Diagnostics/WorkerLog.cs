@@ -38,8 +38,7 @@ internal static partial class WorkerLog
     [LoggerMessage(4001, LogLevel.Information, "RaySharing worker {WorkerId} listening on {Address}")]
     public static partial void Listening(ILogger logger, ObjectId workerId, string address);
 
-    [LoggerMessage(4002, LogLevel.Debug, "Call {Method} failed with {Reason}: {Message}")]
-    public static partial void CallFailed(ILogger logger, string method, string reason, string message);
+    // 4002 (a failed call) is retired: failures go to the caller as typed statuses.
 
     [LoggerMessage(4003, LogLevel.Error, "Lease monitor failed")]
     public static partial void LeaseMonitorFailed(ILogger logger, Exception exception);

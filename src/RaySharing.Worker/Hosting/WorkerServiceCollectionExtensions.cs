@@ -32,7 +32,6 @@ public static class WorkerServiceCollectionExtensions
         {
             grpc.MaxReceiveMessageSize = options.MaxMessageBytes;
             grpc.MaxSendMessageSize = options.MaxMessageBytes;
-            grpc.Interceptors.Add<ErrorInterceptor>();
         }
 
         services.AddGrpc()

@@ -4,56 +4,63 @@ using RaySharing.Protocol;
 namespace RaySharing.Worker.Ownership;
 
 /// <summary>
-/// A failure the worker reports to the caller: a gRPC status, a reason from <see cref="ErrorReasons"/>
-/// and the ids it concerns. Turned into an <see cref="RpcException"/> with trailers by
-/// <see cref="Services.ErrorInterceptor"/>.
+/// A failure the worker reports to the caller: a gRPC status whose trailers carry a reason from
+/// <see cref="ErrorReasons"/> and the ids it concerns. An <see cref="RpcException"/>, so gRPC sends it
+/// as it is, with no interceptor on the path of every call.
 /// </summary>
-internal sealed class WorkerException : Exception
+internal sealed class WorkerException : RpcException
 {
+    private readonly ObjectId? _objectId;
+    private readonly string? _holderNamespace;
+    private readonly string? _holderName;
+    private readonly ObjectId? _incarnation;
+
     public WorkerException(StatusCode status, string reason, string message)
-        : base(message)
+        : base(new Status(status, message), new Metadata { { WireHeaders.Reason, reason } }, message)
     {
-        Status = status;
         Reason = reason;
     }
 
-    public StatusCode Status { get; }
-
     public string Reason { get; }
 
-    public ObjectId? ObjectId { get; init; }
-
-    public string? HolderNamespace { get; init; }
-
-    public string? HolderName { get; init; }
-
-    public ObjectId? Incarnation { get; init; }
-
-    public RpcException ToRpcException()
+    public ObjectId? ObjectId
     {
-        var trailers = new Metadata { { WireHeaders.Reason, Reason } };
-        if (ObjectId is { } id)
-        {
-            trailers.Add(WireHeaders.ObjectId, id.ToString());
-        }
+        get => _objectId;
+        init => AddIfPresent(WireHeaders.ObjectId, _objectId = value);
+    }
 
-        if (HolderNamespace is not null)
-        {
-            // Metadata values must be ASCII; names may be any UTF-8.
-            trailers.Add(WireHeaders.HolderNamespace, Uri.EscapeDataString(HolderNamespace));
-        }
+    /// <summary>Sent percent-encoded: metadata values must be ASCII, names may be any UTF-8.</summary>
+    public string? HolderNamespace
+    {
+        get => _holderNamespace;
+        init => Trailers.Add(WireHeaders.HolderNamespace, Uri.EscapeDataString(_holderNamespace = value ?? string.Empty));
+    }
 
-        if (HolderName is not null)
+    public string? HolderName
+    {
+        get => _holderName;
+        init
         {
-            trailers.Add(WireHeaders.HolderName, Uri.EscapeDataString(HolderName));
+            // A session owner has no name: no trailer then.
+            if ((_holderName = value) is not null)
+            {
+                Trailers.Add(WireHeaders.HolderName, Uri.EscapeDataString(value!));
+            }
         }
+    }
 
-        if (Incarnation is { } incarnation)
+    public ObjectId? Incarnation
+    {
+        get => _incarnation;
+        init => AddIfPresent(WireHeaders.Incarnation, _incarnation = value);
+    }
+
+    private void AddIfPresent(string key, ObjectId? id)
+    {
+        if (id is { } value)
         {
-            trailers.Add(WireHeaders.Incarnation, incarnation.ToString());
+            Trailers.Add(key, value.ToString());
         }
-
-        return new RpcException(new Status(Status, Message), trailers, Message);
     }
 }
 
