@@ -153,7 +153,7 @@ public sealed partial class RaySharingClient
         var copy = envelopeBytes.ToArray();
         var request = new BorrowRequest();
         request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
-        using var scope = BeginCall(cancellationToken);
+        var scope = BeginCall(cancellationToken);
         await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null);
     }
@@ -190,7 +190,7 @@ public sealed partial class RaySharingClient
 
         if (request.ObjectIds.Count > 0)
         {
-            using var scope = BeginCall(cancellationToken);
+            var scope = BeginCall(cancellationToken);
             await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -210,7 +210,7 @@ public sealed partial class RaySharingClient
 
         try
         {
-            using var scope = BeginCall(CancellationToken.None);
+            var scope = BeginCall(CancellationToken.None);
             await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
@@ -266,8 +266,9 @@ public sealed partial class RaySharingClient
     {
         // The call is awaited here rather than through UnaryAsync: puts are the hottest path, and one
         // async state machine fewer per put is measurable.
-        using var scope = BeginCall(cancellationToken);
+        var scope = BeginCall(cancellationToken);
         using var call = _objects.PutAsync(new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) }, scope.Options);
+        using var armed = scope.Arm(call);
         PutReply reply;
         try
         {
@@ -332,7 +333,7 @@ public sealed partial class RaySharingClient
         byte[] bytes;
         if (envelope.Size <= MaxUnaryObjectBytes)
         {
-            using var scope = BeginCall(cancellationToken);
+            var scope = BeginCall(cancellationToken);
             var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
             bytes = AdoptArray(reply.Data);
         }
