@@ -4,6 +4,7 @@ using RaySharing.Chaos.Chaos;
 using RaySharing.Chaos.Infrastructure;
 using RaySharing.Chaos.Load;
 using RaySharing.Chaos.Roles;
+using RaySharing.Testing;
 
 // One executable, several roles: the harnesses (chaos, load) start the worker and the child roles
 // (executor, holder-creator, driver) as separate processes of this same program, so that killing

@@ -1,4 +1,5 @@
 using RaySharing.Protocol;
+using RaySharing.Testing;
 using RaySharing.Tests.Infrastructure;
 using Xunit;
 
@@ -9,7 +10,7 @@ public sealed class ProcessTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
 
-    private static ChildProcess Peer(params string[] args) => ChildProcess.Start("tests/RaySharing.TestPeer", "RaySharing.TestPeer", args);
+    private static ChildProcess Peer(params string[] args) => BuildOutputs.Start("tests/RaySharing.TestPeer", "RaySharing.TestPeer", args);
 
     private static (byte[] Envelope, uint Checksum) ParseReady(string line)
     {
@@ -23,7 +24,7 @@ public sealed class ProcessTests
         await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = TimeSpan.FromSeconds(1));
         var driver = await worker.ConnectAsync();
         var holder = await driver.GetOrCreateHolderAsync("DUMMY_HOLDER").Within();
-        await using var executor = Peer("put", "--address", worker.Address, "--holder", "DUMMY_HOLDER", "--key", "job", "--size", "300000", "--hang");
+        using var executor = Peer("put", "--address", worker.Address, "--holder", "DUMMY_HOLDER", "--key", "job", "--size", "300000", "--hang");
         var (_, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
         Assert.Equal(2, (await driver.GetStoreStatsAsync().Within()).Sessions);
 
@@ -43,7 +44,7 @@ public sealed class ProcessTests
         var lease = TimeSpan.FromSeconds(1);
         await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
         var observer = await worker.ConnectAsync();
-        await using var putter = Peer("put", "--address", worker.Address, "--size", "5000", "--hang");
+        using var putter = Peer("put", "--address", worker.Address, "--size", "5000", "--hang");
         var (envelope, _) = ParseReady(await putter.WaitForLineAsync("READY", ProcessTimeout));
         var borrowed = await observer.FromEnvelopeAsync<byte[]>(envelope).Within();
         Assert.Equal(5000, (await observer.GetAsync(borrowed).Within()).Length);
@@ -75,7 +76,7 @@ public sealed class ProcessTests
         var lease = TimeSpan.FromSeconds(1);
         await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
         var observer = await worker.ConnectAsync();
-        await using var creator = Peer("put", "--address", worker.Address, "--holder", "EPHEMERAL", "--session-holder", "--key", "k", "--size", "4000", "--hang");
+        using var creator = Peer("put", "--address", worker.Address, "--holder", "EPHEMERAL", "--session-holder", "--key", "k", "--size", "4000", "--hang");
         var (envelope, _) = ParseReady(await creator.WaitForLineAsync("READY", ProcessTimeout));
         var holder = await observer.GetHolderAsync("EPHEMERAL").Within();
         var fetched = (await holder.FetchAsync<byte[]>("k").Within()).Single();
@@ -112,7 +113,7 @@ public sealed class ProcessTests
         var owner = await worker.ConnectAsync();
         var holder = await owner.GetOrCreateHolderAsync("H").Within();
         var objectRef = await owner.PutAsync(new byte[3000], holder).Within();
-        await using var borrower = Peer("borrow", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
+        using var borrower = Peer("borrow", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
         await borrower.WaitForLineAsync("BORROWED", ProcessTimeout);
         await objectRef.DisposeAsync().Within();
         Assert.Equal(1, (await owner.GetStoreStatsAsync().Within()).Objects);
@@ -126,7 +127,7 @@ public sealed class ProcessTests
     [Fact]
     public async Task WorkerHost_Sigterm_StopsGracefully()
     {
-        await using var host = ChildProcess.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host", "--port", "0");
+        using var host = BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host", "--port", "0");
         var address = (await host.WaitForLineAsync("listening", ProcessTimeout)).Split(' ')[1];
         var client = await TestWorker.ConnectAsync(address);
         Assert.NotNull(await client.PutAsync("x").Within());
@@ -136,7 +137,7 @@ public sealed class ProcessTests
             await kill.WaitForExitAsync().Within();
         }
 
-        Assert.Equal(0, await host.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(0, await host.WaitForExitCodeAsync(TimeSpan.FromSeconds(15)));
         await Assert.ThrowsAnyAsync<Exception>(() => client.GetStoreStatsAsync().Within());
         await client.DisposeAsync().Within();
     }
@@ -147,9 +148,9 @@ public sealed class ProcessTests
         await using var worker = await TestWorker.StartAsync();
         var driver = await worker.ConnectAsync();
         await driver.GetOrCreateHolderAsync("H").Within();
-        await using var executor = Peer("put", "--address", worker.Address, "--holder", "H", "--key", "k", "--size", "2000000");
+        using var executor = Peer("put", "--address", worker.Address, "--holder", "H", "--key", "k", "--size", "2000000");
         var (envelope, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
-        Assert.Equal(0, await executor.WaitForExitAsync(ProcessTimeout));
+        Assert.Equal(0, await executor.WaitForExitCodeAsync(ProcessTimeout));
 
         var rebuilt = await driver.FromEnvelopeAsync<byte[]>(envelope).Within();
         var bytes = await driver.GetAsync(rebuilt).Within();
@@ -169,11 +170,11 @@ public sealed class ProcessTests
         new Random(7).NextBytes(data);
         var objectRef = await executor.PutAsync(data, holder).Within();
 
-        await using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
+        using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
         var line = await driver.WaitForLineAsync("GOT", ProcessTimeout);
 
         Assert.Equal($"GOT 70000 {Checksums.Compute(data):x8}", line);
-        Assert.Equal(0, await driver.WaitForExitAsync(ProcessTimeout));
+        Assert.Equal(0, await driver.WaitForExitCodeAsync(ProcessTimeout));
     }
 
     [Fact]
@@ -185,21 +186,21 @@ public sealed class ProcessTests
         var objectRef = await executor.PutAsync(new byte[10], holder).Within();
         await holder.KillAsync().Within();
 
-        await using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
-        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => driver.WaitForLineAsync("GOT", ProcessTimeout));
+        using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
+        var ex = await Assert.ThrowsAsync<ChildFailedException>(() => driver.WaitForLineAsync("GOT", ProcessTimeout));
 
         Assert.Contains("ERROR OwnerDiedException", ex.Message, StringComparison.Ordinal);
-        Assert.Equal(1, await driver.WaitForExitAsync(ProcessTimeout));
+        Assert.Equal(1, await driver.WaitForExitCodeAsync(ProcessTimeout));
     }
 
     [Fact]
     public async Task Sample_ExecutorsToDriver_DriverVerifiesEveryPartition()
     {
-        await using var sample = ChildProcess.Start("samples/ExecutorsToDriver", "ExecutorsToDriver", "run", "--executors", "3");
+        using var sample = BuildOutputs.Start("samples/ExecutorsToDriver", "ExecutorsToDriver", "run", "--executors", "3");
 
-        var exitCode = await sample.WaitForExitAsync(TimeSpan.FromSeconds(120));
+        var exitCode = await sample.WaitForExitCodeAsync(TimeSpan.FromSeconds(120));
 
-        Assert.True(exitCode == 0, sample.Output);
-        Assert.Contains("driver: verified 3/3 partitions", sample.Output, StringComparison.Ordinal);
+        Assert.True(exitCode == 0, sample.Describe());
+        Assert.Contains("driver: verified 3/3 partitions", sample.StandardOutput, StringComparison.Ordinal);
     }
 }

@@ -1,3 +1,4 @@
+using RaySharing.Testing;
 using RaySharing.Tests.Infrastructure;
 using Xunit;
 using Xunit.Abstractions;
@@ -18,7 +19,7 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
 {
     private static string ResultFile(string name)
     {
-        var folder = Path.Combine(ChildProcess.RepositoryRoot, "TestResults");
+        var folder = Path.Combine(BuildOutputs.RepositoryRoot, "TestResults");
         Directory.CreateDirectory(folder);
         return Path.Combine(folder, name);
     }
@@ -26,22 +27,22 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
     [Fact]
     public async Task Chaos_FiftyRoundsOfRandomKills_NoHangsNoLeaksNoWrongBytes()
     {
-        await using var chaos = ChildProcess.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "chaos", "--rounds", "50", "--out", ResultFile("chaos.md"));
+        using var chaos = BuildOutputs.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "chaos", "--rounds", "50", "--out", ResultFile("chaos.md"));
 
-        var exitCode = await chaos.WaitForExitAsync(TimeSpan.FromMinutes(12));
+        var exitCode = await chaos.WaitForExitCodeAsync(TimeSpan.FromMinutes(12));
 
-        output.WriteLine(chaos.Output);
-        Assert.True(exitCode == 0, chaos.Output);
+        output.WriteLine(chaos.StandardOutput);
+        Assert.True(exitCode == 0, chaos.Describe());
     }
 
     [Fact]
     public async Task Load_ThirtyTwoSessionsMixedOperations_NothingLostWrongOrLeaked()
     {
-        await using var load = ChildProcess.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "load", "--sessions", "32", "--seconds", "15", "--out", ResultFile("load.md"));
+        using var load = BuildOutputs.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "load", "--sessions", "32", "--seconds", "15", "--out", ResultFile("load.md"));
 
-        var exitCode = await load.WaitForExitAsync(TimeSpan.FromMinutes(3));
+        var exitCode = await load.WaitForExitCodeAsync(TimeSpan.FromMinutes(3));
 
-        output.WriteLine(load.Output);
-        Assert.True(exitCode == 0, load.Output);
+        output.WriteLine(load.StandardOutput);
+        Assert.True(exitCode == 0, load.Describe());
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using RaySharing.Chaos.Infrastructure;
 using RaySharing.Chaos.Roles;
+using RaySharing.Testing;
 using RaySharing.Protocol;
 
 namespace RaySharing.Chaos.Chaos;

@@ -1,3 +1,4 @@
+using RaySharing.Testing;
 using System.Globalization;
 
 namespace RaySharing.Chaos.Infrastructure;

@@ -11,22 +11,14 @@ internal static class HolderCreator
 {
     public static async Task<int> RunAsync(CommandLine commandLine)
     {
-        commandLine.Allow("--address", "--holder", "--key", "--size", "--seed");
-        var address = commandLine.Address();
-        var holderName = commandLine.Required("--holder");
-        var key = commandLine.Required("--key");
-        var size = commandLine.Int("--size", null, 0, 64 << 20);
-        var seed = commandLine.Int("--seed", null, int.MinValue, int.MaxValue);
-
-        var data = Payload.Build(size, seed);
-        var crc = Payload.Crc(data);
+        var order = PutOrder.Parse(commandLine);
         using var timeout = new CancellationTokenSource(ChildRole.CallBound * 3);
         // Not disposed on purpose: this session must end only by being killed, as a crashed process's would.
-        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-holder-creator"), timeout.Token);
-        var holder = await client.GetOrCreateHolderAsync(holderName, HolderLifetime.Session, cancellationToken: timeout.Token);
-        var objectRef = await client.PutAsync(data, holder, timeout.Token);
-        await holder.RegisterAsync(key, [objectRef], timeout.Token);
-        ChildLines.Say($"{ChildLines.Ready} {Convert.ToHexString(objectRef.ToEnvelopeBytes())} {Payload.Hex(crc)}");
+        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(order.Address, "chaos-holder-creator"), timeout.Token);
+        var holder = await client.GetOrCreateHolderAsync(order.HolderName, HolderLifetime.Session, cancellationToken: timeout.Token);
+        var objectRef = await client.PutAsync(order.Data, holder, timeout.Token);
+        await holder.RegisterAsync(order.Key, [objectRef], timeout.Token);
+        ChildLines.Say($"{ChildLines.Ready} {Convert.ToHexString(objectRef.ToEnvelopeBytes())} {Payload.Hex(order.Crc)}");
 
         // Until killed (or until the harness goes away: see ChildRole.ExitWithParent).
         await Task.Delay(Timeout.Infinite);

@@ -4,14 +4,14 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace RaySharing.Chaos.Infrastructure;
+namespace RaySharing.Testing;
 
 /// <summary>
-/// A child OS process (a role of this program, or the worker host) whose stdout is captured line by
-/// line and whose stderr is kept for diagnostics. Every child is remembered until it is disposed, so
-/// <see cref="KillAll"/> can make sure none outlives the harness, whatever path it exits by.
+/// A child OS process (a peer, the worker host, the sample, a role of the chaos harness) whose stdout is
+/// captured line by line and whose stderr is kept for diagnostics. Every child is remembered until it is
+/// disposed, so <see cref="KillAll"/> can make sure none outlives its parent, whatever path it exits by.
 /// </summary>
-internal sealed class ChildProcess : IDisposable
+public sealed class ChildProcess : IDisposable
 {
     private static readonly ConcurrentDictionary<ChildProcess, byte> Live = new();
     private static PosixSignalRegistration[] s_signals = [];
@@ -63,6 +63,9 @@ internal sealed class ChildProcess : IDisposable
             }
         }
     }
+
+    /// <summary>The stdout so far, one line per line.</summary>
+    public string StandardOutput => string.Join('\n', Lines);
 
     /// <summary>The last stderr lines, for a problem report.</summary>
     public string StderrTail
@@ -138,7 +141,7 @@ internal sealed class ChildProcess : IDisposable
 
     /// <summary>Waits for a stdout line starting with <paramref name="prefix"/> and returns it.</summary>
     /// <exception cref="ChildFailedException">The child closed its output without printing one, or did not print one in time.</exception>
-    public async Task<string> WaitForLineAsync(string prefix, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<string> WaitForLineAsync(string prefix, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var deadline = Stopwatch.StartNew();
         var seen = 0;
@@ -187,6 +190,13 @@ internal sealed class ChildProcess : IDisposable
             return false;
         }
     }
+
+    /// <summary>Waits for the child to exit and returns its exit code.</summary>
+    /// <exception cref="ChildFailedException">It is still running after <paramref name="timeout"/>.</exception>
+    public async Task<int> WaitForExitCodeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        await WaitForExitAsync(timeout, cancellationToken).ConfigureAwait(false)
+            ? _process.ExitCode
+            : throw new ChildFailedException($"{Name} did not exit within {timeout.TotalSeconds:0.#} s: {Describe()}");
 
     /// <summary>SIGKILL, with its whole process tree: it gets no chance to close its session.</summary>
     public void Kill()
@@ -237,7 +247,7 @@ internal sealed class ChildProcess : IDisposable
         start.UseShellExecute = false;
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
-        // Children watch their stdin: it closes when the harness dies, however it dies, and they exit.
+        // Children may watch their stdin: it closes when the parent dies, however it dies, so they can exit.
         start.RedirectStandardInput = true;
         var process = new Process { StartInfo = start };
         var child = new ChildProcess(name, process);
@@ -307,4 +317,4 @@ internal sealed class ChildProcess : IDisposable
 }
 
 /// <summary>A child process did not do what its role promises (print a line, exit in time).</summary>
-internal sealed class ChildFailedException(string message) : Exception(message);
+public sealed class ChildFailedException(string message) : Exception(message);
