@@ -41,7 +41,7 @@ public sealed class RaySharingWorker : IAsyncDisposable
     /// <summary>
     /// Starts a worker. With <see cref="WorkerOptions.Port"/> 0 a free port is picked; read it from <see cref="Address"/>.
     /// </summary>
-    /// <param name="options">Settings; null for the defaults.</param>
+    /// <param name="options">Settings, copied when the worker starts; null for the defaults.</param>
     /// <param name="configureLogging">Optional logging set-up; by default the worker logs nothing.</param>
     /// <param name="configureServices">Optional hook to add services of your own to the same server.</param>
     /// <param name="configureEndpoints">Optional hook to map endpoints of your own on the same server.</param>
@@ -55,7 +55,8 @@ public sealed class RaySharingWorker : IAsyncDisposable
         Action<WebApplication>? configureEndpoints = null,
         CancellationToken cancellationToken = default)
     {
-        options ??= new WorkerOptions();
+        // A copy: the caller's object may change after this returns, the worker's settings may not.
+        options = options?.Clone() ?? new WorkerOptions();
         options.Validate();
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(RaySharingWorker).Assembly.GetName().Name });
@@ -79,7 +80,16 @@ public sealed class RaySharingWorker : IAsyncDisposable
         app.MapRaySharingWorker();
         configureEndpoints?.Invoke(app);
 
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // A failed start (port in use, bad option) leaves nothing running behind.
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
 
         // AddressPublisher has set the address (advertised, or bound) by the time StartAsync returns.
         var identity = app.Services.GetRequiredService<WorkerIdentity>();

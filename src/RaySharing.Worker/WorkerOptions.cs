@@ -1,6 +1,16 @@
+using RaySharing.Protocol;
+
 namespace RaySharing.Worker;
 
-/// <summary>Settings of a worker. Every property states its default; <see cref="Validate"/> names the offending option.</summary>
+/// <summary>
+/// Settings of a worker. Every property states its default and range. A worker copies and validates them when
+/// it starts: a later change to this object does not change a running worker. Out-of-range values fail with a
+/// message naming the option (<see cref="Validate"/>, or ValidateOnStart when bound through
+/// <c>AddRaySharingWorker</c>). Rules between options: <see cref="MinLease"/> &lt;= <see cref="DefaultLease"/>
+/// &lt;= <see cref="MaxLease"/>; <see cref="LeaseCheckInterval"/> &lt;= <see cref="MinLease"/>;
+/// <see cref="MaxUnaryObjectBytes"/> and <see cref="StreamChunkBytes"/> each at most
+/// <see cref="MaxMessageBytes"/> less 4 KiB.
+/// </summary>
 public sealed class WorkerOptions
 {
     /// <summary>The IP address to listen on. Default <c>127.0.0.1</c>.</summary>
@@ -15,107 +25,54 @@ public sealed class WorkerOptions
     /// </summary>
     public string? AdvertisedAddress { get; set; }
 
-    /// <summary>The object store's capacity, in bytes. A put that does not fit fails with STORE_FULL. Default 1 GiB.</summary>
+    /// <summary>The object store's capacity, in bytes; positive. A put that does not fit fails with STORE_FULL. Default 1 GiB.</summary>
     public long StoreCapacityBytes { get; set; } = 1L << 30;
 
-    /// <summary>The lease granted to a session that does not ask for one. Default 10 seconds.</summary>
+    /// <summary>The lease granted to a session that does not ask for one; between <see cref="MinLease"/> and <see cref="MaxLease"/>. Default 10 seconds.</summary>
     public TimeSpan DefaultLease { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>The shortest lease a session may ask for. Default 200 milliseconds.</summary>
+    /// <summary>The shortest lease a session may ask for; shorter requests are raised to it. Positive, at most <see cref="MaxLease"/>. Default 200 milliseconds.</summary>
     public TimeSpan MinLease { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>The longest lease a session may ask for. Default 5 minutes.</summary>
+    /// <summary>The longest lease a session may ask for; longer requests are lowered to it. At most 24.8 days (int.MaxValue ms). Default 5 minutes.</summary>
     public TimeSpan MaxLease { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>How often the worker looks for sessions whose lease lapsed. Default 100 milliseconds.</summary>
+    /// <summary>How often the worker looks for sessions whose lease lapsed; positive, at most <see cref="MinLease"/>. Default 100 milliseconds.</summary>
     public TimeSpan LeaseCheckInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>The largest object a unary Get returns, and the largest unary Put accepted, in bytes. Default 1 MiB.</summary>
+    /// <summary>The largest object a unary Get returns, and the largest unary Put accepted, in bytes; positive, at most <see cref="MaxMessageBytes"/> less 4 KiB. Default 1 MiB.</summary>
     public int MaxUnaryObjectBytes { get; set; } = 1 << 20;
 
-    /// <summary>The chunk size of a streaming get when the caller states none, in bytes (4 KiB to 4 MiB; 64 KiB to 1 MiB is best). Default 256 KiB.</summary>
+    /// <summary>The chunk size of a streaming get when the caller states none, in bytes: 4 KiB to 4 MiB (64 KiB to 1 MiB is best), at most <see cref="MaxMessageBytes"/> less 4 KiB. Default 256 KiB.</summary>
     public int StreamChunkBytes { get; set; } = 256 << 10;
 
-    /// <summary>The largest gRPC message sent or received, in bytes (a register of 10,000 refs is about 1.2 MB). Default 64 MiB.</summary>
+    /// <summary>The largest gRPC message sent or received, in bytes; at least 2 MiB (a register of 10,000 refs is about 1.2 MB). Default 64 MiB.</summary>
     public int MaxMessageBytes { get; set; } = 64 << 20;
 
-    /// <summary>How long a streaming put may wait for its next chunk before it is abandoned. Default 30 seconds.</summary>
+    /// <summary>How long a streaming put or get may wait for its next chunk before it is abandoned; positive, at most 24.8 days. Default 30 seconds.</summary>
     public TimeSpan StreamIdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// How many freed objects the worker remembers, so that a get of a freed object says OBJECT_FREED
-    /// rather than OBJECT_NOT_FOUND. The oldest are forgotten first. Default 100,000 (about 10 MB).
+    /// rather than OBJECT_NOT_FOUND. The oldest are forgotten first; 0 remembers none. Default 100,000 (about 10 MB).
     /// </summary>
     public int TombstoneCapacity { get; set; } = 100_000;
 
-    private static readonly TimeSpan MaxTime = TimeSpan.FromMilliseconds(int.MaxValue);
+    /// <summary>The largest chunk a streaming get sends: 4 MiB, or less when <see cref="MaxMessageBytes"/> is smaller.</summary>
+    internal int MaxStreamChunkBytes => Math.Min(OptionLimits.MaxChunkBytes, OptionLimits.PayloadLimit(MaxMessageBytes));
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first option that is out of range.</summary>
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming the first option that is out of range
+    /// (<see cref="ArgumentException.ParamName"/> is the property's name).
+    /// </summary>
     public void Validate()
     {
-        if (string.IsNullOrWhiteSpace(ListenAddress) || !System.Net.IPAddress.TryParse(ListenAddress, out _))
+        foreach (var failure in WorkerOptionsValidator.Failures(this))
         {
-            throw new ArgumentException($"{nameof(ListenAddress)} must be an IP address; got '{ListenAddress}'.", nameof(ListenAddress));
-        }
-
-        if (Port is < 0 or > 65535)
-        {
-            throw new ArgumentException($"{nameof(Port)} must be 0 to 65535; got {Port}.", nameof(Port));
-        }
-
-        if (AdvertisedAddress is not null && !Uri.TryCreate(AdvertisedAddress, UriKind.Absolute, out _))
-        {
-            throw new ArgumentException($"{nameof(AdvertisedAddress)} must be an absolute URI; got '{AdvertisedAddress}'.", nameof(AdvertisedAddress));
-        }
-
-        if (StoreCapacityBytes <= 0)
-        {
-            throw new ArgumentException($"{nameof(StoreCapacityBytes)} must be positive; got {StoreCapacityBytes}.", nameof(StoreCapacityBytes));
-        }
-
-        if (MaxLease > MaxTime)
-        {
-            throw new ArgumentException($"{nameof(MaxLease)} must be at most {MaxTime.TotalDays:0.#} days; got {MaxLease}.", nameof(MaxLease));
-        }
-
-        if (MinLease <= TimeSpan.Zero || MinLease > MaxLease)
-        {
-            throw new ArgumentException($"{nameof(MinLease)} must be positive and at most {nameof(MaxLease)}; got {MinLease} and {MaxLease}.", nameof(MinLease));
-        }
-
-        if (DefaultLease < MinLease || DefaultLease > MaxLease)
-        {
-            throw new ArgumentException($"{nameof(DefaultLease)} must lie between {nameof(MinLease)} and {nameof(MaxLease)}; got {DefaultLease}.", nameof(DefaultLease));
-        }
-
-        if (LeaseCheckInterval <= TimeSpan.Zero || LeaseCheckInterval > MinLease)
-        {
-            throw new ArgumentException($"{nameof(LeaseCheckInterval)} must be positive and at most {nameof(MinLease)} ({MinLease}), or lapsed sessions outlive their lease by more than one; got {LeaseCheckInterval}.", nameof(LeaseCheckInterval));
-        }
-
-        if (StreamChunkBytes is < 4096 or > 4 << 20)
-        {
-            throw new ArgumentException($"{nameof(StreamChunkBytes)} must be 4 KiB to 4 MiB; got {StreamChunkBytes}.", nameof(StreamChunkBytes));
-        }
-
-        if (MaxMessageBytes < 1 << 20)
-        {
-            throw new ArgumentException($"{nameof(MaxMessageBytes)} must be at least 1 MiB; got {MaxMessageBytes}.", nameof(MaxMessageBytes));
-        }
-
-        if (MaxUnaryObjectBytes <= 0 || MaxUnaryObjectBytes > MaxMessageBytes - 4096)
-        {
-            throw new ArgumentException($"{nameof(MaxUnaryObjectBytes)} must be positive and fit in {nameof(MaxMessageBytes)}; got {MaxUnaryObjectBytes}.", nameof(MaxUnaryObjectBytes));
-        }
-
-        if (StreamIdleTimeout <= TimeSpan.Zero || StreamIdleTimeout > MaxTime)
-        {
-            throw new ArgumentException($"{nameof(StreamIdleTimeout)} must be positive and at most {MaxTime.TotalDays:0.#} days; got {StreamIdleTimeout}.", nameof(StreamIdleTimeout));
-        }
-
-        if (TombstoneCapacity < 0)
-        {
-            throw new ArgumentException($"{nameof(TombstoneCapacity)} must not be negative; got {TombstoneCapacity}.", nameof(TombstoneCapacity));
+            throw new ArgumentException(failure.Message, failure.Option);
         }
     }
+
+    /// <summary>A copy, so a worker keeps the values it started with whatever the caller does to its object later.</summary>
+    internal WorkerOptions Clone() => (WorkerOptions)MemberwiseClone();
 }

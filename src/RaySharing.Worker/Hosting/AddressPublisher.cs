@@ -7,7 +7,7 @@ namespace RaySharing.Worker.Hosting;
 
 /// <summary>
 /// Learns the address the server bound (the port may have been 0) once it has started, for workers hosted
-/// with <see cref="WorkerServiceCollectionExtensions.AddRaySharingWorker"/> in any ASP.NET Core app.
+/// with <c>AddRaySharingWorker</c> in any ASP.NET Core app.
 /// <see cref="WorkerOptions.AdvertisedAddress"/>, when set, wins.
 /// </summary>
 internal sealed class AddressPublisher(IServer server, IHostApplicationLifetime lifetime, WorkerIdentity identity) : IHostedService

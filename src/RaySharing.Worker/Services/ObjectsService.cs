@@ -10,9 +10,6 @@ namespace RaySharing.Worker.Services;
 
 internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, WorkerOptions options) : Objects.ObjectsBase
 {
-    private const int MinChunkBytes = 4 << 10;
-    private const int MaxChunkBytes = 4 << 20;
-
     public override Task<PutReply> Put(PutRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
@@ -128,7 +125,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
     {
         var envelope = request.Envelope.DecodeEnvelope();
         var stored = graph.Resolve(context.SessionToken(), envelope);
-        var chunkBytes = request.ChunkBytes == 0 ? options.StreamChunkBytes : (int)Math.Clamp(request.ChunkBytes, MinChunkBytes, MaxChunkBytes);
+        var chunkBytes = request.ChunkBytes == 0 ? options.StreamChunkBytes : (int)Math.Clamp(request.ChunkBytes, OptionLimits.MinChunkBytes, (uint)options.MaxStreamChunkBytes);
         var reply = NewHeaderReply(stored);
         var sentHeader = false;
         // A reader that stops reading must not pin the object's buffers forever (they may already be freed).
