@@ -1,47 +1,82 @@
-using System.Globalization;
-using System.Runtime.InteropServices;
+using System.CommandLine.Help;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using RaySharing.Worker;
+using RaySharing.Worker.Host;
 
-// The worker as a process: "--port 7480 --listen 127.0.0.1 --capacity-mb 1024 --advertise http://host:7480".
-// It prints "listening <address>" on stdout once ready, so a parent process can wait for that line.
-var options = new WorkerOptions();
-for (var i = 0; i < args.Length; i++)
+// The worker as a process (the raysharing-worker tool). Run with --help for the options and exit codes.
+// It prints "listening <address>" on stdout once ready, so a parent process can wait for that line; logs go to stderr.
+const int Stopped = 0, Failed = 1, BadArguments = 2, CannotListen = 3;
+
+var commandLine = new WorkerCommandLine();
+var parsed = commandLine.Parse(args);
+// With no parse error the only actions are --help and --version (the command itself has none); help wins over errors.
+if (parsed.Action is HelpAction || (parsed.Errors.Count == 0 && parsed.Action is not null))
 {
-    string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-    switch (args[i])
-    {
-        case "--port": options.Port = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-        case "--listen": options.ListenAddress = Next(); break;
-        case "--advertise": options.AdvertisedAddress = Next(); break;
-        case "--capacity-mb": options.StoreCapacityBytes = long.Parse(Next(), CultureInfo.InvariantCulture) << 20; break;
-        case "--lease-ms": options.DefaultLease = TimeSpan.FromMilliseconds(int.Parse(Next(), CultureInfo.InvariantCulture)); break;
-        default:
-            Console.Error.WriteLine($"Unknown argument '{args[i]}'. Arguments: --port N --listen IP --advertise URI --capacity-mb N --lease-ms N");
-            return 2;
-    }
+    return parsed.Invoke();
 }
 
-await using var worker = await RaySharingWorker.StartAsync(options, logging => logging.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Information));
-Console.Out.WriteLine($"listening {worker.Address}");
-Console.Out.Flush();
-
-// SIGTERM (kill, systemd, container stop) and Ctrl+C both stop the worker gracefully: sessions end, objects are freed.
-using var stop = new CancellationTokenSource();
-void OnSignal(PosixSignalContext context)
+if (parsed.Errors.Count > 0)
 {
-    context.Cancel = true;
-    stop.Cancel();
+    return Fail(BadArguments, string.Join(" ", parsed.Errors.Select(e => OneLine(e.Message))) + " Run with --help for the options.");
 }
 
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+var options = commandLine.ToOptions(parsed);
+if (WorkerOptionsValidator.Failures(options).FirstOrDefault() is { Option: not null } failure)
+{
+    return Fail(BadArguments, $"{commandLine.FlagOf(failure.Option)}: {failure.Message}");
+}
+
+// Listening before the worker starts, so a signal at any moment from here on stops it gracefully.
+var stopRequested = ShutdownSignal.Listen();
+var logLevel = parsed.GetValue(commandLine.LogLevelOption);
+RaySharingWorker worker;
 try
 {
-    await Task.Delay(Timeout.Infinite, stop.Token);
+    worker = await RaySharingWorker.StartAsync(options, logging => logging
+        .AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)
+        .AddSimpleConsole(console => console.SingleLine = true)
+        .AddFilter(HostStartFailureCategory, level => level < LogLevel.Error && level >= logLevel)
+        .SetMinimumLevel(logLevel));
 }
-catch (OperationCanceledException)
+catch (Exception ex) when (ex is SocketException || ex.InnerException is AddressInUseException)
 {
+    // Kestrel throws SocketException (address not on this machine, no permission) or an IOException around AddressInUseException.
+    return Fail(CannotListen, $"cannot listen on {options.ListenAddress}:{options.Port}: {ex.GetBaseException().Message.TrimEnd('.')}. Pick a free --port, or an address of this machine with --listen.");
 }
 
-return 0;
+try
+{
+    Console.Out.WriteLine($"listening {worker.Address}");
+    Console.Out.Flush();
+    await stopRequested;
+}
+catch (Exception ex)
+{
+    await worker.DisposeAsync();
+    return Fail(Failed, $"the worker failed: {ex}");
+}
+
+// Every session ends and every object is freed; more signals meanwhile change nothing.
+await worker.DisposeAsync();
+return Stopped;
+
+// A parse error may list suggestions one per line; the host's errors are one line each.
+static string OneLine(string message)
+{
+    var lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    return lines.Length <= 1 ? message.Trim() : $"{lines[0]} {string.Join(", ", lines[1..])}";
+}
+
+static int Fail(int exitCode, string message)
+{
+    Console.Error.WriteLine($"{WorkerCommandLine.Name}: {message}");
+    return exitCode;
+}
+
+internal static partial class Program
+{
+    // The generic host logs a failed start with its stack trace before rethrowing; the host reports that itself in one line.
+    private const string HostStartFailureCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+}

@@ -1,0 +1,106 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using RaySharing.Worker;
+
+namespace RaySharing.Worker.Host;
+
+/// <summary>
+/// The host's command line: one option per <see cref="WorkerOptions"/> property, each with the default the
+/// options class states, plus <c>--log-level</c>. Ranges are not checked here but by the worker's one
+/// validator; this class only turns text into values and says which flag a failing option came from.
+/// </summary>
+internal sealed class WorkerCommandLine
+{
+    public const string Name = "raysharing-worker";
+
+    private static readonly WorkerOptions Defaults = new();
+
+    private readonly Command _command;
+    private readonly List<Action<ParseResult, WorkerOptions>> _apply = [];
+    private readonly Dictionary<string, string> _flagOfOption = new(StringComparer.Ordinal);
+
+    public WorkerCommandLine()
+    {
+        _command = new Command(Name,
+            "Runs a RaySharing worker: the object store, holders and sessions, served over gRPC (HTTP/2, cleartext). " +
+            "Prints 'listening <address>' on stdout once ready. SIGTERM or Ctrl+C stops it gracefully (exit 0). " +
+            "Exit codes: 0 stopped by a signal, 1 the worker failed, 2 bad command line or option, 3 cannot listen on the address.")
+        {
+            new System.CommandLine.Help.HelpOption(),
+            new VersionOption(),
+        };
+
+        Add(new Option<string>("--listen") { HelpName = "ip", Description = "The IP address to listen on; 0.0.0.0 for every interface.", DefaultValueFactory = _ => Defaults.ListenAddress },
+            nameof(WorkerOptions.ListenAddress), (o, v) => o.ListenAddress = v);
+        Add(new Option<int>("--port") { HelpName = "port", Description = "The TCP port to listen on; 0 picks a free one (read it from the 'listening' line).", DefaultValueFactory = _ => Defaults.Port },
+            nameof(WorkerOptions.Port), (o, v) => o.Port = v);
+        Add(new Option<string?>("--advertise") { HelpName = "uri", Description = "The address written into ref envelopes for other hosts to reach this worker, such as http://10.0.0.5:7480. [default: http://<listen>:<bound port>]" },
+            nameof(WorkerOptions.AdvertisedAddress), (o, v) => o.AdvertisedAddress = v);
+
+        var capacity = new Option<long>("--capacity-mb") { HelpName = "MiB", Description = "The object store's capacity, in MiB; a put that does not fit fails with STORE_FULL.", DefaultValueFactory = _ => Defaults.StoreCapacityBytes >> 20 };
+        capacity.Validators.Add(result =>
+        {
+            // The one conversion that can overflow: MiB to bytes.
+            var mib = result.GetValueOrDefault<long>();
+            if (mib > long.MaxValue >> 20 || mib < long.MinValue >> 20)
+            {
+                result.AddError($"--capacity-mb {mib.ToString(CultureInfo.InvariantCulture)} is too large: at most {(long.MaxValue >> 20).ToString(CultureInfo.InvariantCulture)} MiB.");
+            }
+        });
+        Add(capacity, nameof(WorkerOptions.StoreCapacityBytes), (o, v) => o.StoreCapacityBytes = v << 20);
+
+        AddMilliseconds("--lease-ms", "The lease granted to a session that asks for none.", nameof(WorkerOptions.DefaultLease), Defaults.DefaultLease, (o, v) => o.DefaultLease = v);
+        AddMilliseconds("--min-lease-ms", "The shortest lease a session may ask for; shorter requests are raised to it.", nameof(WorkerOptions.MinLease), Defaults.MinLease, (o, v) => o.MinLease = v);
+        AddMilliseconds("--max-lease-ms", "The longest lease a session may ask for; longer requests are lowered to it.", nameof(WorkerOptions.MaxLease), Defaults.MaxLease, (o, v) => o.MaxLease = v);
+        AddMilliseconds("--lease-check-ms", "How often sessions whose lease lapsed are looked for; at most --min-lease-ms.", nameof(WorkerOptions.LeaseCheckInterval), Defaults.LeaseCheckInterval, (o, v) => o.LeaseCheckInterval = v);
+        AddMilliseconds("--stream-idle-timeout-ms", "How long a streaming put or get may wait for its next chunk before it is abandoned.", nameof(WorkerOptions.StreamIdleTimeout), Defaults.StreamIdleTimeout, (o, v) => o.StreamIdleTimeout = v);
+
+        AddInt("--max-unary-object-bytes", "bytes", "The largest object a unary put or get carries; larger ones stream. At most --max-message-bytes less 4096.", nameof(WorkerOptions.MaxUnaryObjectBytes), Defaults.MaxUnaryObjectBytes, (o, v) => o.MaxUnaryObjectBytes = v);
+        AddInt("--stream-chunk-bytes", "bytes", "The chunk size of a streaming get whose caller states none: 4096 to 4194304, at most --max-message-bytes less 4096.", nameof(WorkerOptions.StreamChunkBytes), Defaults.StreamChunkBytes, (o, v) => o.StreamChunkBytes = v);
+        AddInt("--max-message-bytes", "bytes", "The largest gRPC message sent or received; at least 2097152 (2 MiB).", nameof(WorkerOptions.MaxMessageBytes), Defaults.MaxMessageBytes, (o, v) => o.MaxMessageBytes = v);
+        AddInt("--tombstone-capacity", "count", "How many freed objects are remembered, so a get of one says OBJECT_FREED rather than OBJECT_NOT_FOUND; 0 remembers none.", nameof(WorkerOptions.TombstoneCapacity), Defaults.TombstoneCapacity, (o, v) => o.TombstoneCapacity = v);
+
+        LogLevelOption = new Option<LogLevel>("--log-level")
+        {
+            HelpName = "level",
+            Description = "The least severe log event written to stderr: Trace, Debug, Information (adds ASP.NET Core's lines for every request), Warning, Error, Critical or None.",
+            DefaultValueFactory = _ => LogLevel.Warning,
+        };
+        _command.Options.Add(LogLevelOption);
+    }
+
+    public Option<LogLevel> LogLevelOption { get; }
+
+    public ParseResult Parse(IReadOnlyList<string> args) => _command.Parse(args);
+
+    /// <summary>The worker's options as the command line sets them; every option not given keeps its default.</summary>
+    public WorkerOptions ToOptions(ParseResult result)
+    {
+        var options = new WorkerOptions();
+        foreach (var apply in _apply)
+        {
+            apply(result, options);
+        }
+
+        return options;
+    }
+
+    /// <summary>The flag that sets a <see cref="WorkerOptions"/> property, for an error message.</summary>
+    public string FlagOf(string option) => _flagOfOption.TryGetValue(option, out var flag) ? flag : option;
+
+    private void Add<T>(Option<T> option, string property, Action<WorkerOptions, T> apply)
+    {
+        _command.Options.Add(option);
+        _flagOfOption[property] = option.Name;
+        _apply.Add((result, options) => apply(options, result.GetValue(option)!));
+    }
+
+    // Whole milliseconds as an int: the longest time the worker accepts is int.MaxValue ms, so no value that parses can overflow.
+    private void AddMilliseconds(string flag, string description, string property, TimeSpan defaultValue, Action<WorkerOptions, TimeSpan> apply) =>
+        Add(new Option<int>(flag) { HelpName = "ms", Description = description + " In milliseconds.", DefaultValueFactory = _ => (int)defaultValue.TotalMilliseconds },
+            property, (o, v) => apply(o, TimeSpan.FromMilliseconds(v)));
+
+    private void AddInt(string flag, string helpName, string description, string property, int defaultValue, Action<WorkerOptions, int> apply) =>
+        Add(new Option<int>(flag) { HelpName = helpName, Description = description, DefaultValueFactory = _ => defaultValue }, property, apply);
+}

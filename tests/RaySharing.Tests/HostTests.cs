@@ -1,0 +1,164 @@
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using RaySharing.Testing;
+using RaySharing.Tests.Infrastructure;
+using RaySharing.Worker;
+using RaySharing.Worker.Host;
+using Xunit;
+
+namespace RaySharing.Tests;
+
+/// <summary>The worker host as users run it: its command line, exit codes, signals and logging, in a real process.</summary>
+public sealed class HostTests
+{
+    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
+
+    private const int SIGINT = 2;
+    private const int SIGTERM = 15;
+
+    private static ChildProcess Host(params string[] args) => BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host", args);
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(5)]
+    public async Task Signals_SeveralInQuickSuccession_OneGracefulStopAndExitZero(int signals)
+    {
+        using var host = Host("--port", "0");
+        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        var client = await TestWorker.ConnectAsync(address);
+        for (var i = 0; i < 20; i++)
+        {
+            await client.PutAsync(new byte[1000]).Within();
+        }
+
+        // Back to back, TERM and INT mixed, as coreutils timeout (TERM twice) or an impatient Ctrl+C does.
+        for (var i = 0; i < signals; i++)
+        {
+            Assert.Equal(0, Kill(host.Id, i % 3 == 2 ? SIGINT : SIGTERM));
+        }
+
+        Assert.Equal(0, await host.WaitForExitCodeAsync(TimeSpan.FromSeconds(20)));
+        // Quiet by default: no log line for the puts, and nothing unhandled during the stop.
+        Assert.Equal(string.Empty, host.StderrTail);
+        var ex = await Assert.ThrowsAnyAsync<RaySharingException>(() => client.GetStoreStatsAsync().Within());
+        Assert.IsNotType<RaySharingTimeoutException>(ex);
+        await client.DisposeAsync().Within();
+    }
+
+    [Fact]
+    public async Task Help_ListsEveryOptionWithItsDefault_ExitsZero()
+    {
+        using var host = Host("--help");
+
+        Assert.Equal(0, await host.WaitForExitCodeAsync(ProcessTimeout));
+        var optionLines = host.Lines.Where(l => l.TrimStart().StartsWith("--", StringComparison.Ordinal)).ToList();
+        var settable = typeof(WorkerOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Count(p => p.CanWrite);
+        // Every worker option, plus --log-level and --version.
+        Assert.Equal(settable + 2, optionLines.Count);
+        Assert.All(optionLines.Where(l => !l.TrimStart().StartsWith("--version", StringComparison.Ordinal)), l => Assert.Contains("[default: ", l, StringComparison.Ordinal));
+        Assert.Contains(optionLines, l => l.Contains("--stream-idle-timeout-ms", StringComparison.Ordinal) && l.Contains("[default: 30000]", StringComparison.Ordinal));
+        Assert.Contains(optionLines, l => l.Contains("--log-level", StringComparison.Ordinal) && l.Contains("[default: Warning]", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("--port", "--port", "abc")]
+    [InlineData("--port", "--port", "70000")]
+    [InlineData("--capacity-mb", "--capacity-mb", "17592186044417")]
+    [InlineData("--capacity-mb", "--capacity-mb", "0")]
+    [InlineData("--lease-ms", "--lease-ms", "99999999999")]
+    [InlineData("--lease-check-ms", "--lease-check-ms", "500")]
+    [InlineData("--max-message-bytes", "--max-message-bytes", "1048576")]
+    [InlineData("--max-unary-object-bytes", "--max-unary-object-bytes", "67108864")]
+    [InlineData("--listen", "--listen", "localhost")]
+    [InlineData("--log-level", "--log-level", "verbose")]
+    [InlineData("--bogus", "--bogus")]
+    public async Task BadArgument_PrintsOneLineNamingIt_ExitsTwo(string named, params string[] args)
+    {
+        using var host = Host(args);
+
+        Assert.Equal(2, await host.WaitForExitCodeAsync(ProcessTimeout));
+        Assert.Empty(host.Lines);
+        var error = host.StderrTail;
+        Assert.DoesNotContain('\n', error);
+        Assert.StartsWith("raysharing-worker: ", error, StringComparison.Ordinal);
+        Assert.Contains(named, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PortInUse_PrintsOneLineNamingTheAddress_ExitsThree()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var port = new Uri(worker.Address).Port.ToString(CultureInfo.InvariantCulture);
+        using var host = Host("--port", port);
+
+        Assert.Equal(3, await host.WaitForExitCodeAsync(ProcessTimeout));
+        var error = host.StderrTail;
+        Assert.DoesNotContain('\n', error);
+        Assert.Contains($"127.0.0.1:{port}", error, StringComparison.Ordinal);
+        // The worker that holds the port is unharmed.
+        var client = await worker.ConnectAsync();
+        Assert.NotNull(await client.PutAsync("still here").Within());
+    }
+
+    [Fact]
+    public async Task LogLevelInformation_LogsToStderr_ListeningLineStaysOnStdout()
+    {
+        using var host = Host("--port", "0", "--log-level", "Information");
+        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        Assert.Single(host.Lines);
+        Assert.Equal(0, Kill(host.Id, SIGTERM));
+
+        Assert.Equal(0, await host.WaitForExitCodeAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains($"listening on {address}", host.StderrTail, StringComparison.Ordinal);
+        Assert.Single(host.Lines);
+    }
+
+    [Fact]
+    public async Task CapacityOption_SmallStore_PutBeyondItIsRefusedAsStoreFull()
+    {
+        using var host = Host("--port", "0", "--capacity-mb", "1");
+        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        await using var client = await TestWorker.ConnectAsync(address);
+
+        await Assert.ThrowsAsync<ObjectStoreFullException>(() => client.PutAsync(new byte[(1 << 20) + 1]).Within());
+        Assert.NotNull(await client.PutAsync(new byte[1000]).Within());
+        Assert.Equal(1L << 20, (await client.GetStoreStatsAsync().Within()).CapacityBytes);
+    }
+
+    [Fact]
+    public void CommandLine_EveryFlagGiven_SetsEveryWorkerOption()
+    {
+        var commandLine = new WorkerCommandLine();
+        var parsed = commandLine.Parse([
+            "--listen", "0.0.0.0", "--port", "9000", "--advertise", "http://10.0.0.5:9000", "--capacity-mb", "2048",
+            "--lease-ms", "20000", "--min-lease-ms", "300", "--max-lease-ms", "600000", "--lease-check-ms", "250",
+            "--stream-idle-timeout-ms", "45000", "--max-unary-object-bytes", "2000000", "--stream-chunk-bytes", "65536",
+            "--max-message-bytes", "8388608", "--tombstone-capacity", "7",
+        ]);
+        Assert.Empty(parsed.Errors);
+
+        var options = commandLine.ToOptions(parsed);
+
+        var expected = new WorkerOptions
+        {
+            ListenAddress = "0.0.0.0", Port = 9000, AdvertisedAddress = "http://10.0.0.5:9000", StoreCapacityBytes = 2048L << 20,
+            DefaultLease = TimeSpan.FromSeconds(20), MinLease = TimeSpan.FromMilliseconds(300), MaxLease = TimeSpan.FromMinutes(10),
+            LeaseCheckInterval = TimeSpan.FromMilliseconds(250), StreamIdleTimeout = TimeSpan.FromSeconds(45),
+            MaxUnaryObjectBytes = 2_000_000, StreamChunkBytes = 65536, MaxMessageBytes = 8 << 20, TombstoneCapacity = 7,
+        };
+        var defaults = new WorkerOptions();
+        foreach (var property in typeof(WorkerOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
+        {
+            // A new option without a flag fails here: the expectation above sets every option away from its default.
+            Assert.NotEqual(property.GetValue(defaults), property.GetValue(expected));
+            Assert.Equal(property.GetValue(expected), property.GetValue(options));
+        }
+
+        options.Validate();
+    }
+}
