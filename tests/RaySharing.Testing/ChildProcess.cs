@@ -95,6 +95,10 @@ public sealed class ChildProcess : IDisposable
         return Start(name, start, arguments);
     }
 
+    /// <summary>Starts an executable by its path, such as an installed .NET tool.</summary>
+    public static ChildProcess StartProgram(string name, string fileName, params string[] arguments) =>
+        Start(name, new ProcessStartInfo(fileName), arguments);
+
     /// <summary>Starts <c>dotnet assembly.dll arguments</c>.</summary>
     public static ChildProcess StartAssembly(string name, string assemblyPath, params string[] arguments)
     {
