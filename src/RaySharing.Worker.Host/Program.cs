@@ -37,7 +37,7 @@ try
     worker = await RaySharingWorker.StartAsync(options, logging => logging
         .AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)
         .AddSimpleConsole(console => console.SingleLine = true)
-        .AddFilter(HostStartFailureCategory, level => level < LogLevel.Error && level >= logLevel)
+        .AddFilter(HostStartFailureCategory, level => level >= logLevel && (level < LogLevel.Error || Volatile.Read(ref s_started)))
         .SetMinimumLevel(logLevel));
 }
 catch (Exception ex) when (ex is SocketException || ex.InnerException is AddressInUseException)
@@ -45,21 +45,27 @@ catch (Exception ex) when (ex is SocketException || ex.InnerException is Address
     // Kestrel throws SocketException (address not on this machine, no permission) or an IOException around AddressInUseException.
     return Fail(CannotListen, $"cannot listen on {options.ListenAddress}:{options.Port}: {ex.GetBaseException().Message.TrimEnd('.')}. Pick a free --port, or an address of this machine with --listen.");
 }
+catch (Exception ex)
+{
+    // Not the user's doing: the whole exception, for a bug report.
+    return Fail(Failed, $"the worker failed to start: {ex}");
+}
 
+Volatile.Write(ref s_started, true);
+Console.Out.WriteLine($"listening {worker.Address}");
+Console.Out.Flush();
+await stopRequested;
+
+// Every session ends and every object is freed; more signals meanwhile change nothing.
 try
 {
-    Console.Out.WriteLine($"listening {worker.Address}");
-    Console.Out.Flush();
-    await stopRequested;
+    await worker.DisposeAsync();
 }
 catch (Exception ex)
 {
-    await worker.DisposeAsync();
-    return Fail(Failed, $"the worker failed: {ex}");
+    return Fail(Failed, $"the worker failed to stop cleanly: {ex}");
 }
 
-// Every session ends and every object is freed; more signals meanwhile change nothing.
-await worker.DisposeAsync();
 return Stopped;
 
 // A parse error may list suggestions one per line; the host's errors are one line each.
@@ -77,6 +83,9 @@ static int Fail(int exitCode, string message)
 
 internal static partial class Program
 {
-    // The generic host logs a failed start with its stack trace before rethrowing; the host reports that itself in one line.
+    // The generic host logs a failed start with its stack trace before rethrowing; until the worker has started,
+    // the host reports that itself in one line. Its errors afterwards are logged as usual.
     private const string HostStartFailureCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    private static bool s_started;
 }
