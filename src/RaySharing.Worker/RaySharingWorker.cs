@@ -47,7 +47,8 @@ public sealed class RaySharingWorker : IAsyncDisposable
     /// <param name="configureEndpoints">Optional hook to map endpoints of your own on the same server.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <exception cref="ArgumentException">An option is out of range; the message names it.</exception>
-    /// <exception cref="IOException">The address or port cannot be bound.</exception>
+    /// <exception cref="IOException">The port is in use (its inner exception is an <c>AddressInUseException</c>).</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">The address cannot be bound: not an address of this machine, or not permitted.</exception>
     public static async Task<RaySharingWorker> StartAsync(
         WorkerOptions? options = null,
         Action<ILoggingBuilder>? configureLogging = null,
