@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using RaySharing.Worker.Hosting;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Services;
@@ -22,6 +23,8 @@ public static class WorkerServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         services.AddSingleton(options);
+        // The clock of leases and their checks: the host's TimeProvider where it registers one.
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<WorkerIdentity>();
         services.AddSingleton(new ObjectStore(options.StoreCapacityBytes));
         services.AddSingleton<OwnershipGraph>();
