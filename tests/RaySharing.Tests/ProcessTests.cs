@@ -200,4 +200,25 @@ public sealed class ProcessTests
         Assert.True(exitCode == 0, sample.Describe());
         Assert.Contains("driver: verified 3/3 partitions", sample.StandardOutput, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Sample_ExecutorsToDriver_DriverKilled_MasterPrintsFailedAndExitsOne()
+    {
+        // Large partitions keep the driver busy for far longer than the kill takes to land after the
+        // master names the driver's process.
+        using var sample = BuildOutputs.Start("samples/ExecutorsToDriver", "ExecutorsToDriver", "run", "--executors", "4", "--rows", "999999");
+        var started = await sample.WaitForLineAsync("master: driver is process ", TimeSpan.FromSeconds(120));
+        using (var driver = System.Diagnostics.Process.GetProcessById(int.Parse(started.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture)))
+        {
+            driver.Kill();
+        }
+
+        var exitCode = await sample.WaitForExitCodeAsync(ProcessTimeout);
+
+        Assert.True(exitCode == 1, sample.Describe());
+        Assert.DoesNotContain("driver: verified", sample.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("master: FAILED: the driver did not verify the job (exit 137, killed by signal 9)", sample.StderrTail, StringComparison.Ordinal);
+        // The master still cleaned up after the failed run.
+        Assert.Contains("master: unregistered job", sample.StandardOutput, StringComparison.Ordinal);
+    }
 }
