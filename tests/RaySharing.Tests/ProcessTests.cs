@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using RaySharing.Protocol;
 using RaySharing.Testing;
 using RaySharing.Tests.Infrastructure;
@@ -38,7 +39,7 @@ public sealed class ProcessTests
         var fetched = (await holder.FetchAsync<byte[]>("job").Within()).Single();
         var bytes = await driver.GetAsync(fetched).Within();
         Assert.Equal(300_000, bytes.Length);
-        Assert.Equal(checksum, Checksums.Compute(bytes));
+        Assert.Equal(checksum, Crc32.HashToUInt32(bytes));
     }
 
     [Fact]
@@ -152,7 +153,7 @@ public sealed class ProcessTests
         var rebuilt = await driver.FromEnvelopeAsync<byte[]>(envelope).Within();
         var bytes = await driver.GetAsync(rebuilt).Within();
 
-        Assert.Equal(checksum, Checksums.Compute(bytes));
+        Assert.Equal(checksum, Crc32.HashToUInt32(bytes));
         Assert.Equal(OwnerKind.Holder, rebuilt.Owner.Kind);
         Assert.Equal("H", rebuilt.Owner.Name);
     }
@@ -170,7 +171,7 @@ public sealed class ProcessTests
         using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
         var line = await driver.WaitForLineAsync("GOT", ProcessTimeout);
 
-        Assert.Equal($"GOT 70000 {Checksums.Compute(data):x8}", line);
+        Assert.Equal($"GOT 70000 {Crc32.HashToUInt32(data):x8}", line);
         Assert.Equal(0, await driver.WaitForExitCodeAsync(ProcessTimeout));
     }
 
