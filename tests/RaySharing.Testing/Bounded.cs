@@ -21,17 +21,8 @@ public static class Bounded
         [CallerFilePath] string file = "",
         [CallerLineNumber] int line = 0)
     {
-        ArgumentNullException.ThrowIfNull(task);
-        var bound = timeout ?? Default;
-        try
-        {
-            return await task.WaitAsync(bound, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException ex) when (!task.IsCompleted)
-        {
-            // WaitAsync gave up; a TimeoutException of the task's own (a typed call timeout) passes through.
-            throw new BoundExceededException(what, bound, file, line, ex);
-        }
+        await ((Task)task).Within(timeout, cancellationToken, what, file, line).ConfigureAwait(false);
+        return await task.ConfigureAwait(false);
     }
 
     /// <inheritdoc cref="Within{T}(Task{T}, TimeSpan?, CancellationToken, string, string, int)"/>
@@ -51,6 +42,7 @@ public static class Bounded
         }
         catch (TimeoutException ex) when (!task.IsCompleted)
         {
+            // WaitAsync gave up; a TimeoutException of the task's own (a typed call timeout) passes through.
             throw new BoundExceededException(what, bound, file, line, ex);
         }
     }
