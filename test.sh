@@ -6,16 +6,26 @@ set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p TestResults
 rm -f TestResults/chaos.md TestResults/load.md
+echo "test.sh: building the solution (a first build takes a minute or two)"
 dotnet build RaySharing.sln -c Release
+echo "test.sh: running the tests, a line per test as it ends (the chaos and load runs take a few minutes)"
 status=0
-dotnet test RaySharing.sln -c Release --no-build "$@" 2>&1 | tee TestResults/dotnet-test.log || status=$?
+# Per-test lines show progress; the closing line below counts only the runner's per-project summaries.
+dotnet test RaySharing.sln -c Release --no-build --logger "console;verbosity=normal" "$@" 2>&1 | tee TestResults/dotnet-test.log || status=$?
 # The tables the chaos and load runs wrote, pass or fail.
 for table in TestResults/chaos.md TestResults/load.md; do
   if [ -f "$table" ]; then echo; cat "$table"; fi
 done
 # One closing line over all test projects.
 echo
-grep -E '^(Passed|Failed)!' TestResults/dotnet-test.log \
-  | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+), Skipped: *([0-9]+).*/\1 \2 \3/' \
-  | awk '{ f += $1; p += $2; s += $3 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }'
+# At this verbosity each test project closes with a block: "Total tests: N", then "Passed: N",
+# "Failed: N", "Skipped: N" (each only when not 0), then "Total time"; only those blocks are counted.
+awk '
+  /^Total tests: [0-9]+/ { block = 1; next }
+  block && /^ +Passed: +[0-9]+ *$/ { p += $2; next }
+  block && /^ +Failed: +[0-9]+ *$/ { f += $2; next }
+  block && /^ +Skipped: +[0-9]+ *$/ { s += $2; next }
+  { block = 0 }
+  END { printf "%d passed, %d failed, %d skipped\n", p, f, s }
+' TestResults/dotnet-test.log
 exit $status

@@ -6,15 +6,24 @@ namespace ExecutorsToDriver;
 /// <summary>Runs more processes of this same program, within a bound.</summary>
 internal static class ChildProcess
 {
-    /// <summary>Starts one child per argument list, waits for all of them and returns their exit codes, in order.</summary>
+    /// <summary>
+    /// Starts one child per role, printing each one's process id, waits for all of them and returns their
+    /// exit codes, in order.
+    /// </summary>
     /// <exception cref="TimeoutException">Some child ran longer than <paramref name="timeout"/>; it was killed.</exception>
-    public static async Task<int[]> RunAllAsync(IEnumerable<string[]> argumentLists, TimeSpan timeout)
+    public static async Task<int[]> RunAllAsync(IEnumerable<(string Name, string[] Arguments)> children, TimeSpan timeout)
     {
         var processes = new List<Process>();
         try
         {
             using var deadline = new CancellationTokenSource(timeout);
-            processes.AddRange(argumentLists.Select(StartSelf));
+            foreach (var (name, arguments) in children)
+            {
+                var process = StartSelf(arguments);
+                processes.Add(process);
+                Console.WriteLine($"master: {name} is process {process.Id}");
+            }
+
             try
             {
                 await Task.WhenAll(processes.Select(p => p.WaitForExitAsync(deadline.Token)));
@@ -41,6 +50,15 @@ internal static class ChildProcess
             }
         }
     }
+
+    /// <summary>
+    /// How a child ended, for a FAILED line: on Unix a child killed by a signal reports 128 + the signal
+    /// (137 for SIGKILL), which is worth spelling out.
+    /// </summary>
+    public static string DescribeExit(int exitCode) =>
+        !OperatingSystem.IsWindows() && exitCode > 128 && exitCode < 128 + 65
+            ? $"exit {exitCode}, killed by signal {exitCode - 128}"
+            : $"exit {exitCode}";
 
     /// <summary>Starts this program with <paramref name="arguments"/>; the child writes to this console.</summary>
     private static Process StartSelf(string[] arguments)

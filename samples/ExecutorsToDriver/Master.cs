@@ -48,20 +48,27 @@ internal static class Master
     {
         Console.WriteLine($"master: job {job}: starting {executors} executor processes, {rows} rows each");
         var rowsText = rows.ToString(CultureInfo.InvariantCulture);
-        var executorCodes = await ChildProcess.RunAllAsync(Enumerable.Range(0, executors).Select(i => (string[])
-            ["executor", "--address", address, "--job", job, "--partition", i.ToString(CultureInfo.InvariantCulture), "--rows", rowsText]), Roles.StepTimeout);
+        var executorCodes = await ChildProcess.RunAllAsync(Enumerable.Range(0, executors).Select(i => ($"executor {i}", (string[])
+            ["executor", "--address", address, "--job", job, "--partition", i.ToString(CultureInfo.InvariantCulture), "--rows", rowsText])), Roles.StepTimeout);
         var failed = executorCodes.Select((code, i) => (code, i)).Where(e => e.code != 0).ToList();
         if (failed.Count > 0)
         {
-            Console.Error.WriteLine($"master: FAILED: executors {string.Join(", ", failed.Select(e => $"{e.i} (exit {e.code})"))}");
+            Console.Error.WriteLine($"master: FAILED: executors {string.Join(", ", failed.Select(e => $"{e.i} ({ChildProcess.DescribeExit(e.code)})"))}");
             return 1;
         }
 
         // Every executor process has exited: its session is gone, yet the holder keeps its partition.
         Console.WriteLine($"master: all {executors} executors exited 0; starting the driver process");
         var driverCode = (await ChildProcess.RunAllAsync(
-            [["driver", "--address", address, "--job", job, "--partitions", executors.ToString(CultureInfo.InvariantCulture), "--rows", rowsText]], Roles.StepTimeout))[0];
-        Console.WriteLine($"master: driver exited {driverCode}");
-        return driverCode;
+            [("driver", ["driver", "--address", address, "--job", job, "--partitions", executors.ToString(CultureInfo.InvariantCulture), "--rows", rowsText])], Roles.StepTimeout))[0];
+        if (driverCode != 0)
+        {
+            // Whatever the driver's code (its own 1, or 137 when it was killed), the run failed: say so, exit 1.
+            Console.Error.WriteLine($"master: FAILED: the driver did not verify the job ({ChildProcess.DescribeExit(driverCode)})");
+            return 1;
+        }
+
+        Console.WriteLine("master: driver exited 0");
+        return 0;
     }
 }

@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using RaySharing.Protocol;
 using RaySharing.Protocol.V1;
 
 namespace RaySharing;
@@ -19,7 +20,7 @@ public sealed class ObjectHolder
         Namespace = info.Namespace;
         Name = info.Name;
         Incarnation = ObjectId.FromBytes(info.Incarnation.Span);
-        Lifetime = info.Lifetime == Protocol.V1.HolderLifetime.Session ? HolderLifetime.Session : HolderLifetime.Detached;
+        Lifetime = WireEnums.TryLifetimeFromWire(info.Lifetime, out var session) && session ? HolderLifetime.Session : HolderLifetime.Detached;
         WorkerAddress = info.WorkerAddress;
         _ref = new HolderRef { Namespace = Namespace, Name = Name, Incarnation = UnsafeByteOperations.UnsafeWrap(Incarnation.ToByteArray()) };
     }

@@ -67,11 +67,7 @@ public class ObjectRef : IAsyncDisposable
     public ObjectRef<T> As<T>() => this as ObjectRef<T> ?? new ObjectRef<T>(_client, Id, _envelopeBytes, _envelope, _origin ?? this);
 
     /// <summary>Releases this ref's borrow. Idempotent; never throws for a worker that is gone.</summary>
-    public ValueTask DisposeAsync()
-    {
-        GC.SuppressFinalize(this);
-        return TryMarkReleased() ? _client.ReleaseIdsQuietlyAsync([Id]) : ValueTask.CompletedTask;
-    }
+    public ValueTask DisposeAsync() => TryMarkReleased() ? _client.ReleaseIdsQuietlyAsync([Id]) : ValueTask.CompletedTask;
 
     /// <inheritdoc/>
     public override string ToString() => _envelope is { } envelope

@@ -47,10 +47,7 @@ public sealed partial class RaySharingClient
         where TRef : ObjectRef
     {
         ArgumentNullException.ThrowIfNull(typeName);
-        if (codec is not (ObjectCodec.Xlang or ObjectCodec.Raw or ObjectCodec.Arrow))
-        {
-            throw new ArgumentOutOfRangeException(nameof(codec), codec, "Codec must be Xlang, Raw or Arrow.");
-        }
+        var wireCodec = WireEnums.CodecToWire<Codec>(codec);
 
         if (owner is not null && !ReferenceEquals(owner.Client, this))
         {
@@ -60,7 +57,7 @@ public sealed partial class RaySharingClient
         var header = new PutHeader
         {
             OwnerHolder = owner?.Ref,
-            Codec = ToWire(codec),
+            Codec = wireCodec,
             TypeName = typeName,
             Size = (ulong)data.Length,
             Checksum = Crc32.HashToUInt32(data.Span),
@@ -418,13 +415,6 @@ public sealed partial class RaySharingClient
 
         return exception is RpcException rpc ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken) : null;
     }
-
-    private static Codec ToWire(ObjectCodec codec) => codec switch
-    {
-        ObjectCodec.Xlang => Codec.Xlang,
-        ObjectCodec.Raw => Codec.Raw,
-        _ => Codec.Arrow,
-    };
 
     /// <summary>Makes the ref a call returns: typed for <c>PutAsync&lt;T&gt;</c>, untyped otherwise.</summary>
     internal delegate TRef RefFactory<TRef>(RaySharingClient client, ObjectId id, byte[] envelopeBytes)

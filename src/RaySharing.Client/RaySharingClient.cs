@@ -130,7 +130,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         {
             Name = name,
             Namespace = holderNamespace ?? string.Empty,
-            Lifetime = lifetime == HolderLifetime.Session ? Protocol.V1.HolderLifetime.Session : Protocol.V1.HolderLifetime.Detached,
+            Lifetime = WireEnums.LifetimeToWire<Protocol.V1.HolderLifetime>(lifetime == HolderLifetime.Session),
         }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }

@@ -156,16 +156,8 @@ public static class EnvelopeCodec
             throw new ArgumentException($"{field} must not be null.", nameof(value));
         }
 
-        int bytes;
-        try
-        {
-            bytes = StrictUtf8.GetByteCount(value);
-        }
-        catch (System.Text.EncoderFallbackException ex)
-        {
-            throw new ArgumentException($"{field} is not well-formed UTF-16 (a lone surrogate), so it has no UTF-8 form.", nameof(value), ex);
-        }
-
+        var bytes = StrictUtf8.ByteCount(value)
+            ?? throw new ArgumentException($"{field} is not well-formed UTF-16 (a lone surrogate), so it has no UTF-8 form.", nameof(value));
         if (bytes > MaxStringBytes)
         {
             throw new ArgumentException($"{field} is {bytes} UTF-8 bytes; at most {MaxStringBytes} are allowed.", nameof(value));
@@ -377,7 +369,7 @@ public static class EnvelopeCodec
 
         try
         {
-            return StringCache.GetOrCreate(raw, StrictUtf8);
+            return StringCache.GetOrCreate(raw, StrictUtf8.Encoding);
         }
         catch (System.Text.DecoderFallbackException ex)
         {
@@ -429,6 +421,4 @@ public static class EnvelopeCodec
                 break;
         }
     }
-
-    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 }

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace RaySharing.Protocol;
 
 /// <summary>
@@ -10,8 +8,6 @@ internal static class NameRules
 {
     public const int MaxBytes = EnvelopeCodec.MaxStringBytes;
 
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
     /// <summary>Why <paramref name="value"/> is not a valid name, or null when it is.</summary>
     public static string? Problem(string? value, string what)
     {
@@ -20,14 +16,11 @@ internal static class NameRules
             return $"The {what} must not be empty.";
         }
 
-        try
+        return StrictUtf8.ByteCount(value) switch
         {
-            var bytes = StrictUtf8.GetByteCount(value);
-            return bytes <= MaxBytes ? null : $"The {what} is {bytes} UTF-8 bytes; at most {MaxBytes} are allowed.";
-        }
-        catch (EncoderFallbackException)
-        {
-            return $"The {what} is not well-formed text (it has a lone surrogate).";
-        }
+            null => $"The {what} is not well-formed text (it has a lone surrogate).",
+            > MaxBytes and var bytes => $"The {what} is {bytes} UTF-8 bytes; at most {MaxBytes} are allowed.",
+            _ => null,
+        };
     }
 }

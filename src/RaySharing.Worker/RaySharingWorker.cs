@@ -15,7 +15,7 @@ namespace RaySharing.Worker;
 
 /// <summary>
 /// A worker running in this process: Kestrel serving the RaySharing gRPC API over HTTP/2 (cleartext).
-/// Start one with <see cref="StartAsync"/>; dispose it to stop it, which ends every session and frees
+/// Start one with <see cref="StartAsync(WorkerOptions?, Action{ILoggingBuilder}?, Action{WebApplicationBuilder}?, Action{WebApplication}?, CancellationToken)"/>; dispose it to stop it, which ends every session and frees
 /// every object it stores.
 /// </summary>
 public sealed class RaySharingWorker : IAsyncDisposable
@@ -49,13 +49,24 @@ public sealed class RaySharingWorker : IAsyncDisposable
     /// <exception cref="ArgumentException">An option is out of range; the message names it.</exception>
     /// <exception cref="IOException">The port is in use (its inner exception is an <c>AddressInUseException</c>).</exception>
     /// <exception cref="System.Net.Sockets.SocketException">The address cannot be bound: not an address of this machine, or not permitted.</exception>
-    public static async Task<RaySharingWorker> StartAsync(
+    public static Task<RaySharingWorker> StartAsync(
         WorkerOptions? options = null,
+        Action<ILoggingBuilder>? configureLogging = null,
+        Action<WebApplicationBuilder>? configureServices = null,
+        Action<WebApplication>? configureEndpoints = null,
+        CancellationToken cancellationToken = default) =>
+        StartAsync(options, TimeProvider.System, configureLogging, configureServices, configureEndpoints, cancellationToken);
+
+    /// <summary>Starts a worker whose leases and lease checks run on <paramref name="timeProvider"/>: tests pass a fake clock.</summary>
+    internal static async Task<RaySharingWorker> StartAsync(
+        WorkerOptions? options,
+        TimeProvider timeProvider,
         Action<ILoggingBuilder>? configureLogging = null,
         Action<WebApplicationBuilder>? configureServices = null,
         Action<WebApplication>? configureEndpoints = null,
         CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(timeProvider);
         // A copy: the caller's object may change after this returns, the worker's settings may not.
         options = options?.Clone() ?? new WorkerOptions();
         options.Validate();
@@ -74,6 +85,7 @@ public sealed class RaySharingWorker : IAsyncDisposable
             kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(10);
             kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
         });
+        builder.Services.AddSingleton(timeProvider);
         builder.Services.AddRaySharingWorker(options);
         builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         configureServices?.Invoke(builder);

@@ -54,7 +54,7 @@ try
             var envelope = Convert.FromHexString(Arg("--envelope") ?? throw new ArgumentException("--envelope is required"));
             await using var objectRef = await client.FromEnvelopeAsync<byte[]>(envelope, timeout.Token);
             var bytes = await client.GetAsync(objectRef, timeout.Token);
-            Console.WriteLine($"GOT {bytes.Length} {RaySharing.Protocol.Checksums.Compute(bytes):x8}");
+            Console.WriteLine($"GOT {bytes.Length} {System.IO.Hashing.Crc32.HashToUInt32(bytes):x8}");
             return 0;
         }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using RaySharing.Tests.Infrastructure;
 using Xunit;
 
@@ -103,11 +102,9 @@ public sealed class HolderTests
         Assert.Equal(new[] { 1, 2, 3 }, await driver.GetAsync(fetched).Within());
 
         Assert.Equal(1, await holder.KillAsync().Within());
-        var clock = Stopwatch.StartNew();
-        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => driver.GetAsync(fetched).Within());
-        clock.Stop();
+        // The answer is immediate; a bound far below the call timeout (10 s) shows it was not a wait for one.
+        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => driver.GetAsync(fetched).Within(TimeSpan.FromSeconds(5)));
 
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
         Assert.Equal(objectRef.Id, ex.ObjectId);
         Assert.Equal("doomed", ex.HolderName);
         Assert.Equal(holder.Incarnation, ex.Incarnation);

@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using RaySharing.Protocol;
 using RaySharing.Tests.Infrastructure;
 using Xunit;
@@ -46,9 +47,22 @@ public sealed class ObjectTests
         var back = await client.GetAsync(objectRef).Within();
 
         Assert.Equal(data.Length, objectRef.Size);
-        Assert.Equal(Checksums.Compute(data), objectRef.Envelope.Checksum);
+        Assert.Equal(Crc32.HashToUInt32(data), objectRef.Envelope.Checksum);
         Assert.True(data.AsSpan().SequenceEqual(back));
         Assert.Equal(data.Length, (await client.GetStoreStatsAsync().Within()).UsedBytes);
+    }
+
+    [Fact]
+    public async Task Put_CheckInput_EnvelopeChecksumIsZlibCrc32()
+    {
+        // The standard check value of CRC-32/ISO-HDLC, what Python's zlib.crc32(b"123456789") gives:
+        // peers in other languages verify gets with their own CRC-32.
+        await using var worker = await TestWorker.StartAsync();
+        var client = await worker.ConnectAsync();
+
+        var objectRef = await client.PutAsync("123456789"u8.ToArray()).Within();
+
+        Assert.Equal(0xCBF43926u, objectRef.Envelope.Checksum);
     }
 
     [Fact]

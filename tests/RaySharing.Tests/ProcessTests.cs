@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using RaySharing.Protocol;
 using RaySharing.Testing;
 using RaySharing.Tests.Infrastructure;
@@ -10,6 +11,9 @@ public sealed class ProcessTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>The lease the peer processes take (the worker's default); the tests' own sessions take longer ones.</summary>
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(1);
+
     private static ChildProcess Peer(params string[] args) => BuildOutputs.Start("tests/RaySharing.TestPeer", "RaySharing.TestPeer", args);
 
     private static (byte[] Envelope, uint Checksum) ParseReady(string line)
@@ -21,7 +25,7 @@ public sealed class ProcessTests
     [Fact]
     public async Task PutterKilledWithSigkill_HolderOwnedRegisteredObject_OtherSessionStillGetsIt()
     {
-        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = TimeSpan.FromSeconds(1));
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = Lease);
         var driver = await worker.ConnectAsync();
         var holder = await driver.GetOrCreateHolderAsync("DUMMY_HOLDER").Within();
         using var executor = Peer("put", "--address", worker.Address, "--holder", "DUMMY_HOLDER", "--key", "job", "--size", "300000", "--hang");
@@ -29,20 +33,19 @@ public sealed class ProcessTests
         Assert.Equal(2, (await driver.GetStoreStatsAsync().Within()).Sessions);
 
         executor.Kill();
-        // The killed process never closed its session: wait until its lease lapses and the worker ends it.
-        await Bounded.Eventually(async () => (await driver.GetStoreStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the killed session ends");
+        // The killed process never closed its session: move the worker's clock past its lease until the worker ends it.
+        await worker.AdvanceUntilAsync(Lease, async () => (await driver.GetStoreStatsAsync()).Sessions == 1, "the killed session ends");
 
         var fetched = (await holder.FetchAsync<byte[]>("job").Within()).Single();
         var bytes = await driver.GetAsync(fetched).Within();
         Assert.Equal(300_000, bytes.Length);
-        Assert.Equal(checksum, Checksums.Compute(bytes));
+        Assert.Equal(checksum, Crc32.HashToUInt32(bytes));
     }
 
     [Fact]
-    public async Task PutterKilledWithSigkill_SessionOwnedObject_DiesWithinOneLease()
+    public async Task PutterKilledWithSigkill_SessionOwnedObject_DiesWhenItsLeaseLapses()
     {
-        var lease = TimeSpan.FromSeconds(1);
-        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = Lease);
         var observer = await worker.ConnectAsync();
         using var putter = Peer("put", "--address", worker.Address, "--size", "5000", "--hang");
         var (envelope, _) = ParseReady(await putter.WaitForLineAsync("READY", ProcessTimeout));
@@ -50,8 +53,7 @@ public sealed class ProcessTests
         Assert.Equal(5000, (await observer.GetAsync(borrowed).Within()).Length);
 
         putter.Kill();
-        var killedAt = DateTime.UtcNow;
-        await Bounded.Eventually(async () =>
+        await worker.AdvanceUntilAsync(Lease, async () =>
         {
             try
             {
@@ -63,18 +65,15 @@ public sealed class ProcessTests
                 Assert.Equal(borrowed.Owner.Incarnation, ex.Incarnation);
                 return true;
             }
-        }, TimeSpan.FromSeconds(10), "the killed session's object dies");
+        }, "the killed session's object dies");
 
-        // One lease plus the worker's check interval and process-kill latency.
-        Assert.True(DateTime.UtcNow - killedAt < lease + TimeSpan.FromSeconds(1.5), $"took {DateTime.UtcNow - killedAt}");
         Assert.Equal(0, (await observer.GetStoreStatsAsync().Within()).UsedBytes);
     }
 
     [Fact]
-    public async Task CreatorKilledWithSigkill_SessionLifetimeHolder_DiesWithinOneLeaseWithItsObjects()
+    public async Task CreatorKilledWithSigkill_SessionLifetimeHolder_DiesWithItsObjectsWhenItsLeaseLapses()
     {
-        var lease = TimeSpan.FromSeconds(1);
-        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = Lease);
         var observer = await worker.ConnectAsync();
         using var creator = Peer("put", "--address", worker.Address, "--holder", "EPHEMERAL", "--session-holder", "--key", "k", "--size", "4000", "--hang");
         var (envelope, _) = ParseReady(await creator.WaitForLineAsync("READY", ProcessTimeout));
@@ -83,8 +82,7 @@ public sealed class ProcessTests
         Assert.Equal(HolderLifetime.Session, holder.Lifetime);
 
         creator.Kill();
-        var killedAt = DateTime.UtcNow;
-        await Bounded.Eventually(async () =>
+        await worker.AdvanceUntilAsync(Lease, async () =>
         {
             try
             {
@@ -97,19 +95,17 @@ public sealed class ProcessTests
                 Assert.Equal("EPHEMERAL", ex.HolderName);
                 return true;
             }
-        }, TimeSpan.FromSeconds(10), "the killed creator's holder dies");
+        }, "the killed creator's holder dies");
 
-        Assert.True(DateTime.UtcNow - killedAt < lease + TimeSpan.FromSeconds(1.5), $"took {DateTime.UtcNow - killedAt}");
         await Assert.ThrowsAsync<HolderNotFoundException>(() => observer.GetHolderAsync("EPHEMERAL").Within());
         await Assert.ThrowsAsync<OwnerDiedException>(() => observer.FromEnvelopeAsync(envelope).Within());
         Assert.Equal(0, (await observer.GetStoreStatsAsync().Within()).UsedBytes);
     }
 
     [Fact]
-    public async Task BorrowerKilledWithSigkill_ItsBorrowDropsWithinOneLeaseAndTheObjectIsFreed()
+    public async Task BorrowerKilledWithSigkill_ItsBorrowDropsWhenItsLeaseLapsesAndTheObjectIsFreed()
     {
-        var lease = TimeSpan.FromSeconds(1);
-        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = lease);
+        await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = Lease);
         var owner = await worker.ConnectAsync();
         var holder = await owner.GetOrCreateHolderAsync("H").Within();
         var objectRef = await owner.PutAsync(new byte[3000], holder).Within();
@@ -120,7 +116,7 @@ public sealed class ProcessTests
 
         borrower.Kill();
 
-        await Bounded.Eventually(async () => (await owner.GetStoreStatsAsync()).Objects == 0, lease + TimeSpan.FromSeconds(2), "the killed borrower's borrow drops");
+        await worker.AdvanceUntilAsync(Lease, async () => (await owner.GetStoreStatsAsync()).Objects == 0, "the killed borrower's borrow drops");
         Assert.Equal(0, (await owner.GetStoreStatsAsync().Within()).UsedBytes);
     }
 
@@ -130,6 +126,7 @@ public sealed class ProcessTests
         using var host = BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host", "--port", "0");
         var address = (await host.WaitForLineAsync("listening", ProcessTimeout)).Split(' ')[1];
         var client = await TestWorker.ConnectAsync(address);
+        await using var disposeClient = client.DisposedWithin();
         Assert.NotNull(await client.PutAsync("x").Within());
 
         using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", host.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
@@ -138,8 +135,9 @@ public sealed class ProcessTests
         }
 
         Assert.Equal(0, await host.WaitForExitCodeAsync(TimeSpan.FromSeconds(15)));
-        await Assert.ThrowsAnyAsync<Exception>(() => client.GetStoreStatsAsync().Within());
-        await client.DisposeAsync().Within();
+        // The process is gone, so its port refuses connections: a typed, immediate failure, never the bound.
+        var ex = await Assert.ThrowsAsync<WorkerUnavailableException>(() => client.GetStoreStatsAsync().Within(TimeSpan.FromSeconds(15)));
+        Assert.Equal(address, ex.Address);
     }
 
     [Fact]
@@ -155,7 +153,7 @@ public sealed class ProcessTests
         var rebuilt = await driver.FromEnvelopeAsync<byte[]>(envelope).Within();
         var bytes = await driver.GetAsync(rebuilt).Within();
 
-        Assert.Equal(checksum, Checksums.Compute(bytes));
+        Assert.Equal(checksum, Crc32.HashToUInt32(bytes));
         Assert.Equal(OwnerKind.Holder, rebuilt.Owner.Kind);
         Assert.Equal("H", rebuilt.Owner.Name);
     }
@@ -173,7 +171,7 @@ public sealed class ProcessTests
         using var driver = Peer("get", "--address", worker.Address, "--envelope", Convert.ToHexString(objectRef.ToEnvelopeBytes()));
         var line = await driver.WaitForLineAsync("GOT", ProcessTimeout);
 
-        Assert.Equal($"GOT 70000 {Checksums.Compute(data):x8}", line);
+        Assert.Equal($"GOT 70000 {Crc32.HashToUInt32(data):x8}", line);
         Assert.Equal(0, await driver.WaitForExitCodeAsync(ProcessTimeout));
     }
 
@@ -202,5 +200,26 @@ public sealed class ProcessTests
 
         Assert.True(exitCode == 0, sample.Describe());
         Assert.Contains("driver: verified 3/3 partitions", sample.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sample_ExecutorsToDriver_DriverKilled_MasterPrintsFailedAndExitsOne()
+    {
+        // Large partitions keep the driver busy for far longer than the kill takes to land after the
+        // master names the driver's process.
+        using var sample = BuildOutputs.Start("samples/ExecutorsToDriver", "ExecutorsToDriver", "run", "--executors", "4", "--rows", "999999");
+        var started = await sample.WaitForLineAsync("master: driver is process ", TimeSpan.FromSeconds(120));
+        using (var driver = System.Diagnostics.Process.GetProcessById(int.Parse(started.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture)))
+        {
+            driver.Kill();
+        }
+
+        var exitCode = await sample.WaitForExitCodeAsync(ProcessTimeout);
+
+        Assert.True(exitCode == 1, sample.Describe());
+        Assert.DoesNotContain("driver: verified", sample.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("master: FAILED: the driver did not verify the job (exit 137, killed by signal 9)", sample.StderrTail, StringComparison.Ordinal);
+        // The master still cleaned up after the failed run.
+        Assert.Contains("master: unregistered job", sample.StandardOutput, StringComparison.Ordinal);
     }
 }

@@ -3,7 +3,9 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 using RaySharing.Tests.Infrastructure;
 using RaySharing.Worker;
 using Xunit;
@@ -54,8 +56,9 @@ public sealed class SessionEdgeTests
         var objectRef = await client.PutAsync("kept").Within();
         Assert.Equal(TimeSpan.FromMilliseconds(1500), client.Lease);
 
-        // No calls meanwhile, for more than two leases: only the background renewals keep the session.
-        await Task.Delay(TimeSpan.FromSeconds(3.5));
+        // No calls meanwhile, for 2.8 leases of the worker's clock: only renewals at a third of the granted
+        // lease (not the five minutes asked for) arrive in time to carry the session through.
+        await worker.AdvanceAfterRenewalsAsync(TimeSpan.FromMilliseconds(1400), times: 3);
 
         Assert.Equal("kept", await client.GetAsync(objectRef).Within());
     }
@@ -81,7 +84,7 @@ public sealed class SessionEdgeTests
         var options = new RaySharingClientOptions();
         typeof(RaySharingClientOptions).GetProperty(option)!.SetValue(options, TimeSpan.MaxValue);
 
-        var ex = await Assert.ThrowsAsync<ArgumentException>(() => RaySharingClient.ConnectAsync(options));
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => RaySharingClient.ConnectAsync(options).Within());
 
         Assert.Equal(option, ex.ParamName);
     }
@@ -93,17 +96,44 @@ public sealed class SessionEdgeTests
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
         builder.Services.AddRaySharingWorker(new WorkerOptions());
-        await using var app = builder.Build();
+        var app = builder.Build();
+        await using var disposeApp = app.DisposedWithin();
         app.MapRaySharingWorker();
         await app.StartAsync().Within();
         var address = app.Urls.First();
 
         var client = await TestWorker.ConnectAsync(address);
+        await using var disposeClient = client.DisposedWithin();
         var objectRef = await client.PutAsync(1).Within();
 
         Assert.Equal(address, client.WorkerAddress);
         Assert.Equal(address, objectRef.Envelope.Location.Address);
-        await client.DisposeAsync().Within();
-        await app.StopAsync().Within();
+    }
+
+    [Fact]
+    public async Task HostedInAnAspNetCoreApp_TimeProviderRegistered_DrivesTheLeases()
+    {
+        var clock = new FakeTimeProvider();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.Services.AddSingleton<TimeProvider>(clock);
+        // Leases of an hour: only the host's clock, not the few real seconds of this test, can make one lapse.
+        builder.Services.AddRaySharingWorker(new WorkerOptions { DefaultLease = TimeSpan.FromHours(1), MaxLease = TimeSpan.FromHours(2) });
+        var app = builder.Build();
+        await using var disposeApp = app.DisposedWithin();
+        app.MapRaySharingWorker();
+        await app.StartAsync().Within();
+        var address = app.Urls.First();
+        var client = await TestWorker.ConnectAsync(address, o => o.Lease = TimeSpan.FromHours(2));
+        await using var disposeClient = client.DisposedWithin();
+        using var wire = new RawWire(address);
+        Assert.Equal(StatusCode.OK, (await wire.CallAsync("raysharing.v1.Sessions", "Open", [], session: null)).Status);
+        Assert.Equal(2, (await client.GetStoreStatsAsync().Within()).Sessions);
+
+        clock.Advance(TimeSpan.FromMinutes(61));
+
+        await Bounded.Eventually(async () => (await client.GetStoreStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the silent session's hour-long lease lapses");
+        Assert.Equal(1, (await client.GetStoreStatsAsync().Within()).Sessions);
     }
 }

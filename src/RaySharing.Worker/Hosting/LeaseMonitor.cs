@@ -5,12 +5,15 @@ using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Hosting;
 
-/// <summary>Ends sessions whose lease lapsed, every <see cref="WorkerOptions.LeaseCheckInterval"/>.</summary>
-internal sealed class LeaseMonitor(OwnershipGraph graph, WorkerOptions options, ILogger<LeaseMonitor> logger) : BackgroundService
+/// <summary>
+/// Ends sessions whose lease lapsed, every <see cref="WorkerOptions.LeaseCheckInterval"/> on the worker's
+/// clock, the same <see cref="TimeProvider"/> the leases are measured on.
+/// </summary>
+internal sealed class LeaseMonitor(OwnershipGraph graph, WorkerOptions options, TimeProvider time, ILogger<LeaseMonitor> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.LeaseCheckInterval);
+        using var timer = new PeriodicTimer(options.LeaseCheckInterval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))

@@ -77,6 +77,8 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
         // The worker's parts read one copy taken at start; IOptions<WorkerOptions>.Value stays the caller's to look at.
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Clone());
+        // The clock of leases and their checks: the host's TimeProvider where it registers one.
+        services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<WorkerIdentity>();
         services.TryAddSingleton(sp => new ObjectStore(sp.GetRequiredService<WorkerOptions>().StoreCapacityBytes));
         services.TryAddSingleton<OwnershipGraph>();

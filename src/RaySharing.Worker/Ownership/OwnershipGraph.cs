@@ -30,8 +30,11 @@ internal sealed class OwnershipGraph
     private readonly WorkerOptions _options;
     private readonly ILogger _logger;
 
-    public OwnershipGraph(WorkerIdentity identity, ObjectStore store, WorkerOptions options, ILogger<OwnershipGraph> logger)
+    private readonly TimeProvider _time;
+
+    public OwnershipGraph(WorkerIdentity identity, ObjectStore store, WorkerOptions options, ILogger<OwnershipGraph> logger, TimeProvider time)
     {
+        _time = time;
         Identity = identity;
         _store = store;
         _options = options;
@@ -566,5 +569,6 @@ internal sealed class OwnershipGraph
     private static string ValidateName(string value, string what) =>
         NameRules.Problem(value, what) is { } problem ? throw WorkerErrors.InvalidRequest(problem) : value;
 
-    private static long NowMillis() => Environment.TickCount64;
+    /// <summary>Monotonic milliseconds on the worker's clock (<see cref="TimeProvider"/>, so tests can drive leases).</summary>
+    private long NowMillis() => (long)((double)_time.GetTimestamp() * 1000 / _time.TimestampFrequency);
 }

@@ -10,12 +10,12 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
 {
     public override Task<HolderReply> GetOrCreate(GetOrCreateHolderRequest request, ServerCallContext context)
     {
-        var lifetime = request.Lifetime switch
+        if (!WireEnums.TryLifetimeFromWire(request.Lifetime, out var session))
         {
-            HolderLifetime.Unspecified or HolderLifetime.Detached => HolderLifetimeKind.Detached,
-            HolderLifetime.Session => HolderLifetimeKind.Session,
-            _ => throw WorkerErrors.InvalidRequest($"Holder lifetime {request.Lifetime} is not known."),
-        };
+            throw WorkerErrors.InvalidRequest($"Holder lifetime {request.Lifetime} is not known.");
+        }
+
+        var lifetime = session ? HolderLifetimeKind.Session : HolderLifetimeKind.Detached;
         var (holder, created) = graph.GetOrCreateHolder(context.SessionToken(), request.Namespace, request.Name, lifetime);
         return Task.FromResult(new HolderReply { Holder = ToInfo(holder), Created = created });
     }
@@ -68,7 +68,7 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
         Namespace = holder.Key.Namespace,
         Name = holder.Key.Name,
         Incarnation = UnsafeByteOperations.UnsafeWrap(holder.Incarnation.ToByteArray()),
-        Lifetime = holder.Lifetime == HolderLifetimeKind.Session ? HolderLifetime.Session : HolderLifetime.Detached,
+        Lifetime = WireEnums.LifetimeToWire<HolderLifetime>(holder.Lifetime == HolderLifetimeKind.Session),
         WorkerAddress = graph.Identity.Address,
         WorkerId = UnsafeByteOperations.UnsafeWrap(graph.Identity.WorkerId.ToByteArray()),
         OwnedObjects = (ulong)holder.OwnedObjects,

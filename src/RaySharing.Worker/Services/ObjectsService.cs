@@ -223,13 +223,11 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
             throw WorkerErrors.InvalidRequest("The put has no header.");
         }
 
-        var codec = header.Codec switch
+        if (!WireEnums.TryCodecFromWire(header.Codec, out var codec))
         {
-            Codec.Xlang => ObjectCodec.Xlang,
-            Codec.Raw => ObjectCodec.Raw,
-            Codec.Arrow => ObjectCodec.Arrow,
-            _ => throw WorkerErrors.InvalidRequest($"Codec {header.Codec} is not known; use XLANG, RAW or ARROW."),
-        };
+            throw WorkerErrors.InvalidRequest($"Codec {header.Codec} is not known; use XLANG, RAW or ARROW.");
+        }
+
         if (System.Text.Encoding.UTF8.GetByteCount(header.TypeName) > EnvelopeCodec.MaxStringBytes)
         {
             throw WorkerErrors.InvalidRequest($"The type name is longer than {EnvelopeCodec.MaxStringBytes} bytes.");
@@ -246,12 +244,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
     private static GetReply NewHeaderReply(StoredObject stored) => new()
     {
         Size = (ulong)stored.Data.Length,
-        Codec = stored.Codec switch
-        {
-            ObjectCodec.Xlang => Codec.Xlang,
-            ObjectCodec.Raw => Codec.Raw,
-            _ => Codec.Arrow,
-        },
+        Codec = WireEnums.CodecToWire<Codec>(stored.Codec),
         TypeName = stored.TypeName,
         Checksum = stored.Checksum,
     };

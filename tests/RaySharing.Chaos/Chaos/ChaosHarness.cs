@@ -89,7 +89,7 @@ internal sealed class ChaosHarness : IAsyncDisposable
     {
         if (_worker is { HasExited: false } && _client is not null)
         {
-            var holder = await Bounded.RunAsync("get or create CHAOS", CallBound,
+            var holder = await BoundedCall.RunAsync("get or create CHAOS", CallBound,
                 token => _client.GetOrCreateHolderAsync(HolderName, HolderLifetime.Detached, cancellationToken: token), cancellationToken).ConfigureAwait(false);
             if (_holder is not null && holder.Incarnation != _holder.Incarnation)
             {
@@ -103,7 +103,7 @@ internal sealed class ChaosHarness : IAsyncDisposable
         await ResetWorkerAsync().ConfigureAwait(false);
         _worker = await WorkerProcess.StartAsync(_hostAssembly, Lease, CapacityMegabytes, cancellationToken).ConfigureAwait(false);
         Tally.WorkersStarted++;
-        _client = await Bounded.RunAsync("harness connect", CallBound, token => RaySharingClient.ConnectAsync(new RaySharingClientOptions
+        _client = await BoundedCall.RunAsync("harness connect", CallBound, token => RaySharingClient.ConnectAsync(new RaySharingClientOptions
         {
             Address = new Uri(_worker.Address),
             ClientName = "chaos-harness",
@@ -114,7 +114,7 @@ internal sealed class ChaosHarness : IAsyncDisposable
             StreamIdleTimeout = TimeSpan.FromSeconds(15),
             ConnectTimeout = TimeSpan.FromSeconds(5),
         }, token), cancellationToken).ConfigureAwait(false);
-        _holder = await Bounded.RunAsync("create CHAOS", CallBound,
+        _holder = await BoundedCall.RunAsync("create CHAOS", CallBound,
             token => _client.GetOrCreateHolderAsync(HolderName, HolderLifetime.Detached, cancellationToken: token), cancellationToken).ConfigureAwait(false);
     }
 
@@ -129,7 +129,7 @@ internal sealed class ChaosHarness : IAsyncDisposable
             try
             {
                 // Disposing closes the session; against a dead worker it fails fast and is swallowed.
-                await Bounded.RunAsync("dispose", CallBound, _ => _client.DisposeAsync().AsTask(), CancellationToken.None).ConfigureAwait(false);
+                await BoundedCall.RunAsync("dispose", CallBound, _ => _client.DisposeAsync().AsTask(), CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex)
             {

@@ -388,7 +388,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
             : Expect.Ok;
         try
         {
-            var refs = await Bounded.RunAsync("fetch", ChaosHarness.CallBound, token => harness.Holder.FetchAsync(jobKey, token), cancellationToken).ConfigureAwait(false);
+            var refs = await BoundedCall.RunAsync("fetch", ChaosHarness.CallBound, token => harness.Holder.FetchAsync(jobKey, token), cancellationToken).ConfigureAwait(false);
             _held.AddRange(refs);
             Record(Outcome.Ok, fetchExpect, "fetch of the job key", Source.OtherCall);
             foreach (var objectRef in refs)
@@ -427,8 +427,8 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         var client = harness.Client;
         try
         {
-            await Bounded.RunAsync("unregister", ChaosHarness.CallBound, token => harness.Holder.UnregisterAsync(jobKey, token), cancellationToken).ConfigureAwait(false);
-            await Bounded.RunAsync("release", ChaosHarness.CallBound, token => client.ReleaseAsync(_held, token), cancellationToken).ConfigureAwait(false);
+            await BoundedCall.RunAsync("unregister", ChaosHarness.CallBound, token => harness.Holder.UnregisterAsync(jobKey, token), cancellationToken).ConfigureAwait(false);
+            await BoundedCall.RunAsync("release", ChaosHarness.CallBound, token => client.ReleaseAsync(_held, token), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -454,7 +454,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
     }
 
     private static Task<StoreStats> StatsAsync(RaySharingClient client, CancellationToken cancellationToken) =>
-        Bounded.RunAsync("stats", ChaosHarness.CallBound, token => client.GetStoreStatsAsync(token), cancellationToken);
+        BoundedCall.RunAsync("stats", ChaosHarness.CallBound, token => client.GetStoreStatsAsync(token), cancellationToken);
 
     /// <summary>Rebuilds a ref from its envelope and gets it. A failed borrow is where the get ended: it is the get's outcome.</summary>
     private async Task<Outcome> BorrowAndGetAsync(byte[] envelope, uint crc, CancellationToken cancellationToken)
@@ -500,7 +500,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
     {
         try
         {
-            var objectRef = await Bounded.RunAsync("borrow", ChaosHarness.CallBound, token => harness.Client.FromEnvelopeAsync(envelope, token), cancellationToken).ConfigureAwait(false);
+            var objectRef = await BoundedCall.RunAsync("borrow", ChaosHarness.CallBound, token => harness.Client.FromEnvelopeAsync(envelope, token), cancellationToken).ConfigureAwait(false);
             _held.Add(objectRef);
             return (objectRef, Outcome.Ok);
         }
@@ -516,7 +516,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
     {
         try
         {
-            var bytes = await Bounded.RunAsync("get", ChaosHarness.CallBound, token => client.GetBytesAsync(objectRef, token), cancellationToken).ConfigureAwait(false);
+            var bytes = await BoundedCall.RunAsync("get", ChaosHarness.CallBound, token => client.GetBytesAsync(objectRef, token), cancellationToken).ConfigureAwait(false);
             var crc = Payload.Crc(bytes);
             return expectedCrc is { } expected && crc != expected
                 ? Outcome.Wrong($"read crc {Payload.Hex(crc)}, the putter's is {Payload.Hex(expected)}")

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using RaySharing.Testing;
 
 namespace RaySharing.Chaos.Infrastructure;
 

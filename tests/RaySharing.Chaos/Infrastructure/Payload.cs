@@ -1,5 +1,5 @@
 using System.Globalization;
-using RaySharing.Protocol;
+using System.IO.Hashing;
 
 namespace RaySharing.Chaos.Infrastructure;
 
@@ -13,7 +13,7 @@ internal static class Payload
         return bytes;
     }
 
-    public static uint Crc(ReadOnlySpan<byte> bytes) => Checksums.Compute(bytes);
+    public static uint Crc(ReadOnlySpan<byte> bytes) => Crc32.HashToUInt32(bytes);
 
     public static string Hex(uint crc) => crc.ToString("x8", CultureInfo.InvariantCulture);
 

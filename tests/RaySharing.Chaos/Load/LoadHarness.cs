@@ -41,7 +41,7 @@ internal static class LoadHarness
             StreamIdleTimeout = TimeSpan.FromSeconds(15),
         };
 
-        var clients = await Bounded.RunAsync("connect", CallBound * 3, token => Task.WhenAll(Enumerable.Range(0, sessionCount)
+        var clients = await BoundedCall.RunAsync("connect", CallBound * 3, token => Task.WhenAll(Enumerable.Range(0, sessionCount)
             .Select(i => RaySharingClient.ConnectAsync(Options($"load-{i}"), token))), watchdog.Token);
         var random = new Random(seed);
         var sessions = new LoadSession[sessionCount];
@@ -49,7 +49,7 @@ internal static class LoadHarness
         {
             // A holder is used through the client that looked it up (the client checks this on put).
             var client = clients[i];
-            var holder = await Bounded.RunAsync("holder", CallBound, token => i == 0
+            var holder = await BoundedCall.RunAsync("holder", CallBound, token => i == 0
                 ? client.GetOrCreateHolderAsync(HolderName, HolderLifetime.Detached, cancellationToken: token)
                 : client.GetHolderAsync(HolderName, cancellationToken: token), watchdog.Token);
             sessions[i] = new LoadSession(i, client, holder, new Random(random.Next()));
@@ -70,12 +70,12 @@ internal static class LoadHarness
         await Task.WhenAll(clients.Select((client, i) => DisposeAsync(client, i, tally))).WaitAsync(CallBound * 2, watchdog.Token);
 
         // Every key unregistered, every borrow released, every session closed: the store must be empty.
-        var observer = await Bounded.RunAsync("connect", CallBound, token => RaySharingClient.ConnectAsync(Options("load-observer"), token), watchdog.Token);
+        var observer = await BoundedCall.RunAsync("connect", CallBound, token => RaySharingClient.ConnectAsync(Options("load-observer"), token), watchdog.Token);
         var waited = Stopwatch.StartNew();
         StoreStats stats;
         while (true)
         {
-            stats = await Bounded.RunAsync("stats", CallBound, token => observer.GetStoreStatsAsync(token), watchdog.Token);
+            stats = await BoundedCall.RunAsync("stats", CallBound, token => observer.GetStoreStatsAsync(token), watchdog.Token);
             if ((stats.Objects == 0 && stats.UsedBytes == 0) || waited.Elapsed > LeakWait)
             {
                 break;
@@ -115,7 +115,7 @@ internal static class LoadHarness
     {
         try
         {
-            await Bounded.RunAsync("dispose", CallBound, _ => client.DisposeAsync().AsTask(), CancellationToken.None);
+            await BoundedCall.RunAsync("dispose", CallBound, _ => client.DisposeAsync().AsTask(), CancellationToken.None);
         }
         catch (Exception ex)
         {

@@ -151,7 +151,7 @@ internal sealed class LoadSession(int index, RaySharingClient client, ObjectHold
         var started = Stopwatch.StartNew();
         try
         {
-            var result = await Bounded.RunAsync(op.ToString(), CallBound, call, cancellationToken).ConfigureAwait(false);
+            var result = await BoundedCall.RunAsync(op.ToString(), CallBound, call, cancellationToken).ConfigureAwait(false);
             Tally.Succeeded(op, started.Elapsed);
             return (true, result);
         }

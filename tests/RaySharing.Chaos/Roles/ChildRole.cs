@@ -38,7 +38,7 @@ internal static class ChildRole
     {
         try
         {
-            await Bounded.RunAsync("dispose", CallBound, _ => client.DisposeAsync().AsTask(), CancellationToken.None);
+            await BoundedCall.RunAsync("dispose", CallBound, _ => client.DisposeAsync().AsTask(), CancellationToken.None);
         }
         catch (Exception ex)
         {

@@ -22,11 +22,11 @@ internal static class Driver
             IReadOnlyList<ObjectRef> refs;
             try
             {
-                client = await Bounded.RunAsync("connect", ChildRole.CallBound,
+                client = await BoundedCall.RunAsync("connect", ChildRole.CallBound,
                     token => RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-driver"), token), CancellationToken.None);
-                var holder = await Bounded.RunAsync("get holder", ChildRole.CallBound,
+                var holder = await BoundedCall.RunAsync("get holder", ChildRole.CallBound,
                     token => client.GetHolderAsync(holderName, cancellationToken: token), CancellationToken.None);
-                refs = await Bounded.RunAsync("fetch", ChildRole.CallBound, token => holder.FetchAsync(key, token), CancellationToken.None);
+                refs = await BoundedCall.RunAsync("fetch", ChildRole.CallBound, token => holder.FetchAsync(key, token), CancellationToken.None);
             }
             catch (Exception ex)
             {
@@ -40,7 +40,7 @@ internal static class Driver
             {
                 try
                 {
-                    var bytes = await Bounded.RunAsync("get", ChildRole.CallBound, token => client.GetBytesAsync(objectRef, token), CancellationToken.None);
+                    var bytes = await BoundedCall.RunAsync("get", ChildRole.CallBound, token => client.GetBytesAsync(objectRef, token), CancellationToken.None);
                     ChildLines.Say($"{ChildLines.Ok} {objectRef.Id} {Payload.Hex(Payload.Crc(bytes))}");
                 }
                 catch (Exception ex)
@@ -51,7 +51,7 @@ internal static class Driver
 
             try
             {
-                await Bounded.RunAsync("release", ChildRole.CallBound, token => client.ReleaseAsync(refs, token), CancellationToken.None);
+                await BoundedCall.RunAsync("release", ChildRole.CallBound, token => client.ReleaseAsync(refs, token), CancellationToken.None);
             }
             catch (Exception ex)
             {

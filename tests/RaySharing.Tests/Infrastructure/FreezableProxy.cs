@@ -34,7 +34,7 @@ internal sealed class FreezableProxy : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
+        await _stop.CancelAsync().Within();
         _listener.Stop();
         lock (_sockets)
         {
