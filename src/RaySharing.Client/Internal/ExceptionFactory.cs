@@ -49,6 +49,9 @@ internal static class ExceptionFactory
                 return new ChecksumMismatchException(message, objectId);
             case ErrorReasons.Unauthorized:
                 return new UnauthorizedException(message);
+            case ErrorReasons.WrongWorker:
+                return new WrongWorkerException(message, objectId, ParseId(trailers.GetValue(WireHeaders.WorkerId)) ?? ObjectId.Empty,
+                    Unescape(trailers.GetValue(WireHeaders.WorkerAddress)) ?? string.Empty);
             case ErrorReasons.Timeout:
                 return new RaySharingTimeoutException($"{operation} on worker {address} timed out: {message}", rpc);
             case null:
@@ -65,6 +68,9 @@ internal static class ExceptionFactory
             StatusCode.Unavailable => new WorkerUnavailableException(
                 $"{operation} could not reach the worker at {address}: {message}. Check that a worker is running there.", address, rpc),
             StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
+            // Made up by this client's transport: a message over its MaxMessageBytes (or a worker's bare status).
+            StatusCode.ResourceExhausted => new RaySharingException(ErrorReasons.MessageTooLarge,
+                $"{operation} on worker {address} failed: {message} Raise MaxMessageBytes (client and worker) or send less in one call.", rpc),
             StatusCode.Cancelled => new WorkerUnavailableException($"{operation} was cut off by worker {address}: {message}", address, rpc),
             // A status the client made up itself (it carries the local exception) means the connection broke
             // under the call, for example a worker killed while the call was starting.

@@ -45,9 +45,9 @@ public static class WorkerServiceCollectionExtensions
     public static IEndpointRouteBuilder MapRaySharingWorker(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        endpoints.MapGrpcService<SessionsService>();
-        endpoints.MapGrpcService<HoldersService>();
-        endpoints.MapGrpcService<ObjectsService>();
+        endpoints.MapGrpcService<SessionsService>().WithErrorReasons();
+        endpoints.MapGrpcService<HoldersService>().WithErrorReasons();
+        endpoints.MapGrpcService<ObjectsService>().WithErrorReasons();
         return endpoints;
     }
 }

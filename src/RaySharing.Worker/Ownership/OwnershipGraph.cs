@@ -440,9 +440,7 @@ internal sealed class OwnershipGraph
         var owner = envelope.Owner;
         if (envelope.Location.WorkerId != Identity.WorkerId)
         {
-            // One worker per directory today: an envelope from another worker instance names one that has
-            // restarted (or a stranger), and its owner died with it.
-            throw WorkerErrors.OwnerDied(envelope.ObjectId, owner, $"its worker {envelope.Location.WorkerId} at {envelope.Location.Address} is not running; this worker is {Identity.WorkerId}");
+            throw WorkerErrors.ForeignWorker(envelope, Identity);
         }
 
         var ownerAlive = owner.Kind == OwnerKind.Holder

@@ -6,6 +6,7 @@ using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Services;
 
+[BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
 internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
 {
     public override Task<HolderReply> GetOrCreate(GetOrCreateHolderRequest request, ServerCallContext context)

@@ -8,6 +8,7 @@ using RaySharing.Worker.Storage;
 
 namespace RaySharing.Worker.Services;
 
+[BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
 internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, WorkerOptions options) : Objects.ObjectsBase
 {
     private const int MinChunkBytes = 4 << 10;

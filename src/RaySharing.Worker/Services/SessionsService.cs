@@ -5,6 +5,7 @@ using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Services;
 
+[BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
 internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions options) : Sessions.SessionsBase
 {
     public override Task<OpenSessionReply> Open(OpenSessionRequest request, ServerCallContext context)
@@ -12,7 +13,7 @@ internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions option
         if (graph.Identity.Address.Length == 0)
         {
             // Envelopes must say where their objects live; until the server knows its address, no session.
-            throw new RpcException(new Status(StatusCode.Unavailable, "The worker is starting; try again."));
+            throw WorkerErrors.Starting();
         }
 
         var session = graph.OpenSession(request.Namespace, TimeSpan.FromMilliseconds(request.LeaseMillis), request.ClientName);
