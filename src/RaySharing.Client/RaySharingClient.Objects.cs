@@ -222,7 +222,7 @@ public sealed partial class RaySharingClient
 
     private ObjectRef AdoptBorrowed(ByteString envelopeBytes) => AdoptBorrowed(envelopeBytes, RefFactories<object>.Untyped);
 
-    private TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
+    internal TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
         where TRef : ObjectRef
     {
         var bytes = AdoptArray(envelopeBytes);

@@ -90,6 +90,10 @@ internal static class ExceptionFactory
         new($"Object {envelope.ObjectId} cannot be read as {requested}: {why}. It holds {(envelope.TypeName.Length == 0 ? "an untyped value" : envelope.TypeName)} encoded as {CodecNames.ToName(envelope.Codec)}.",
             envelope.ObjectId, requested, envelope.TypeName, envelope.Codec, inner);
 
+    public static RefNotOwnedException NotOwned(ObjectRef objectRef, ObjectHolder holder) =>
+        new($"Object {objectRef.Id} is owned by {objectRef.Owner}, not by {holder}. A holder registers only objects it owns: put them with the holder as owner. Nothing was registered.",
+            objectRef.Id, holder.Namespace, holder.Name);
+
     public static ChecksumMismatchException Corrupted(RefEnvelope envelope, string detail) =>
         new($"Object {envelope.ObjectId} arrived corrupted: {detail}. Get it again.", envelope.ObjectId);
 

@@ -25,6 +25,7 @@ public static class WorkerServiceCollectionExtensions
         services.AddSingleton<WorkerIdentity>();
         services.AddSingleton(new ObjectStore(options.StoreCapacityBytes));
         services.AddSingleton<OwnershipGraph>();
+        services.AddSingleton<RegistryVersions>();
         services.AddHostedService<LeaseMonitor>();
         services.AddHostedService<AddressPublisher>();
         // Per service, so the host application's own gRPC services keep their settings.

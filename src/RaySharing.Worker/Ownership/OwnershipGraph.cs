@@ -214,9 +214,14 @@ internal sealed class OwnershipGraph
         }
     }
 
-    /// <summary>Returns the encoded envelopes under a key; the session borrows each ref.</summary>
-    public byte[][] Fetch(ObjectId sessionToken, HolderAddress address, string key)
+    /// <summary>
+    /// Returns the encoded envelopes under a key from index <paramref name="start"/>: at most
+    /// <paramref name="maxCount"/> and at most <paramref name="maxBytes"/> bytes of envelopes (at least one if
+    /// any remain). The session borrows only the refs returned.
+    /// </summary>
+    public FetchPage Fetch(ObjectId sessionToken, HolderAddress address, string key, int start, int maxCount, int maxBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
         lock (_gate)
         {
             var session = RequireSessionLocked(sessionToken);
@@ -226,15 +231,28 @@ internal sealed class OwnershipGraph
                 throw WorkerErrors.KeyNotFound(holder.Key, key);
             }
 
-            var envelopes = new byte[list.Count][];
-            for (var i = 0; i < list.Count; i++)
+            var end = start;
+            long bytes = 0;
+            while (end < list.Count && end - start < maxCount)
             {
-                var stored = list[i];
+                bytes += list[end].EnvelopeBytes.Length;
+                if (end > start && bytes > maxBytes)
+                {
+                    break;
+                }
+
+                end++;
+            }
+
+            var envelopes = new byte[Math.Max(end - start, 0)][];
+            for (var i = 0; i < envelopes.Length; i++)
+            {
+                var stored = list[start + i];
                 BorrowLocked(session, stored);
                 envelopes[i] = stored.EnvelopeBytes;
             }
 
-            return envelopes;
+            return new FetchPage(envelopes, list.Count);
         }
     }
 
