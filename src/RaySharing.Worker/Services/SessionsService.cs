@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
+using RaySharing.Protocol;
 using RaySharing.Protocol.V1;
 using RaySharing.Worker.Ownership;
 
@@ -14,6 +15,12 @@ internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions option
         {
             // Envelopes must say where their objects live; until the server knows its address, no session.
             throw WorkerErrors.Starting();
+        }
+
+        // Free text, but it goes into the worker's log: the name rules keep it to one printable line.
+        if (request.ClientName.Length > 0 && NameRules.Problem(request.ClientName, "client name") is { } problem)
+        {
+            throw WorkerErrors.InvalidRequest(problem);
         }
 
         var session = graph.OpenSession(request.Namespace, TimeSpan.FromMilliseconds(request.LeaseMillis), request.ClientName);
