@@ -13,7 +13,7 @@ namespace RaySharing.Tests;
 public sealed class HostileInputTests
 {
     private static readonly HashSet<string> EnvelopeReasons =
-        ["INVALID_ENVELOPE", "OWNER_DIED", "OBJECT_FREED", "OBJECT_NOT_FOUND", "NOT_OWNER", "OBJECT_TOO_LARGE", "INVALID_REQUEST"];
+        ["INVALID_ENVELOPE", "OWNER_DIED", "WRONG_WORKER", "OBJECT_FREED", "OBJECT_NOT_FOUND", "NOT_OWNER", "OBJECT_TOO_LARGE", "INVALID_REQUEST"];
 
     /// <summary>The reasons a request's content can earn, with the status ERRORS.md gives each.</summary>
     private static readonly Dictionary<string, StatusCode> ReasonStatus = new()
