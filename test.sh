@@ -4,6 +4,11 @@
 # the .NET SDK; restores and builds everything it runs. Extra arguments go to `dotnet test`.
 set -euo pipefail
 cd "$(dirname "$0")"
+# ENVELOPE.md's Python sketch is tested with Debian's python3 and python3-msgpack.
+if ! /usr/bin/python3 -c 'import msgpack' 2>/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq python3 python3-msgpack >/dev/null
+fi
 mkdir -p TestResults
 rm -f TestResults/chaos.md TestResults/load.md
 echo "test.sh: building the solution (a first build takes a minute or two)"

@@ -182,14 +182,27 @@ public sealed partial class RaySharingClient
             if (objectRef.TryMarkReleased())
             {
                 request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(objectRef.Id.ToByteArray()));
+                // In calls of bounded size, so any number of refs (a fetch of millions) can be released.
+                if (request.ObjectIds.Count == ReleaseBatch)
+                {
+                    await SendReleaseAsync(request, cancellationToken).ConfigureAwait(false);
+                    request = new ReleaseRequest();
+                }
             }
         }
 
         if (request.ObjectIds.Count > 0)
         {
-            var scope = BeginCall(cancellationToken);
-            await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            await SendReleaseAsync(request, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    private const int ReleaseBatch = 65_536;
+
+    private async Task SendReleaseAsync(ReleaseRequest request, CancellationToken cancellationToken)
+    {
+        var scope = BeginCall(cancellationToken);
+        await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
     }
 
     internal async ValueTask ReleaseIdsQuietlyAsync(ObjectId[] ids)
@@ -219,7 +232,7 @@ public sealed partial class RaySharingClient
 
     private ObjectRef AdoptBorrowed(ByteString envelopeBytes) => AdoptBorrowed(envelopeBytes, RefFactories<object>.Untyped);
 
-    private TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
+    internal TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
         where TRef : ObjectRef
     {
         var bytes = AdoptArray(envelopeBytes);

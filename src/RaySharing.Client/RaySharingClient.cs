@@ -50,6 +50,9 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <summary>The session's secret credential, sent with every call; never published.</summary>
     internal ObjectId SessionToken { get; private set; }
 
+    /// <summary>The largest gRPC message this client sends or receives (<see cref="RaySharingClientOptions.MaxMessageBytes"/>).</summary>
+    internal int MaxMessageBytes => _options.MaxMessageBytes;
+
     /// <summary>Objects up to this size use the unary put and get: the smaller of this client's and the worker's limit.</summary>
     internal int MaxUnaryObjectBytes { get; private set; }
 
@@ -169,45 +172,19 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         return (long)reply.FreedObjects;
     }
 
-    internal async Task<int> RegisterAsync(ObjectHolder holder, string key, IEnumerable<ObjectRef> refs, CancellationToken cancellationToken)
+    /// <summary>One Register call: one batch of envelopes (<see cref="ObjectHolder.RegisterAsync"/> makes the batches).</summary>
+    internal async Task<int> RegisterBatchAsync(RegisterRequest request, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        ArgumentNullException.ThrowIfNull(refs);
-        var request = new RegisterRequest { Holder = holder.Ref, Key = key };
-        foreach (var objectRef in refs)
-        {
-            ArgumentNullException.ThrowIfNull(objectRef, nameof(refs));
-            request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes));
-        }
-
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
         return (int)reply.Count;
     }
 
-    internal async Task<TRef[]> FetchAsync<TRef>(ObjectHolder holder, string key, RefFactory<TRef> create, CancellationToken cancellationToken)
-        where TRef : ObjectRef
+    /// <summary>One Fetch call: one page (<see cref="ObjectHolder.FetchAsync(string, CancellationToken)"/> reads them all).</summary>
+    internal async Task<FetchReply> FetchPageAsync(FetchRequest request, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        FetchReply reply;
-        try
-        {
-            var scope = BeginCall(cancellationToken);
-            reply = await UnaryAsync("Fetch", _holders.FetchAsync(
-                new FetchRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
-        }
-        catch (RegistryKeyNotFoundException ex)
-        {
-            throw new RegistryKeyNotFoundException(ex.Message, holder.Namespace, holder.Name, key);
-        }
-
-        var refs = new TRef[reply.Envelopes.Count];
-        for (var i = 0; i < refs.Length; i++)
-        {
-            refs[i] = AdoptBorrowed(reply.Envelopes[i], create);
-        }
-
-        return refs;
+        var scope = BeginCall(cancellationToken);
+        return await UnaryAsync("Fetch", _holders.FetchAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
     }
 
     internal async Task<int> UnregisterAsync(ObjectHolder holder, string key, CancellationToken cancellationToken)

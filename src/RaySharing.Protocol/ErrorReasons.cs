@@ -56,6 +56,24 @@ public static class ErrorReasons
 
     /// <summary>The caller is not allowed to do this.</summary>
     public const string Unauthorized = "UNAUTHORIZED";
+
+    /// <summary>The ref lives on another worker (named in the trailers); connect a client to that worker to use it.</summary>
+    public const string WrongWorker = "WRONG_WORKER";
+
+    /// <summary>A registry key's list was unregistered (and maybe registered again) while it was being fetched in pages.</summary>
+    public const string ListChanged = "LIST_CHANGED";
+
+    /// <summary>A gRPC message is larger than the receiver (worker or client) accepts.</summary>
+    public const string MessageTooLarge = "MESSAGE_TOO_LARGE";
+
+    /// <summary>The worker does not implement the method or service called, or the message encoding used.</summary>
+    public const string Unimplemented = "UNIMPLEMENTED";
+
+    /// <summary>The request broke the gRPC framing (truncated message, data after a unary message, wrong content type).</summary>
+    public const string ProtocolError = "PROTOCOL_ERROR";
+
+    /// <summary>The worker failed unexpectedly: a fault in the worker, not in the request.</summary>
+    public const string InternalError = "INTERNAL_ERROR";
 }
 
 /// <summary>Names of the gRPC metadata entries of the protocol.</summary>
@@ -81,4 +99,10 @@ public static class WireHeaders
 
     /// <summary>Error trailer: the holder incarnation (or owning session id) the error is about, in hex.</summary>
     public const string Incarnation = "rs-incarnation";
+
+    /// <summary>Error trailer of <c>WRONG_WORKER</c>: the id of the worker the ref lives on, in hex.</summary>
+    public const string WorkerId = "rs-worker-id";
+
+    /// <summary>Error trailer of <c>WRONG_WORKER</c>: the address of the worker the ref lives on, percent-encoded.</summary>
+    public const string WorkerAddress = "rs-worker-address";
 }

@@ -13,7 +13,25 @@ namespace RaySharing.Tests;
 public sealed class HostileInputTests
 {
     private static readonly HashSet<string> EnvelopeReasons =
-        ["INVALID_ENVELOPE", "OWNER_DIED", "OBJECT_FREED", "OBJECT_NOT_FOUND", "NOT_OWNER", "OBJECT_TOO_LARGE", "INVALID_REQUEST"];
+        ["INVALID_ENVELOPE", "OWNER_DIED", "WRONG_WORKER", "OBJECT_FREED", "OBJECT_NOT_FOUND", "NOT_OWNER", "OBJECT_TOO_LARGE", "INVALID_REQUEST"];
+
+    /// <summary>The reasons a request's content can earn, with the status ERRORS.md gives each.</summary>
+    private static readonly Dictionary<string, StatusCode> ReasonStatus = new()
+    {
+        ["INVALID_REQUEST"] = StatusCode.InvalidArgument,
+        ["INVALID_ENVELOPE"] = StatusCode.InvalidArgument,
+        ["NOT_OWNER"] = StatusCode.InvalidArgument,
+        ["OWNER_DIED"] = StatusCode.FailedPrecondition,
+        ["WRONG_WORKER"] = StatusCode.FailedPrecondition,
+        ["HOLDER_NOT_FOUND"] = StatusCode.NotFound,
+        ["KEY_NOT_FOUND"] = StatusCode.NotFound,
+        ["OBJECT_NOT_FOUND"] = StatusCode.NotFound,
+        ["OBJECT_FREED"] = StatusCode.NotFound,
+        ["CHECKSUM_MISMATCH"] = StatusCode.DataLoss,
+        ["OBJECT_TOO_LARGE"] = StatusCode.ResourceExhausted,
+        ["STORE_FULL"] = StatusCode.ResourceExhausted,
+        ["LIST_CHANGED"] = StatusCode.Aborted,
+    };
 
     private static readonly (string Service, string Method)[] Methods =
     [
@@ -79,16 +97,26 @@ public sealed class HostileInputTests
         await holder.RegisterAsync("k", [victim]).Within();
         using var wire = new RawWire(worker.Address);
         var ended = 0;
+        var unexpected = new List<string>();
 
         await Gen.Select(Gen.Int[0, Methods.Length - 1], Gen.Byte.Array[0, 300]).SampleAsync(async input =>
         {
             var (service, method) = Methods[input.Item1];
             // RawWire bounds the call; reaching the next line means the worker answered in time.
-            await wire.CallAsync(service, method, input.Item2, attacker.SessionToken);
+            var (status, reason) = await wire.CallAsync(service, method, input.Item2, attacker.SessionToken);
             Interlocked.Increment(ref ended);
+            // Every failure is a documented reason with its documented status: never a bare UNKNOWN.
+            if (status != StatusCode.OK && (reason is null || !ReasonStatus.TryGetValue(reason, out var expected) || expected != status))
+            {
+                lock (unexpected)
+                {
+                    unexpected.Add($"{service}/{method} {Convert.ToHexString(input.Item2)} -> {status} {reason}");
+                }
+            }
         }, iter: 1500, threads: 4);
 
         Assert.Equal(1500, ended);
+        Assert.Empty(unexpected);
         Assert.Equal("still here", await bystander.GetAsync(victim).Within());
         Assert.Equal(["k"], await holder.ListKeysAsync().Within());
     }

@@ -237,9 +237,9 @@ public sealed class ObjectTests
         var client = await worker.ConnectAsync();
         var holder = await client.GetOrCreateHolderAsync("H").Within();
         var good = await client.PutAsync(1, holder).Within();
-        var tagged = EnvelopeCodec.Encode(good.Envelope with { IntegrityTag = [1, 2, 3] });
+        var forged = EnvelopeCodec.Encode(good.Envelope with { TypeName = "Forged" });
 
-        var ex = await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(tagged).Within());
+        var ex = await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(forged).Within());
 
         Assert.Equal("INVALID_ENVELOPE", ex.Reason);
         Assert.Equal(1, await holder.RegisterAsync("k", [good]).Within());

@@ -73,15 +73,16 @@ public sealed class WireTests
     }
 
     [Fact]
-    public async Task Call_MalformedProtobuf_FailsCleanlyAndWorkerKeepsServing()
+    public async Task Call_MalformedProtobuf_InvalidRequestAndWorkerKeepsServing()
     {
         await using var worker = await TestWorker.StartAsync();
         var client = await worker.ConnectAsync();
         using var wire = new RawWire(worker.Address);
 
-        var (status, _) = await wire.CallAsync("raysharing.v1.Holders", "Fetch", [0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01], client.SessionToken);
+        var (status, reason) = await wire.CallAsync("raysharing.v1.Holders", "Fetch", [0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01], client.SessionToken);
 
-        Assert.NotEqual(StatusCode.OK, status);
+        Assert.Equal(StatusCode.InvalidArgument, status);
+        Assert.Equal("INVALID_REQUEST", reason);
         Assert.NotNull(await client.GetOrCreateHolderAsync("still-serving").Within());
     }
 

@@ -49,6 +49,9 @@ internal static class ExceptionFactory
                 return new ChecksumMismatchException(message, objectId);
             case ErrorReasons.Unauthorized:
                 return new UnauthorizedException(message);
+            case ErrorReasons.WrongWorker:
+                return new WrongWorkerException(message, objectId, ParseId(trailers.GetValue(WireHeaders.WorkerId)) ?? ObjectId.Empty,
+                    Unescape(trailers.GetValue(WireHeaders.WorkerAddress)) ?? string.Empty);
             case ErrorReasons.Timeout:
                 return new RaySharingTimeoutException($"{operation} on worker {address} timed out: {message}", rpc);
             case null:
@@ -65,6 +68,9 @@ internal static class ExceptionFactory
             StatusCode.Unavailable => new WorkerUnavailableException(
                 $"{operation} could not reach the worker at {address}: {message}. Check that a worker is running there.", address, rpc),
             StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
+            // Made up by this client's transport: a message over its MaxMessageBytes (or a worker's bare status).
+            StatusCode.ResourceExhausted => new RaySharingException(ErrorReasons.MessageTooLarge,
+                $"{operation} on worker {address} failed: {message} Raise MaxMessageBytes (client and worker) or send less in one call.", rpc),
             StatusCode.Cancelled => new WorkerUnavailableException($"{operation} was cut off by worker {address}: {message}", address, rpc),
             // A status the client made up itself (it carries the local exception) means the connection broke
             // under the call, for example a worker killed while the call was starting.
@@ -83,6 +89,10 @@ internal static class ExceptionFactory
     public static TypeMismatchException TypeMismatch(RefEnvelope envelope, string requested, string why, Exception? inner = null) =>
         new($"Object {envelope.ObjectId} cannot be read as {requested}: {why}. It holds {(envelope.TypeName.Length == 0 ? "an untyped value" : envelope.TypeName)} encoded as {CodecNames.ToName(envelope.Codec)}.",
             envelope.ObjectId, requested, envelope.TypeName, envelope.Codec, inner);
+
+    public static RefNotOwnedException NotOwned(ObjectRef objectRef, ObjectHolder holder) =>
+        new($"Object {objectRef.Id} is owned by {objectRef.Owner}, not by {holder}. A holder registers only objects it owns: put them with the holder as owner. Nothing was registered.",
+            objectRef.Id, holder.Namespace, holder.Name);
 
     public static ChecksumMismatchException Corrupted(RefEnvelope envelope, string detail) =>
         new($"Object {envelope.ObjectId} arrived corrupted: {detail}. Get it again.", envelope.ObjectId);

@@ -82,6 +82,7 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<WorkerIdentity>();
         services.TryAddSingleton(sp => new ObjectStore(sp.GetRequiredService<WorkerOptions>().StoreCapacityBytes));
         services.TryAddSingleton<OwnershipGraph>();
+        services.TryAddSingleton<RegistryVersions>();
         services.AddHostedService<LeaseMonitor>();
         services.AddHostedService<AddressPublisher>();
         // Per service, so the host application's own gRPC services keep their settings.
@@ -104,9 +105,9 @@ public static class WorkerServiceCollectionExtensions
     public static IEndpointRouteBuilder MapRaySharingWorker(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        endpoints.MapGrpcService<SessionsService>();
-        endpoints.MapGrpcService<HoldersService>();
-        endpoints.MapGrpcService<ObjectsService>();
+        endpoints.MapGrpcService<SessionsService>().WithErrorReasons();
+        endpoints.MapGrpcService<HoldersService>().WithErrorReasons();
+        endpoints.MapGrpcService<ObjectsService>().WithErrorReasons();
         return endpoints;
     }
 }

@@ -99,7 +99,9 @@ internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData da
 
     /// <summary>
     /// True when an envelope describes this object as the worker issued it. Compared field by field, not
-    /// byte by byte: another language may encode the same envelope with wider MessagePack forms.
+    /// byte by byte: another language may encode the same envelope with wider MessagePack forms. The
+    /// location's address and the integrity tag are not compared: version-1 readers carry the tag along
+    /// uninterpreted (ENVELOPE.md), and the worker id is checked before this.
     /// </summary>
     public bool Matches(RefEnvelope envelope) =>
         envelope.ObjectId == Id
@@ -107,6 +109,5 @@ internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData da
         && envelope.Size == Data.Length
         && envelope.Codec == Codec
         && envelope.TypeName == TypeName
-        && envelope.Checksum == Checksum
-        && envelope.IntegrityTag is null;
+        && envelope.Checksum == Checksum;
 }

@@ -217,9 +217,14 @@ internal sealed class OwnershipGraph
         }
     }
 
-    /// <summary>Returns the encoded envelopes under a key; the session borrows each ref.</summary>
-    public byte[][] Fetch(ObjectId sessionToken, HolderAddress address, string key)
+    /// <summary>
+    /// Returns the encoded envelopes under a key from index <paramref name="start"/>: at most
+    /// <paramref name="maxCount"/> and at most <paramref name="maxBytes"/> bytes of envelopes (at least one if
+    /// any remain). The session borrows only the refs returned.
+    /// </summary>
+    public FetchPage Fetch(ObjectId sessionToken, HolderAddress address, string key, int start, int maxCount, int maxBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
         lock (_gate)
         {
             var session = RequireSessionLocked(sessionToken);
@@ -229,15 +234,28 @@ internal sealed class OwnershipGraph
                 throw WorkerErrors.KeyNotFound(holder.Key, key);
             }
 
-            var envelopes = new byte[list.Count][];
-            for (var i = 0; i < list.Count; i++)
+            var end = start;
+            long bytes = 0;
+            while (end < list.Count && end - start < maxCount)
             {
-                var stored = list[i];
+                bytes += list[end].EnvelopeBytes.Length;
+                if (end > start && bytes > maxBytes)
+                {
+                    break;
+                }
+
+                end++;
+            }
+
+            var envelopes = new byte[Math.Max(end - start, 0)][];
+            for (var i = 0; i < envelopes.Length; i++)
+            {
+                var stored = list[start + i];
                 BorrowLocked(session, stored);
                 envelopes[i] = stored.EnvelopeBytes;
             }
 
-            return envelopes;
+            return new FetchPage(envelopes, list.Count);
         }
     }
 
@@ -443,9 +461,7 @@ internal sealed class OwnershipGraph
         var owner = envelope.Owner;
         if (envelope.Location.WorkerId != Identity.WorkerId)
         {
-            // One worker per directory today: an envelope from another worker instance names one that has
-            // restarted (or a stranger), and its owner died with it.
-            throw WorkerErrors.OwnerDied(envelope.ObjectId, owner, $"its worker {envelope.Location.WorkerId} at {envelope.Location.Address} is not running; this worker is {Identity.WorkerId}");
+            throw WorkerErrors.ForeignWorker(envelope, Identity);
         }
 
         var ownerAlive = owner.Kind == OwnerKind.Holder

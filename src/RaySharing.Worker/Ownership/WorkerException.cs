@@ -14,6 +14,8 @@ internal sealed class WorkerException : RpcException
     private readonly string? _holderNamespace;
     private readonly string? _holderName;
     private readonly ObjectId? _incarnation;
+    private readonly ObjectId? _workerId;
+    private readonly string? _workerAddress;
 
     public WorkerException(StatusCode status, string reason, string message)
         : base(new Status(status, message), new Metadata { { WireHeaders.Reason, reason } }, message)
@@ -53,6 +55,19 @@ internal sealed class WorkerException : RpcException
     {
         get => _incarnation;
         init => AddIfPresent(WireHeaders.Incarnation, _incarnation = value);
+    }
+
+    public ObjectId? WorkerId
+    {
+        get => _workerId;
+        init => AddIfPresent(WireHeaders.WorkerId, _workerId = value);
+    }
+
+    /// <summary>Sent percent-encoded, like the names: an address is whatever the worker advertises.</summary>
+    public string? WorkerAddress
+    {
+        get => _workerAddress;
+        init => Trailers.Add(WireHeaders.WorkerAddress, Uri.EscapeDataString(_workerAddress = value ?? string.Empty));
     }
 
     private void AddIfPresent(string key, ObjectId? id)
@@ -145,4 +160,53 @@ internal static class WorkerErrors
 
     public static WorkerException InvalidRequest(string detail) =>
         new(StatusCode.InvalidArgument, ErrorReasons.InvalidRequest, detail);
+
+    /// <summary>
+    /// An envelope issued by another worker instance. At this worker's own address it names an earlier run of
+    /// this worker, whose owners died with it; at another address, a worker this one knows nothing of, to
+    /// which the caller must go.
+    /// </summary>
+    public static WorkerException ForeignWorker(RefEnvelope envelope, WorkerIdentity identity) =>
+        envelope.Location.Address == identity.Address
+            ? OwnerDied(envelope.ObjectId, envelope.Owner, $"its worker {envelope.Location.WorkerId} at {envelope.Location.Address} is not running; this worker is {identity.WorkerId}")
+            : WrongWorker(envelope.ObjectId, envelope.Location.WorkerId, envelope.Location.Address, identity.Address);
+
+    public static WorkerException WrongWorker(ObjectId objectId, ObjectId workerId, string address, string thisAddress) =>
+        new(StatusCode.FailedPrecondition, ErrorReasons.WrongWorker,
+            $"Object {objectId} lives on worker {workerId} at {address}, not on this worker ({thisAddress}). Connect a client to {address} to use it.")
+        {
+            ObjectId = objectId,
+            WorkerId = workerId,
+            WorkerAddress = address,
+        };
+
+    public static WorkerException ListChanged(in HolderAddress holder, string key) =>
+        new(StatusCode.Aborted, ErrorReasons.ListChanged,
+            $"The list under key '{key}' of holder '{holder.Namespace}/{holder.Name}' was unregistered while it was being fetched in pages. Fetch it again from the first page (release the refs of the pages already read).")
+        {
+            HolderNamespace = holder.Namespace,
+            HolderName = holder.Name,
+        };
+
+    public static WorkerException UnaryPutTooLarge(ulong size, int limit) =>
+        new(StatusCode.ResourceExhausted, ErrorReasons.ObjectTooLarge,
+            $"A unary Put takes objects of at most {limit} bytes; this one declares {size}. Use PutStream; nothing was stored.");
+
+    public static WorkerException Starting() =>
+        new(StatusCode.Unavailable, ErrorReasons.Unavailable, "The worker is starting and does not know its address yet; try again.");
+
+    /// <summary>
+    /// The reason of a failed call that carries none: the gRPC library (framing, message size, unknown
+    /// method, a handler's unexpected exception) ended it with a bare status. See protos/ERRORS.md.
+    /// </summary>
+    public static string ReasonForBareStatus(StatusCode status) => status switch
+    {
+        StatusCode.InvalidArgument => ErrorReasons.InvalidRequest,
+        StatusCode.ResourceExhausted => ErrorReasons.MessageTooLarge,
+        StatusCode.Unimplemented => ErrorReasons.Unimplemented,
+        StatusCode.Internal => ErrorReasons.ProtocolError,
+        StatusCode.DeadlineExceeded => ErrorReasons.Timeout,
+        StatusCode.Unavailable => ErrorReasons.Unavailable,
+        _ => ErrorReasons.InternalError,
+    };
 }

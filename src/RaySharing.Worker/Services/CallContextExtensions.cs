@@ -45,6 +45,10 @@ internal static class CallContextExtensions
         return new HolderAddress(holder.Namespace, holder.Name, holder.Incarnation.OptionalId("holder incarnation"));
     }
 
+    /// <summary>A registry key that follows the name rules (protos/holders.proto); otherwise INVALID_REQUEST.</summary>
+    public static string ValidKey(this string key) =>
+        NameRules.Problem(key, "key") is { } problem ? throw WorkerErrors.InvalidRequest(problem) : key;
+
     public static RefEnvelope DecodeEnvelope(this Google.Protobuf.ByteString bytes) =>
         EnvelopeCodec.TryDecode(bytes.Memory, out var envelope, out var error)
             ? envelope!

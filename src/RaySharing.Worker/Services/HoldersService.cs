@@ -6,8 +6,15 @@ using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Services;
 
-internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
+[BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
+internal sealed class HoldersService(OwnershipGraph graph, WorkerOptions options, RegistryVersions versions) : Holders.HoldersBase
 {
+    /// <summary>Envelope bytes per fetch page when the caller names no limit.</summary>
+    private const int DefaultPageBytes = 4 << 20;
+
+    /// <summary>The smallest page a caller may ask for: room for the largest envelope (16 KiB) several times.</summary>
+    private const int MinPageBytes = 64 << 10;
+
     public override Task<HolderReply> GetOrCreate(GetOrCreateHolderRequest request, ServerCallContext context)
     {
         if (!WireEnums.TryLifetimeFromWire(request.Lifetime, out var session))
@@ -36,15 +43,36 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
     public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
+        var address = request.Holder.ToAddress();
+        var key = request.Key.ValidKey();
         var refs = request.Envelopes.DecodeEnvelopes();
-        return Task.FromResult(new RegisterReply { Count = (uint)graph.Register(session, request.Holder.ToAddress(), request.Key, refs) });
+        return Task.FromResult(new RegisterReply { Count = (uint)graph.Register(session, address, key, refs) });
     }
 
     public override Task<FetchReply> Fetch(FetchRequest request, ServerCallContext context)
     {
-        var envelopes = graph.Fetch(context.SessionToken(), request.Holder.ToAddress(), request.Key);
-        var reply = new FetchReply();
-        foreach (var envelope in envelopes)
+        var session = context.SessionToken();
+        var address = request.Holder.ToAddress();
+        var key = request.Key.ValidKey();
+        var stripe = RegistryVersions.StripeOf(address.Name, key);
+        var first = request.Start == 0;
+        var version = first ? versions.VersionBeforeFirstPage(stripe) : request.ListVersion;
+        if (!first && !versions.Unchanged(stripe, version))
+        {
+            throw WorkerErrors.ListChanged(address, key);
+        }
+
+        var page = graph.Fetch(session, address, key, (int)Math.Min(request.Start, int.MaxValue),
+            request.MaxCount == 0 ? int.MaxValue : (int)Math.Min(request.MaxCount, int.MaxValue), EnvelopeBudget(request.MaxBytes));
+        if (!first && !versions.Unchanged(stripe, version))
+        {
+            // The page may come from the new list: give back what it borrowed, so a failed page borrows nothing.
+            graph.Release(session, page.Envelopes.Select(e => EnvelopeCodec.PeekObjectId(e)));
+            throw WorkerErrors.ListChanged(address, key);
+        }
+
+        var reply = new FetchReply { Total = (uint)page.Total, ListVersion = version };
+        foreach (var envelope in page.Envelopes)
         {
             // Stored envelopes are immutable, so they are handed out without copying.
             reply.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(envelope));
@@ -53,14 +81,34 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
         return Task.FromResult(reply);
     }
 
-    public override Task<UnregisterReply> Unregister(UnregisterRequest request, ServerCallContext context) =>
-        Task.FromResult(new UnregisterReply { Removed = (uint)graph.Unregister(context.SessionToken(), request.Holder.ToAddress(), request.Key) });
+    public override Task<UnregisterReply> Unregister(UnregisterRequest request, ServerCallContext context)
+    {
+        var session = context.SessionToken();
+        var address = request.Holder.ToAddress();
+        var key = request.Key.ValidKey();
+        using (versions.BeginChange(RegistryVersions.StripeOf(address.Name, key)))
+        {
+            return Task.FromResult(new UnregisterReply { Removed = (uint)graph.Unregister(session, address, key) });
+        }
+    }
 
     public override Task<ListKeysReply> ListKeys(ListKeysRequest request, ServerCallContext context)
     {
         var reply = new ListKeysReply();
         reply.Keys.AddRange(graph.ListKeys(context.SessionToken(), request.Holder.ToAddress()));
         return Task.FromResult(reply);
+    }
+
+    /// <summary>
+    /// The envelope bytes one page may carry: the caller's limit (its receive limit) or the default, within
+    /// the worker's own message limit, less the reply's framing: at most 4 bytes per envelope, and every
+    /// envelope the worker issues is over 64 bytes, so 1/16 covers it.
+    /// </summary>
+    private int EnvelopeBudget(uint requested)
+    {
+        var message = requested == 0 ? DefaultPageBytes : (int)Math.Clamp(requested, MinPageBytes, int.MaxValue);
+        message = Math.Min(message, options.MaxMessageBytes);
+        return (message - 64) / 16 * 15;
     }
 
     private HolderInfo ToInfo(HolderSnapshot holder) => new()

@@ -8,6 +8,7 @@ using RaySharing.Worker.Storage;
 
 namespace RaySharing.Worker.Services;
 
+[BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
 internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, WorkerOptions options) : Objects.ObjectsBase
 {
     public override Task<PutReply> Put(PutRequest request, ServerCallContext context)
@@ -16,12 +17,13 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         var (header, codec) = ValidateHeader(request.Header);
         if (header.Size > (ulong)options.MaxUnaryObjectBytes)
         {
-            throw WorkerErrors.InvalidRequest($"A unary put takes at most {options.MaxUnaryObjectBytes} bytes; this one declares {header.Size}. Use PutStream.");
+            throw WorkerErrors.UnaryPutTooLarge(header.Size, options.MaxUnaryObjectBytes);
         }
 
+        // A wrong count is the sender's bug (gRPC delivers messages whole), not bytes damaged on the way.
         if ((ulong)request.Data.Length != header.Size)
         {
-            throw WorkerErrors.ChecksumMismatch($"The put declared {header.Size} bytes but carried {request.Data.Length}; nothing was stored.");
+            throw WorkerErrors.InvalidRequest($"The put declared {header.Size} bytes but carried {request.Data.Length}; nothing was stored.");
         }
 
         var checksum = Crc32.HashToUInt32(request.Data.Span);
@@ -67,7 +69,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
                     received += message.Data.Length;
                     if (received > size)
                     {
-                        throw WorkerErrors.ChecksumMismatch($"The put declared {size} bytes but sent more; nothing was stored.");
+                        throw WorkerErrors.InvalidRequest($"The put declared {size} bytes but sent more; nothing was stored.");
                     }
 
                     crc.Append(message.Data.Span);
@@ -84,7 +86,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
             if (received != size)
             {
-                throw WorkerErrors.ChecksumMismatch($"The put declared {size} bytes but sent {received}; nothing was stored.");
+                throw WorkerErrors.InvalidRequest($"The put declared {size} bytes but sent {received}; nothing was stored.");
             }
 
             var checksum = crc.GetCurrentHashAsUInt32();

@@ -1,10 +1,12 @@
 using Google.Protobuf;
 using Grpc.Core;
+using RaySharing.Protocol;
 using RaySharing.Protocol.V1;
 using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Services;
 
+[BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
 internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions options) : Sessions.SessionsBase
 {
     public override Task<OpenSessionReply> Open(OpenSessionRequest request, ServerCallContext context)
@@ -12,7 +14,13 @@ internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions option
         if (graph.Identity.Address.Length == 0)
         {
             // Envelopes must say where their objects live; until the server knows its address, no session.
-            throw new RpcException(new Status(StatusCode.Unavailable, "The worker is starting; try again."));
+            throw WorkerErrors.Starting();
+        }
+
+        // Free text, but it goes into the worker's log: the name rules keep it to one printable line.
+        if (request.ClientName.Length > 0 && NameRules.Problem(request.ClientName, "client name") is { } problem)
+        {
+            throw WorkerErrors.InvalidRequest(problem);
         }
 
         var session = graph.OpenSession(request.Namespace, TimeSpan.FromMilliseconds(request.LeaseMillis), request.ClientName);
