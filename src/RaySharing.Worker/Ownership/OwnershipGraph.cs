@@ -445,23 +445,45 @@ internal sealed class OwnershipGraph
             throw WorkerErrors.OwnerDied(envelope.ObjectId, owner, $"its worker {envelope.Location.WorkerId} at {envelope.Location.Address} is not running; this worker is {Identity.WorkerId}");
         }
 
-        var ownerAlive = owner.Kind == OwnerKind.Holder
-            ? _holders.TryGetValue(new HolderKey(owner.Namespace, owner.Name), out var holder) && holder.Incarnation == owner.Incarnation
-            : _sessions.ContainsKey(owner.Incarnation);
-        if (!ownerAlive)
-        {
-            throw WorkerErrors.OwnerDied(envelope.ObjectId, owner, owner.Kind == OwnerKind.Holder ? "the holder was killed or its session ended" : "the owning session ended");
-        }
-
+        // From here on, the order of ERRORS.md's "Precedence of checks": what the worker knows of the id
+        // decides before what the envelope claims, so an altered owner is never taken at its word.
         if (_objects.TryGetValue(envelope.ObjectId, out var stored))
         {
-            return stored.Matches(envelope) ? stored : throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
+            if (!stored.Matches(envelope))
+            {
+                throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
+            }
+
+            return OwnerAliveLocked(stored.Owner)
+                ? stored
+                : throw OwnerDiedLocked(envelope.ObjectId, stored.Owner);
         }
 
-        throw _tombstones.TryGet(envelope.ObjectId, out _)
-            ? WorkerErrors.ObjectFreed(envelope.ObjectId)
+        if (_tombstones.TryGetFreed(envelope.ObjectId, out var freedOwner))
+        {
+            if (freedOwner != owner)
+            {
+                throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
+            }
+
+            throw OwnerAliveLocked(freedOwner)
+                ? WorkerErrors.ObjectFreed(envelope.ObjectId)
+                : OwnerDiedLocked(envelope.ObjectId, freedOwner);
+        }
+
+        throw _tombstones.TryGetDeadOwner(owner, out var why)
+            ? WorkerErrors.OwnerDied(envelope.ObjectId, owner, why)
             : WorkerErrors.ObjectNotFound(envelope.ObjectId);
     }
+
+    private bool OwnerAliveLocked(in ObjectOwner owner) => owner.Kind == OwnerKind.Holder
+        ? _holders.TryGetValue(new HolderKey(owner.Namespace, owner.Name), out var holder) && holder.Incarnation == owner.Incarnation
+        : _sessions.TryGetValue(owner.Incarnation, out var session) && session.Namespace == owner.Namespace;
+
+    private WorkerException OwnerDiedLocked(ObjectId objectId, in ObjectOwner owner) =>
+        WorkerErrors.OwnerDied(objectId, owner, _tombstones.TryGetDeadOwner(owner, out var why)
+            ? why
+            : owner.Kind == OwnerKind.Holder ? "the holder was killed or its session ended" : "the owning session ended");
 
     private static void BorrowLocked(SessionState session, StoredObject stored)
     {
@@ -474,6 +496,7 @@ internal sealed class OwnershipGraph
         if (stored.Registrations == 0 && stored.Borrows == 0)
         {
             FreeLocked(stored, ErrorReasons.ObjectFreed);
+            _tombstones.ObjectFreed(stored.Id, stored.Owner);
             if (stored.Owner.Kind == OwnerKind.Holder)
             {
                 if (_holders.TryGetValue(new HolderKey(stored.Owner.Namespace, stored.Owner.Name), out var holder) && holder.Incarnation == stored.Owner.Incarnation)
@@ -498,13 +521,13 @@ internal sealed class OwnershipGraph
         stored.Freed = true;
         _objects.Remove(stored.Id);
         _store.Release(stored.Data.Length);
-        _tombstones.Add(stored.Id, reason);
         WorkerLog.ObjectFreed(_logger, stored.Id, stored.Data.Length, reason);
     }
 
     private long KillHolderLocked(HolderState holder, string why)
     {
         _holders.Remove(holder.Key);
+        _tombstones.OwnerDied(holder.AsOwner, why);
         long freed = 0;
         foreach (var id in holder.Owned)
         {
@@ -530,6 +553,7 @@ internal sealed class OwnershipGraph
     {
         _sessions.Remove(session.Id);
         _sessionsByToken.Remove(session.Token);
+        _tombstones.OwnerDied(session.AsOwner, $"the owning session ended ({why})");
         foreach (var (id, count) in session.Borrows)
         {
             if (_objects.TryGetValue(id, out var stored))
