@@ -42,9 +42,9 @@ internal sealed class HoldersService(OwnershipGraph graph) : Holders.HoldersBase
 
     public override Task<FetchReply> Fetch(FetchRequest request, ServerCallContext context)
     {
-        var envelopes = graph.Fetch(context.SessionToken(), request.Holder.ToAddress(), request.Key);
+        var page = graph.Fetch(context.SessionToken(), request.Holder.ToAddress(), request.Key, 0, int.MaxValue, int.MaxValue);
         var reply = new FetchReply();
-        foreach (var envelope in envelopes)
+        foreach (var envelope in page.Envelopes)
         {
             // Stored envelopes are immutable, so they are handed out without copying.
             reply.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(envelope));
