@@ -23,7 +23,11 @@ internal sealed record OwnerDeathResult(
     double GetP99Micros,
     double GetMaxMicros,
     int GetsBeforeKill,
-    double GetP99BeforeMicros)
+    double GetP99BeforeMicros,
+    double GetMaxBeforeMicros,
+    TimeSpan GcPauseDuringReclaim,
+    int CollectionsDuringReclaim,
+    int Gen2DuringReclaim)
 {
     /// <summary>GC heap bytes per registered 100-byte object, payload included.</summary>
     public double BytesPerObject => (HeapFilledBytes - HeapBeforeBytes) / (double)Objects;
@@ -103,6 +107,8 @@ internal static class OwnerDeath
         }, cancellationToken);
 
         await Task.Delay(Baseline, cancellationToken).ConfigureAwait(false);
+        var paused = GC.GetTotalPauseDuration();
+        var (gen0, gen2) = (GC.CollectionCount(0), GC.CollectionCount(2));
         var killed = Stopwatch.GetTimestamp();
         await doomed.KillAsync(cancellationToken).ConfigureAwait(false);
         var killCall = Stopwatch.GetElapsedTime(killed);
@@ -112,6 +118,8 @@ internal static class OwnerDeath
         }
 
         var reclaimed = Stopwatch.GetTimestamp();
+        var gcPause = GC.GetTotalPauseDuration() - paused;
+        var (collections, gen2s) = (GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
         await stop.CancelAsync().ConfigureAwait(false);
         await getter.ConfigureAwait(false);
         var (heapAfter, setAfter) = Memory();
@@ -123,7 +131,8 @@ internal static class OwnerDeath
         return new OwnerDeathResult(batches * Batch, fill.Elapsed, heapBefore, heapFilled, heapAfter, setBefore, setFilled, setAfter,
             killCall, Stopwatch.GetElapsedTime(killed, reclaimed), during.Count,
             OwnerDeathResult.Percentile(during, 0.50), OwnerDeathResult.Percentile(during, 0.99), max,
-            before.Count, OwnerDeathResult.Percentile(before, 0.99));
+            before.Count, OwnerDeathResult.Percentile(before, 0.99), before.Count == 0 ? 0 : before.Max(),
+            gcPause, collections, gen2s);
     }
 
     private static (long Heap, long WorkingSet) Memory()
