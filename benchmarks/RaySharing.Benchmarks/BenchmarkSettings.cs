@@ -6,6 +6,8 @@ internal sealed class BenchmarkSettings
     public const string Usage = """
         Usage: dotnet run --project benchmarks/RaySharing.Benchmarks -c Release -- [--quick] [--out <path>]
           --quick        a smoke run: fewer calls and shorter windows (figures are indicative only)
+          --owner-death-objects <n>
+                         objects holder A owns when it is killed (default 1000000; 100000 with --quick; 0 skips the phase)
           --out <path>   also write the results as markdown (the committed copy is benchmarks/RESULTS.md)
         """;
 
@@ -31,6 +33,9 @@ internal sealed class BenchmarkSettings
     // Nine rounds, not five: on a 2-core machine single windows swing by ±20%, and the median of more settles.
     public int ThroughputRounds { get; private init; } = 9;
 
+    /// <summary>Registered objects of the holder killed in the owner-death phase; 0 skips the phase.</summary>
+    public int OwnerDeathObjects { get; private init; } = 1_000_000;
+
     public bool Quick { get; private init; }
 
     public string? OutPath { get; private init; }
@@ -44,6 +49,7 @@ internal sealed class BenchmarkSettings
         error = null;
         var quick = false;
         string? outPath = null;
+        int? ownerDeathObjects = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -56,6 +62,13 @@ internal sealed class BenchmarkSettings
                     break;
                 case "--out":
                     error = "--out needs a path.";
+                    return null;
+                case "--owner-death-objects" when i + 1 < args.Length && int.TryParse(args[i + 1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n):
+                    ownerDeathObjects = n;
+                    i++;
+                    break;
+                case "--owner-death-objects":
+                    error = "--owner-death-objects needs a whole number >= 0.";
                     return null;
                 default:
                     error = $"Unknown argument '{args[i]}'.";
@@ -72,9 +85,10 @@ internal sealed class BenchmarkSettings
                 Window = TimeSpan.FromSeconds(1),
                 ThroughputRounds = 2,
                 Quick = true,
+                OwnerDeathObjects = ownerDeathObjects ?? 100_000,
                 OutPath = outPath,
                 Arguments = args,
             }
-            : new BenchmarkSettings { OutPath = outPath, Arguments = args };
+            : new BenchmarkSettings { OwnerDeathObjects = ownerDeathObjects ?? 1_000_000, OutPath = outPath, Arguments = args };
     }
 }

@@ -32,6 +32,7 @@ try
     IReadOnlyList<LatencyResult> latency;
     IReadOnlyList<ThroughputResult> throughput;
     long objectsLeft;
+    OwnerDeathResult? ownerDeath = null;
 
     Workload workload;
     using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run.Token))
@@ -46,6 +47,11 @@ try
         latency = await runner.MeasureLatencyAsync(run.Token);
         throughput = await runner.MeasureThroughputAsync(run.Token);
         objectsLeft = await workload.StoredObjectsAsync(run.Token);
+        // Last: it fills the heap with a million objects, which would weigh on the phases before it.
+        if (settings.OwnerDeathObjects > 0)
+        {
+            ownerDeath = await OwnerDeath.RunAsync(workload, settings.OwnerDeathObjects, Console.Error, run.Token);
+        }
     }
     finally
     {
@@ -53,7 +59,7 @@ try
     }
 
     noise.Stop();
-    var report = new Report(settings, machine, noise, started, clock.Elapsed, latency, throughput, objectsLeft);
+    var report = new Report(settings, machine, noise, started, clock.Elapsed, latency, throughput, objectsLeft, ownerDeath);
     Console.WriteLine();
     Console.Write(report.ToConsole());
     if (settings.OutPath is { } path)

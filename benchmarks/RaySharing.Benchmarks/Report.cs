@@ -19,9 +19,10 @@ internal sealed class Report
     private readonly IReadOnlyList<LatencyResult> _latency;
     private readonly IReadOnlyList<ThroughputResult> _throughput;
     private readonly long _objectsLeft;
+    private readonly OwnerDeathResult? _ownerDeath;
 
     public Report(BenchmarkSettings settings, Machine machine, Noise noise, DateTimeOffset started, TimeSpan duration,
-        IReadOnlyList<LatencyResult> latency, IReadOnlyList<ThroughputResult> throughput, long objectsLeft)
+        IReadOnlyList<LatencyResult> latency, IReadOnlyList<ThroughputResult> throughput, long objectsLeft, OwnerDeathResult? ownerDeath)
     {
         _settings = settings;
         _machine = machine;
@@ -31,6 +32,7 @@ internal sealed class Report
         _latency = latency;
         _throughput = throughput;
         _objectsLeft = objectsLeft;
+        _ownerDeath = ownerDeath;
 
         var echo = Latency(Runner.Echo).P50Micros;
         var echoRate = Throughput(Runner.Echo).Median;
@@ -40,6 +42,15 @@ internal sealed class Report
             Target.AtMost("fetch_p50_ratio", Latency("fetch").P50Micros / echo, 1.5),
             Target.AtMost("get_p50_ratio", Latency("get").P50Micros / echo, 1.5),
             Target.AtLeast("put_throughput_ratio", Throughput(Runner.Put).Median / echoRate, 0.7),
+            .. ownerDeath is { } death
+                ?
+                [
+                    Target.AtMost("kill_get_p99_ms", death.GetP99Micros / 1000, 5),
+                    Target.AtMost("bytes_per_registered_object", death.BytesPerObject, 400),
+                    // Reported, not judged: the line says how long the store took to give the bytes back.
+                    new Target("reclaim_ms", death.Reclaim.TotalMilliseconds, "report", true),
+                ]
+                : Array.Empty<Target>(),
         ];
     }
 
@@ -71,6 +82,12 @@ internal sealed class Report
         foreach (var row in _throughput)
         {
             text.AppendLine(Invariant, $"{row.Kind,-8}{row.Callers,8}{row.Median,12:0}{ThroughputRatio(row),11:0.00}{row.CpuMicrosPerCall,13:0.0}{row.AllocatedBytesPerCall,14:0}{row.GcPauseShare,10:0.0%}  {Rounds(row)}");
+        }
+
+        if (_ownerDeath is { } death)
+        {
+            text.AppendLine();
+            text.AppendLine(OwnerDeathText(death));
         }
 
         text.AppendLine();
@@ -134,6 +151,14 @@ internal sealed class Report
         md.AppendLine("CPU, allocation and GC pause are this process's (client and worker together) over the windows. CPU per call is");
         md.AppendLine("less sensitive to other processes than calls/s, and when the cores are saturated calls/s ≈ cores / CPU per call.");
 
+        if (_ownerDeath is { } death)
+        {
+            md.AppendLine();
+            md.AppendLine("## Owner death");
+            md.AppendLine();
+            md.AppendLine(OwnerDeathText(death));
+        }
+
         md.AppendLine();
         md.AppendLine("## Targets");
         md.AppendLine();
@@ -149,6 +174,16 @@ internal sealed class Report
 
     private static string TargetLine(Target target) =>
         string.Create(Invariant, $"target {target.Name} {target.Measured:0.00} {target.Goal} {(target.Pass ? "PASS" : "FAIL")}");
+
+    private static string OwnerDeathText(OwnerDeathResult d) => string.Create(Invariant,
+        $"Holder A was filled with {d.Objects:N0} registered {Workload.PayloadBytes}-byte objects ({OwnerDeath.Fillers} callers putting batches of {OwnerDeath.Batch:N0}, registering each batch under its own key and releasing their refs) in {d.FillTime.TotalSeconds:0.0} s, " +
+        $"then killed while one caller got holder B's object back to back. The kill call took {d.KillCall.TotalMilliseconds:0.0} ms; the store's usage was back to its level before the fill {d.Reclaim.TotalMilliseconds:0} ms after the kill was sent. " +
+        $"Gets of B started in that time: {d.GetsDuringReclaim:N0}, p50 {d.GetP50Micros:0} µs, p99 {d.GetP99Micros:0} µs, max {d.GetMaxMicros:0} µs (before the kill: {d.GetsBeforeKill:N0} gets, p99 {d.GetP99BeforeMicros:0} µs, max {d.GetMaxBeforeMicros:0} µs). " +
+        $"This process's GC paused {d.GcPauseDuringReclaim.TotalMilliseconds:0.0} ms in that time ({d.CollectionsDuringReclaim} collections, {d.Gen2DuringReclaim} of them gen2). " +
+        $"Memory, GC heap after a full compacting collection (worker and client share this process; the client holds no ref of A): {Mib(d.HeapBeforeBytes)} before the fill, {Mib(d.HeapFilledBytes)} filled, {Mib(d.HeapAfterBytes)} after the reclaim; " +
+        $"{d.BytesPerObject:0} B per registered object, payload included. Working set: {Mib(d.WorkingSetBeforeBytes)}, {Mib(d.WorkingSetFilledBytes)}, {Mib(d.WorkingSetAfterBytes)} ({d.WorkingSetPerObject:0} B per object; it includes GC segments not yet returned to the OS).");
+
+    private static string Mib(long bytes) => string.Create(Invariant, $"{bytes / 1048576.0:0.0} MiB");
 
     private static string Share(double? share) => share is { } s ? string.Create(Invariant, $"{s:0%}") : "n/a";
 

@@ -76,6 +76,9 @@ internal sealed class Workload : IAsyncDisposable
         }
     }
 
+    /// <summary>The RaySharing session the workload calls through.</summary>
+    public RaySharingClient Client => _client;
+
     /// <summary>A bare unary echo, disposed after its reply as the RaySharing client disposes its calls.</summary>
     public async Task EchoAsync(List<ObjectRef> obtained, CancellationToken cancellationToken)
     {

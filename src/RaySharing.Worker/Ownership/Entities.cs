@@ -16,16 +16,112 @@ internal enum HolderLifetimeKind
     Session,
 }
 
-/// <summary>A point-in-time copy of a holder's state, safe to use outside the graph's lock.</summary>
+/// <summary>A point-in-time copy of a holder's state, safe to use outside the graph's locks.</summary>
 internal readonly record struct HolderSnapshot(HolderKey Key, ObjectId Incarnation, HolderLifetimeKind Lifetime, long OwnedObjects, int Keys);
 
 /// <summary>Counts reported by the Stats call.</summary>
 internal readonly record struct GraphStats(long UsedBytes, long CapacityBytes, long Objects, int Sessions, int Holders);
 
-// The entities below are mutated only under OwnershipGraph's lock.
-
-internal sealed class SessionState(ObjectId id, ObjectId token, string ns, string clientName, TimeSpan lease, long expiresAtMillis)
+/// <summary>
+/// Something that owns objects: a holder incarnation or a session. Its objects form an intrusive list
+/// (two references per object instead of a set entry), which the background reclaim walks after death.
+/// </summary>
+/// <remarks>
+/// <see cref="Gate"/> guards the list, <see cref="OwnedCount"/> and whatever the subclass says. Death is
+/// one flag set under it: every resolution reads the flag, so an owner's death costs O(1) under any lock.
+/// </remarks>
+internal abstract class OwnerState(ObjectOwner owner, WorkerLocation location)
 {
+    private volatile string? _deathReason;
+    private StoredObject? _head;
+    private long _ownedCount;
+
+    public Lock Gate { get; } = new();
+
+    public ObjectOwner AsOwner { get; } = owner;
+
+    /// <summary>Where this owner's objects live; every envelope of them names it.</summary>
+    public WorkerLocation Location { get; } = location;
+
+    /// <summary>True once the owner died; never false again.</summary>
+    public bool Dead => _deathReason is not null;
+
+    /// <summary>Why the owner died, for OWNER_DIED messages; null while alive.</summary>
+    public string? DeathReason => _deathReason;
+
+    public long OwnedCount => Volatile.Read(ref _ownedCount);
+
+    /// <summary>Marks the owner dead (under <see cref="Gate"/>); false when it already was.</summary>
+    public bool Die(string why)
+    {
+        if (_deathReason is not null)
+        {
+            return false;
+        }
+
+        _deathReason = why;
+        return true;
+    }
+
+    /// <summary>Adds an object to the owner's list (under <see cref="Gate"/>).</summary>
+    public void Link(StoredObject stored)
+    {
+        stored.Next = _head;
+        if (_head is not null)
+        {
+            _head.Prev = stored;
+        }
+
+        _head = stored;
+        Volatile.Write(ref _ownedCount, _ownedCount + 1);
+    }
+
+    /// <summary>Removes an object from the owner's list if it is still on it (under <see cref="Gate"/>).</summary>
+    public void Unlink(StoredObject stored)
+    {
+        if (stored.Prev is null && !ReferenceEquals(_head, stored))
+        {
+            return;
+        }
+
+        if (stored.Prev is null)
+        {
+            _head = stored.Next;
+        }
+        else
+        {
+            stored.Prev.Next = stored.Next;
+        }
+
+        if (stored.Next is not null)
+        {
+            stored.Next.Prev = stored.Prev;
+        }
+
+        stored.Prev = null;
+        stored.Next = null;
+        Volatile.Write(ref _ownedCount, _ownedCount - 1);
+    }
+
+    /// <summary>Takes up to <paramref name="max"/> objects off the list (under <see cref="Gate"/>); empty when none are left.</summary>
+    public List<StoredObject> TakeBatch(int max)
+    {
+        var batch = new List<StoredObject>(Math.Min(max, (int)Math.Min(int.MaxValue, _ownedCount)));
+        while (_head is { } stored && batch.Count < max)
+        {
+            Unlink(stored);
+            batch.Add(stored);
+        }
+
+        return batch;
+    }
+}
+
+internal sealed class SessionState(ObjectId id, ObjectId token, string ns, string clientName, TimeSpan lease, long expiresAtMillis, WorkerLocation location)
+    : OwnerState(new ObjectOwner(OwnerKind.Session, ns, string.Empty, id), location)
+{
+    private long _expiresAtMillis = expiresAtMillis;
+
     /// <summary>Public: envelopes of the session's own objects name it.</summary>
     public ObjectId Id { get; } = id;
 
@@ -38,21 +134,25 @@ internal sealed class SessionState(ObjectId id, ObjectId token, string ns, strin
 
     public TimeSpan Lease { get; } = lease;
 
-    public long ExpiresAtMillis { get; set; } = expiresAtMillis;
+    /// <summary>Renewed by every call, without a lock.</summary>
+    public long ExpiresAtMillis
+    {
+        get => Volatile.Read(ref _expiresAtMillis);
+        set => Volatile.Write(ref _expiresAtMillis, value);
+    }
 
-    /// <summary>Borrow counts by object: one per ref the session put, fetched or rebuilt and has not released.</summary>
-    public Dictionary<ObjectId, int> Borrows { get; } = [];
+    /// <summary>
+    /// Borrow counts by object (under <see cref="OwnerState.Gate"/>): one per ref the session put, fetched or
+    /// rebuilt and has not released. Handed whole to the background reclaim when the session ends.
+    /// </summary>
+    public Dictionary<ObjectId, int> Borrows { get; set; } = [];
 
-    /// <summary>Objects the session put without an owner: they die with it.</summary>
-    public HashSet<ObjectId> OwnedObjects { get; } = [];
-
-    /// <summary>Session-lifetime holders the session created: they die with it.</summary>
+    /// <summary>Session-lifetime holders the session created (under the graph's lock): they die with it.</summary>
     public List<HolderState> OwnedHolders { get; } = [];
-
-    public ObjectOwner AsOwner => new(OwnerKind.Session, Namespace, string.Empty, Id);
 }
 
-internal sealed class HolderState(HolderKey key, ObjectId incarnation, HolderLifetimeKind lifetime, ObjectId creator)
+internal sealed class HolderState(HolderKey key, ObjectId incarnation, HolderLifetimeKind lifetime, SessionState creator, WorkerLocation location)
+    : OwnerState(new ObjectOwner(OwnerKind.Holder, key.Namespace, key.Name, incarnation), location)
 {
     public HolderKey Key { get; } = key;
 
@@ -60,23 +160,27 @@ internal sealed class HolderState(HolderKey key, ObjectId incarnation, HolderLif
 
     public HolderLifetimeKind Lifetime { get; } = lifetime;
 
-    public ObjectId CreatorSession { get; } = creator;
+    public SessionState CreatorSession { get; } = creator;
 
-    /// <summary>key -> ordered list of registered objects. An object may appear more than once.</summary>
-    public Dictionary<string, List<StoredObject>> Registry { get; } = new(StringComparer.Ordinal);
+    /// <summary>key -> ordered list of registered objects (under <see cref="OwnerState.Gate"/>). An object may appear more than once.</summary>
+    public Dictionary<string, List<StoredObject>> Registry { get; set; } = new(StringComparer.Ordinal);
 
-    public HashSet<ObjectId> Owned { get; } = [];
-
-    public ObjectOwner AsOwner => new(OwnerKind.Holder, Key.Namespace, Key.Name, Incarnation);
-
-    public HolderSnapshot Snapshot() => new(Key, Incarnation, Lifetime, Owned.Count, Registry.Count);
+    public HolderSnapshot Snapshot() => new(Key, Incarnation, Lifetime, OwnedCount, Registry.Count);
 }
 
-internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData data, ObjectCodec codec, string typeName, uint checksum, byte[] envelopeBytes)
+/// <summary>
+/// One stored object. Kept small, since a worker holds millions: the owner is a reference (its name and
+/// location are the owner's), the envelope is encoded when asked for rather than kept, and the bytes are
+/// one reference.
+/// </summary>
+internal sealed class StoredObject(ObjectId id, OwnerState owner, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
 {
+    private int _refs = 1;
+    private int _freed;
+
     public ObjectId Id { get; } = id;
 
-    public ObjectOwner Owner { get; } = owner;
+    public OwnerState Owner { get; } = owner;
 
     public ObjectData Data { get; } = data;
 
@@ -86,16 +190,51 @@ internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData da
 
     public uint Checksum { get; } = checksum;
 
-    /// <summary>The encoded envelope, built once at put and handed out by every fetch.</summary>
-    public byte[] EnvelopeBytes { get; } = envelopeBytes;
+    /// <summary>Neighbours on the owner's list (under the owner's gate).</summary>
+    public StoredObject? Prev { get; set; }
 
-    /// <summary>How many registry entries name this object.</summary>
-    public int Registrations { get; set; }
+    public StoredObject? Next { get; set; }
 
-    /// <summary>The sum of all sessions' borrow counts of this object.</summary>
-    public int Borrows { get; set; }
+    /// <summary>Registrations plus borrows; the object is born with its putter's borrow.</summary>
+    public int Refs => Volatile.Read(ref _refs);
 
-    public bool Freed { get; set; }
+    public bool Freed => Volatile.Read(ref _freed) != 0;
+
+    /// <summary>The envelope as the worker issued it. Encoded on each read: not keeping it saves about 130 B per object.</summary>
+    public byte[] EnvelopeBytes => EnvelopeCodec.Encode(new RefEnvelope
+    {
+        ObjectId = Id,
+        Owner = Owner.AsOwner,
+        Location = Owner.Location,
+        Size = Data.Length,
+        Codec = Codec,
+        TypeName = TypeName,
+        Checksum = Checksum,
+    });
+
+    /// <summary>Takes one more reference, unless the count already reached zero (the object is being freed).</summary>
+    public bool TryAddRef()
+    {
+        var refs = Volatile.Read(ref _refs);
+        while (refs > 0)
+        {
+            var seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
+            if (seen == refs)
+            {
+                return true;
+            }
+
+            refs = seen;
+        }
+
+        return false;
+    }
+
+    /// <summary>Drops references; true when that left none, and the caller must free the object.</summary>
+    public bool Release(int count) => Interlocked.Add(ref _refs, -count) == 0;
+
+    /// <summary>True for exactly one caller: the one that frees the object.</summary>
+    public bool TryMarkFreed() => Interlocked.Exchange(ref _freed, 1) == 0;
 
     /// <summary>
     /// True when an envelope describes this object as the worker issued it. Compared field by field, not
@@ -105,7 +244,7 @@ internal sealed class StoredObject(ObjectId id, ObjectOwner owner, ObjectData da
     /// </summary>
     public bool Matches(RefEnvelope envelope) =>
         envelope.ObjectId == Id
-        && envelope.Owner == Owner
+        && envelope.Owner == Owner.AsOwner
         && envelope.Size == Data.Length
         && envelope.Codec == Codec
         && envelope.TypeName == TypeName

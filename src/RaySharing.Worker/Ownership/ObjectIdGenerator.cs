@@ -3,15 +3,37 @@ using System.Security.Cryptography;
 namespace RaySharing.Worker.Ownership;
 
 /// <summary>
-/// Object ids: a random 64-bit prefix drawn once per worker start, then a counter. Unique across
-/// workers and restarts, and about a microsecond cheaper per put than drawing 16 random bytes. Object
-/// ids are names, not secrets; session ids and incarnations, which are, still come from
-/// <see cref="ObjectId.NewId"/>.
+/// Object ids: 128 bits from the operating system's CSPRNG, so an id cannot be guessed from another
+/// and a flipped bit names no other object. Drawn in batches per thread: one RandomNumberGenerator call
+/// per <see cref="BatchIds"/> puts keeps a put as cheap as the counter it replaces.
 /// </summary>
 internal sealed class ObjectIdGenerator
 {
-    private readonly ulong _prefix = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
-    private long _counter;
+    private const int BatchIds = 256;
 
-    public ObjectId Next() => ObjectId.FromHalves(_prefix, (ulong)Interlocked.Increment(ref _counter));
+    [ThreadStatic]
+    private static byte[]? t_batch;
+
+    [ThreadStatic]
+    private static int t_next;
+
+    public ObjectId Next()
+    {
+        while (true)
+        {
+            var batch = t_batch ??= new byte[BatchIds * ObjectId.Length];
+            if (t_next == 0)
+            {
+                RandomNumberGenerator.Fill(batch);
+            }
+
+            var id = ObjectId.FromBytes(batch.AsSpan(t_next * ObjectId.Length, ObjectId.Length));
+            t_next = (t_next + 1) % BatchIds;
+            // The all-zero id means "none" on the wire; drawing it is a 2^-128 event, but never hand it out.
+            if (!id.IsEmpty)
+            {
+                return id;
+            }
+        }
+    }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using RaySharing.Protocol;
 using RaySharing.Worker.Diagnostics;
@@ -10,27 +11,42 @@ namespace RaySharing.Worker.Ownership;
 /// DESIGN.md live: an object lives while it is registered or borrowed; an owner's death frees all it owns.
 /// </summary>
 /// <remarks>
-/// One lock guards the whole graph. Almost every operation crosses entities (a fetch touches a holder,
-/// its objects and a session; a session's end touches holders and objects), each is a few dictionary
-/// operations, and bytes are never copied under it, so one lock is both simplest to prove correct and
-/// cheap. It also gives the actor guarantee: calls on one holder are serialized.
+/// <para>Locks, always taken in this order (a thread holding one takes only later ones):</para>
+/// <list type="number">
+/// <item><c>_gate</c>: which sessions and holders exist (creation, kill, session end). Held for O(1) work.</item>
+/// <item>A holder's <see cref="OwnerState.Gate"/>: its registry and object list. Every call on one holder
+/// takes it, which is the actor guarantee; calls on different holders do not wait for each other.</item>
+/// <item>A session's <see cref="OwnerState.Gate"/>: its borrows and its own objects' list.</item>
+/// <item>One of <see cref="IndexShards"/> shard locks of the id index, chosen by the (random) id.</item>
+/// <item>The tombstones' lock.</item>
+/// </list>
+/// <para>An object's reference count (registrations plus borrows) is atomic; the one caller that takes it
+/// to zero frees the object, after leaving the session lock it may hold. An owner's death is a flag set
+/// under its gate: resolution reads the object's owner first, so every later get, fetch or borrow answers
+/// OWNER_DIED at once, and the objects and their bytes are reclaimed in the background, in batches that
+/// each hold a lock for at most <see cref="ReclaimBatch"/> objects.</para>
 /// </remarks>
 internal sealed class OwnershipGraph
 {
+    /// <summary>Objects freed per reclaim batch: a few tens of microseconds under a lock.</summary>
+    internal const int ReclaimBatch = 512;
+
     private const string DefaultNamespace = "default";
+    private const int IndexShards = 64;
 
     private readonly Lock _gate = new();
-    private readonly Dictionary<ObjectId, SessionState> _sessions = [];
-    private readonly Dictionary<ObjectId, SessionState> _sessionsByToken = [];
-    private readonly Dictionary<HolderKey, HolderState> _holders = [];
-    private readonly Dictionary<ObjectId, StoredObject> _objects = [];
+    private readonly ConcurrentDictionary<ObjectId, SessionState> _sessionsByToken = new();
+    private readonly ConcurrentDictionary<HolderKey, HolderState> _holders = new();
+    private readonly IndexShard[] _index = new IndexShard[IndexShards];
+    private readonly ConcurrentQueue<OwnerState> _dead = new();
     private readonly Tombstones _tombstones;
     private readonly ObjectIdGenerator _ids = new();
     private readonly ObjectStore _store;
     private readonly WorkerOptions _options;
     private readonly ILogger _logger;
-
     private readonly TimeProvider _time;
+    private long _objectCount;
+    private int _reclaiming;
 
     public OwnershipGraph(WorkerIdentity identity, ObjectStore store, WorkerOptions options, ILogger<OwnershipGraph> logger, TimeProvider time)
     {
@@ -41,9 +57,19 @@ internal sealed class OwnershipGraph
         // Logging happens in the middle of multi-step updates; a failing log provider must not cut one short.
         _logger = new GuardedLogger(logger);
         _tombstones = new Tombstones(options.TombstoneCapacity);
+        for (var i = 0; i < _index.Length; i++)
+        {
+            _index[i] = new IndexShard();
+        }
     }
 
     public WorkerIdentity Identity { get; }
+
+    /// <summary>Awaited before each reclaim batch when set; lets tests hold the reclaim to observe the states in between.</summary>
+    internal Func<Task>? BeforeReclaimBatch { get; set; }
+
+    /// <summary>True while owners' objects are still being reclaimed in the background.</summary>
+    internal bool Reclaiming => Volatile.Read(ref _reclaiming) != 0 || !_dead.IsEmpty;
 
     // ---- Sessions ----
 
@@ -53,382 +79,20 @@ internal sealed class OwnershipGraph
         var lease = requestedLease <= TimeSpan.Zero
             ? _options.DefaultLease
             : TimeSpan.FromTicks(Math.Clamp(requestedLease.Ticks, _options.MinLease.Ticks, _options.MaxLease.Ticks));
-        var session = new SessionState(ObjectId.NewId(), ObjectId.NewId(), ns, clientName, lease, NowMillis() + (long)lease.TotalMilliseconds);
+        var session = new SessionState(ObjectId.NewId(), ObjectId.NewId(), ns, clientName, lease, NowMillis() + (long)lease.TotalMilliseconds, Identity.Location);
         lock (_gate)
         {
-            _sessions.Add(session.Id, session);
-            _sessionsByToken.Add(session.Token, session);
+            _sessionsByToken.TryAdd(session.Token, session);
         }
 
         WorkerLog.SessionOpened(_logger, session.Id, ns, clientName, lease.TotalMilliseconds);
         return session;
     }
 
-    public TimeSpan KeepAlive(ObjectId sessionToken)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            session.ExpiresAtMillis = NowMillis() + (long)session.Lease.TotalMilliseconds;
-            return session.Lease;
-        }
-    }
-
-    public SessionState RequireSession(ObjectId sessionToken)
-    {
-        lock (_gate)
-        {
-            return RequireSessionLocked(sessionToken);
-        }
-    }
-
-    public void CloseSession(ObjectId sessionToken)
-    {
-        lock (_gate)
-        {
-            if (_sessionsByToken.TryGetValue(sessionToken, out var session))
-            {
-                EndSessionLocked(session, "closed");
-            }
-        }
-    }
-
-    /// <summary>Ends every session whose lease has lapsed; returns how many.</summary>
-    public int ExpireLapsedSessions()
-    {
-        var now = NowMillis();
-        lock (_gate)
-        {
-            List<SessionState>? lapsed = null;
-            foreach (var session in _sessions.Values)
-            {
-                if (session.ExpiresAtMillis < now)
-                {
-                    (lapsed ??= []).Add(session);
-                }
-            }
-
-            if (lapsed is null)
-            {
-                return 0;
-            }
-
-            foreach (var session in lapsed)
-            {
-                EndSessionLocked(session, "lease lapsed");
-            }
-
-            return lapsed.Count;
-        }
-    }
-
-    // ---- Holders ----
-
-    public (HolderSnapshot Holder, bool Created) GetOrCreateHolder(ObjectId sessionToken, string ns, string name, HolderLifetimeKind lifetime)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var key = new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name"));
-            if (_holders.TryGetValue(key, out var existing))
-            {
-                return (existing.Snapshot(), false);
-            }
-
-            var holder = new HolderState(key, ObjectId.NewId(), lifetime, session.Id);
-            _holders.Add(key, holder);
-            if (lifetime == HolderLifetimeKind.Session)
-            {
-                session.OwnedHolders.Add(holder);
-            }
-
-            WorkerLog.HolderCreated(_logger, key.Namespace, key.Name, holder.Incarnation, lifetime.ToString(), session.Id);
-            return (holder.Snapshot(), true);
-        }
-    }
-
-    public HolderSnapshot GetHolder(ObjectId sessionToken, string ns, string name)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var key = new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name"));
-            return _holders.TryGetValue(key, out var holder)
-                ? holder.Snapshot()
-                : throw WorkerErrors.HolderNotFound(key.Namespace, key.Name);
-        }
-    }
-
-    public IReadOnlyList<HolderSnapshot> ListHolders(ObjectId sessionToken, string ns)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var resolved = ResolveNamespace(ns, session);
-            return _holders.Values.Where(h => h.Key.Namespace == resolved).Select(h => h.Snapshot()).ToList();
-        }
-    }
-
-    public long KillHolder(ObjectId sessionToken, HolderAddress address)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var holder = ResolveHolderLocked(address, session);
-            return KillHolderLocked(holder, $"killed by session {session.Id}");
-        }
-    }
-
-    public int Register(ObjectId sessionToken, HolderAddress address, string key, IReadOnlyList<RefEnvelope> refs)
-    {
-        ValidateName(key, "key");
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var holder = ResolveHolderLocked(address, session);
-
-            // Check every ref before changing anything, so a bad ref leaves the registry as it was.
-            var objects = new StoredObject[refs.Count];
-            for (var i = 0; i < refs.Count; i++)
-            {
-                var stored = ResolveLocked(refs[i]);
-                if (stored.Owner != holder.AsOwner)
-                {
-                    throw WorkerErrors.NotOwner(stored.Id, stored.Owner, holder.Key);
-                }
-
-                objects[i] = stored;
-            }
-
-            if (!holder.Registry.TryGetValue(key, out var list))
-            {
-                list = new List<StoredObject>(objects.Length);
-                holder.Registry.Add(key, list);
-            }
-
-            foreach (var stored in objects)
-            {
-                stored.Registrations++;
-                list.Add(stored);
-            }
-
-            WorkerLog.Registered(_logger, holder.Key.Namespace, holder.Key.Name, key, objects.Length, list.Count);
-            return list.Count;
-        }
-    }
-
-    /// <summary>
-    /// Returns the encoded envelopes under a key from index <paramref name="start"/>: at most
-    /// <paramref name="maxCount"/> and at most <paramref name="maxBytes"/> bytes of envelopes (at least one if
-    /// any remain). The session borrows only the refs returned.
-    /// </summary>
-    public FetchPage Fetch(ObjectId sessionToken, HolderAddress address, string key, int start, int maxCount, int maxBytes)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(start);
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var holder = ResolveHolderLocked(address, session);
-            if (!holder.Registry.TryGetValue(key, out var list))
-            {
-                throw WorkerErrors.KeyNotFound(holder.Key, key);
-            }
-
-            var end = start;
-            long bytes = 0;
-            while (end < list.Count && end - start < maxCount)
-            {
-                bytes += list[end].EnvelopeBytes.Length;
-                if (end > start && bytes > maxBytes)
-                {
-                    break;
-                }
-
-                end++;
-            }
-
-            var envelopes = new byte[Math.Max(end - start, 0)][];
-            for (var i = 0; i < envelopes.Length; i++)
-            {
-                var stored = list[start + i];
-                BorrowLocked(session, stored);
-                envelopes[i] = stored.EnvelopeBytes;
-            }
-
-            return new FetchPage(envelopes, list.Count);
-        }
-    }
-
-    public int Unregister(ObjectId sessionToken, HolderAddress address, string key)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var holder = ResolveHolderLocked(address, session);
-            if (!holder.Registry.Remove(key, out var list))
-            {
-                return 0;
-            }
-
-            foreach (var stored in list)
-            {
-                stored.Registrations--;
-                FreeIfUnreferencedLocked(stored);
-            }
-
-            WorkerLog.Unregistered(_logger, holder.Key.Namespace, holder.Key.Name, key, list.Count);
-            return list.Count;
-        }
-    }
-
-    public IReadOnlyList<string> ListKeys(ObjectId sessionToken, HolderAddress address)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            return [.. ResolveHolderLocked(address, session).Registry.Keys];
-        }
-    }
-
-    // ---- Objects ----
-
-    /// <summary>Checks, before any bytes arrive, that the owner of a put is alive; returns it.</summary>
-    public ObjectOwner ResolvePutOwner(ObjectId sessionToken, HolderAddress? holderAddress)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            return holderAddress is { } address ? ResolveHolderLocked(address, session).AsOwner : session.AsOwner;
-        }
-    }
-
-    /// <summary>
-    /// Seals a put: records the object under its owner (the holder at <paramref name="holder"/>, or the
-    /// session when null) and lets the putting session borrow it, all under one lock. The caller has
-    /// reserved the space; on failure it releases it.
-    /// </summary>
-    public StoredObject CommitPut(ObjectId sessionToken, HolderAddress? holder, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
-    {
-        var id = _ids.Next();
-        // A put pinned to a holder incarnation names its owner fully, so the envelope is encoded before
-        // taking the lock, which 32 concurrent putters then hold for less time. The lock still decides
-        // whether that owner is alive.
-        var prepared = holder is { Incarnation: { } incarnation } pinned
-            && pinned.Namespace.Length > 0
-            && NameRules.Problem(pinned.Namespace, "namespace") is null
-            && NameRules.Problem(pinned.Name, "holder name") is null
-                ? Prepare(id, new ObjectOwner(OwnerKind.Holder, pinned.Namespace, pinned.Name, incarnation), data, codec, typeName, checksum)
-                : null;
-
-        StoredObject stored;
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            // For a stream the owner was checked before the bytes came; it may have died since.
-            var owningHolder = holder is { } address ? ResolveHolderLocked(address, session) : null;
-            stored = prepared ?? Prepare(id, owningHolder?.AsOwner ?? session.AsOwner, data, codec, typeName, checksum);
-            if (owningHolder is not null)
-            {
-                owningHolder.Owned.Add(id);
-            }
-            else
-            {
-                session.OwnedObjects.Add(id);
-            }
-
-            _objects.Add(id, stored);
-            BorrowLocked(session, stored);
-        }
-
-        WorkerLog.ObjectPut(_logger, stored.Id, data.Length, stored.Owner);
-        return stored;
-    }
-
-    private StoredObject Prepare(ObjectId id, ObjectOwner owner, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
-    {
-        var envelope = new RefEnvelope
-        {
-            ObjectId = id,
-            Owner = owner,
-            Location = Identity.Location,
-            Size = data.Length,
-            Codec = codec,
-            TypeName = typeName,
-            Checksum = checksum,
-        };
-        return new StoredObject(id, owner, data, codec, typeName, checksum, EnvelopeCodec.Encode(envelope));
-    }
-
-    /// <summary>Resolves an envelope to the stored object, or throws the typed reason it cannot be had.</summary>
-    public StoredObject Resolve(ObjectId sessionToken, RefEnvelope envelope)
-    {
-        lock (_gate)
-        {
-            RequireSessionLocked(sessionToken);
-            return ResolveLocked(envelope);
-        }
-    }
-
-    public void Borrow(ObjectId sessionToken, IReadOnlyList<RefEnvelope> refs)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            var objects = new StoredObject[refs.Count];
-            for (var i = 0; i < refs.Count; i++)
-            {
-                objects[i] = ResolveLocked(refs[i]);
-            }
-
-            foreach (var stored in objects)
-            {
-                BorrowLocked(session, stored);
-            }
-        }
-    }
-
-    public void Release(ObjectId sessionToken, IEnumerable<ObjectId> ids)
-    {
-        lock (_gate)
-        {
-            var session = RequireSessionLocked(sessionToken);
-            foreach (var id in ids)
-            {
-                if (!session.Borrows.TryGetValue(id, out var count))
-                {
-                    continue;
-                }
-
-                if (count == 1)
-                {
-                    session.Borrows.Remove(id);
-                }
-                else
-                {
-                    session.Borrows[id] = count - 1;
-                }
-
-                if (_objects.TryGetValue(id, out var stored))
-                {
-                    stored.Borrows--;
-                    FreeIfUnreferencedLocked(stored);
-                }
-            }
-        }
-    }
-
-    public GraphStats Stats()
-    {
-        lock (_gate)
-        {
-            return new GraphStats(_store.UsedBytes, _store.CapacityBytes, _objects.Count, _sessions.Count, _holders.Count);
-        }
-    }
-
-    // ---- Internals (all called under _gate) ----
+    public TimeSpan KeepAlive(ObjectId sessionToken) => RequireSession(sessionToken).Lease;
 
     /// <summary>The caller's live session. Every call renews its lease: a busy session is plainly alive.</summary>
-    private SessionState RequireSessionLocked(ObjectId sessionToken)
+    public SessionState RequireSession(ObjectId sessionToken)
     {
         if (!_sessionsByToken.TryGetValue(sessionToken, out var session))
         {
@@ -439,7 +103,347 @@ internal sealed class OwnershipGraph
         return session;
     }
 
-    private HolderState ResolveHolderLocked(HolderAddress address, SessionState session)
+    public void CloseSession(ObjectId sessionToken)
+    {
+        if (_sessionsByToken.TryGetValue(sessionToken, out var session))
+        {
+            EndSession(session, "closed");
+        }
+    }
+
+    /// <summary>Ends every session whose lease has lapsed; returns how many.</summary>
+    public int ExpireLapsedSessions()
+    {
+        var now = NowMillis();
+        var ended = 0;
+        foreach (var session in _sessionsByToken.Values)
+        {
+            if (session.ExpiresAtMillis < now && EndSession(session, "lease lapsed"))
+            {
+                ended++;
+            }
+        }
+
+        return ended;
+    }
+
+    // ---- Holders ----
+
+    public (HolderSnapshot Holder, bool Created) GetOrCreateHolder(ObjectId sessionToken, string ns, string name, HolderLifetimeKind lifetime)
+    {
+        var session = RequireSession(sessionToken);
+        var key = new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name"));
+        HolderState holder;
+        lock (_gate)
+        {
+            if (_holders.TryGetValue(key, out var existing))
+            {
+                return (existing.Snapshot(), false);
+            }
+
+            // Under _gate, as EndSession: a session-lifetime holder is never created for a session that ended.
+            if (!_sessionsByToken.ContainsKey(session.Token))
+            {
+                throw WorkerErrors.SessionExpired();
+            }
+
+            holder = new HolderState(key, ObjectId.NewId(), lifetime, session, Identity.Location);
+            _holders[key] = holder;
+            if (lifetime == HolderLifetimeKind.Session)
+            {
+                session.OwnedHolders.Add(holder);
+            }
+        }
+
+        WorkerLog.HolderCreated(_logger, key.Namespace, key.Name, holder.Incarnation, lifetime.ToString(), session.Id);
+        return (holder.Snapshot(), true);
+    }
+
+    public HolderSnapshot GetHolder(ObjectId sessionToken, string ns, string name)
+    {
+        var session = RequireSession(sessionToken);
+        var key = new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name"));
+        return _holders.TryGetValue(key, out var holder)
+            ? holder.Snapshot()
+            : throw WorkerErrors.HolderNotFound(key.Namespace, key.Name);
+    }
+
+    public IReadOnlyList<HolderSnapshot> ListHolders(ObjectId sessionToken, string ns)
+    {
+        var session = RequireSession(sessionToken);
+        var resolved = ResolveNamespace(ns, session);
+        return _holders.Values.Where(h => h.Key.Namespace == resolved).Select(h => h.Snapshot()).ToList();
+    }
+
+    /// <summary>Kills a holder in O(1); returns how many objects it owned, which the background reclaim frees.</summary>
+    public long KillHolder(ObjectId sessionToken, HolderAddress address)
+    {
+        var session = RequireSession(sessionToken);
+        var holder = ResolveHolder(address, session);
+        lock (_gate)
+        {
+            if (!_holders.TryRemove(new KeyValuePair<HolderKey, HolderState>(holder.Key, holder)))
+            {
+                // Killed by someone else since it was resolved.
+                throw DeadHolder(holder);
+            }
+
+            if (holder.Lifetime == HolderLifetimeKind.Session)
+            {
+                holder.CreatorSession.OwnedHolders.Remove(holder);
+            }
+        }
+
+        return Bury(holder, $"killed by session {session.Id}");
+    }
+
+    public int Register(ObjectId sessionToken, HolderAddress address, string key, IReadOnlyList<RefEnvelope> refs)
+    {
+        ValidateName(key, "key");
+        var session = RequireSession(sessionToken);
+        var holder = ResolveHolder(address, session);
+        List<StoredObject>? toFree = null;
+        try
+        {
+            lock (holder.Gate)
+            {
+                ThrowIfDead(holder);
+                // Check every ref before changing anything, so a bad ref leaves the registry as it was.
+                var objects = new StoredObject[refs.Count];
+                for (var i = 0; i < refs.Count; i++)
+                {
+                    var stored = ResolveEnvelope(refs[i]);
+                    if (!ReferenceEquals(stored.Owner, holder))
+                    {
+                        throw WorkerErrors.NotOwner(stored.Id, stored.Owner.AsOwner, holder.Key);
+                    }
+
+                    objects[i] = stored;
+                }
+
+                AddRefs(objects, ref toFree);
+                if (!holder.Registry.TryGetValue(key, out var list))
+                {
+                    list = new List<StoredObject>(objects.Length);
+                    holder.Registry.Add(key, list);
+                }
+
+                list.AddRange(objects);
+                WorkerLog.Registered(_logger, holder.Key.Namespace, holder.Key.Name, key, objects.Length, list.Count);
+                return list.Count;
+            }
+        }
+        finally
+        {
+            FreeAll(toFree);
+        }
+    }
+
+    /// <summary>
+    /// Returns the envelopes under a key from index <paramref name="start"/>: at most <paramref name="maxCount"/>
+    /// and at most <paramref name="maxBytes"/> bytes of envelopes, but at least one if any remain. The session
+    /// borrows exactly the refs returned.
+    /// </summary>
+    public FetchPage Fetch(ObjectId sessionToken, HolderAddress address, string key, int start, int maxCount, int maxBytes)
+    {
+        if (start < 0 || maxCount < 1 || maxBytes < 1)
+        {
+            throw WorkerErrors.InvalidRequest($"A fetch page starts at an index >= 0 and takes at least one ref of at least one byte; got start {start}, count {maxCount}, bytes {maxBytes}.");
+        }
+
+        var session = RequireSession(sessionToken);
+        var holder = ResolveHolder(address, session);
+        lock (holder.Gate)
+        {
+            ThrowIfDead(holder);
+            if (!holder.Registry.TryGetValue(key, out var list))
+            {
+                throw WorkerErrors.KeyNotFound(holder.Key, key);
+            }
+
+            var envelopes = new List<byte[]>(Math.Min(maxCount, Math.Max(0, list.Count - start)));
+            long bytes = 0;
+            for (var i = start; i < list.Count && envelopes.Count < maxCount; i++)
+            {
+                var envelope = list[i].EnvelopeBytes;
+                if (envelopes.Count > 0 && bytes + envelope.Length > maxBytes)
+                {
+                    break;
+                }
+
+                bytes += envelope.Length;
+                envelopes.Add(envelope);
+            }
+
+            lock (session.Gate)
+            {
+                ThrowIfEnded(session);
+                for (var i = 0; i < envelopes.Count; i++)
+                {
+                    // Registered, and the holder's gate keeps it so: the count is above zero.
+                    var stored = list[start + i];
+                    stored.TryAddRef();
+                    AddBorrowLocked(session, stored.Id);
+                }
+            }
+
+            return new FetchPage([.. envelopes], list.Count);
+        }
+    }
+
+    public int Unregister(ObjectId sessionToken, HolderAddress address, string key)
+    {
+        var session = RequireSession(sessionToken);
+        var holder = ResolveHolder(address, session);
+        List<StoredObject>? list;
+        lock (holder.Gate)
+        {
+            ThrowIfDead(holder);
+            if (!holder.Registry.Remove(key, out list))
+            {
+                return 0;
+            }
+
+            foreach (var stored in list)
+            {
+                if (stored.Release(1))
+                {
+                    FreeUnreferenced(stored);
+                }
+            }
+        }
+
+        WorkerLog.Unregistered(_logger, holder.Key.Namespace, holder.Key.Name, key, list.Count);
+        return list.Count;
+    }
+
+    public IReadOnlyList<string> ListKeys(ObjectId sessionToken, HolderAddress address)
+    {
+        var session = RequireSession(sessionToken);
+        var holder = ResolveHolder(address, session);
+        lock (holder.Gate)
+        {
+            ThrowIfDead(holder);
+            return [.. holder.Registry.Keys];
+        }
+    }
+
+    // ---- Objects ----
+
+    /// <summary>Checks, before any bytes arrive, that the owner of a put is alive; returns it.</summary>
+    public ObjectOwner ResolvePutOwner(ObjectId sessionToken, HolderAddress? holderAddress)
+    {
+        var session = RequireSession(sessionToken);
+        return holderAddress is { } address ? ResolveHolder(address, session).AsOwner : session.AsOwner;
+    }
+
+    /// <summary>
+    /// Seals a put: records the object under its owner (the holder at <paramref name="holder"/>, or the
+    /// session when null) and lets the putting session borrow it. The caller has reserved the space; on
+    /// failure it releases it.
+    /// </summary>
+    public StoredObject CommitPut(ObjectId sessionToken, HolderAddress? holder, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
+    {
+        var session = RequireSession(sessionToken);
+        // For a stream the owner was checked before the bytes came; it may have died since.
+        var owningHolder = holder is { } address ? ResolveHolder(address, session) : null;
+        OwnerState owner = owningHolder is null ? session : owningHolder;
+        var stored = new StoredObject(_ids.Next(), owner, data, codec, typeName, checksum);
+        if (owningHolder is not null)
+        {
+            lock (owningHolder.Gate)
+            {
+                ThrowIfDead(owningHolder);
+                CommitLocked(session, stored);
+            }
+        }
+        else
+        {
+            CommitLocked(session, stored);
+        }
+
+        WorkerLog.ObjectPut(_logger, stored.Id, data.Length, owner.AsOwner);
+        return stored;
+    }
+
+    /// <summary>Resolves an envelope to the stored object, or throws the typed reason it cannot be had.</summary>
+    public StoredObject Resolve(ObjectId sessionToken, RefEnvelope envelope)
+    {
+        RequireSession(sessionToken);
+        return ResolveEnvelope(envelope);
+    }
+
+    public void Borrow(ObjectId sessionToken, IReadOnlyList<RefEnvelope> refs)
+    {
+        var session = RequireSession(sessionToken);
+        var objects = new StoredObject[refs.Count];
+        for (var i = 0; i < refs.Count; i++)
+        {
+            objects[i] = ResolveEnvelope(refs[i]);
+        }
+
+        List<StoredObject>? toFree = null;
+        try
+        {
+            lock (session.Gate)
+            {
+                ThrowIfEnded(session);
+                AddRefs(objects, ref toFree);
+                foreach (var stored in objects)
+                {
+                    AddBorrowLocked(session, stored.Id);
+                }
+            }
+        }
+        finally
+        {
+            FreeAll(toFree);
+        }
+    }
+
+    public void Release(ObjectId sessionToken, IEnumerable<ObjectId> ids)
+    {
+        var session = RequireSession(sessionToken);
+        List<StoredObject>? toFree = null;
+        lock (session.Gate)
+        {
+            ThrowIfEnded(session);
+            var borrows = session.Borrows;
+            foreach (var id in ids)
+            {
+                if (!borrows.TryGetValue(id, out var count))
+                {
+                    continue;
+                }
+
+                if (count == 1)
+                {
+                    borrows.Remove(id);
+                }
+                else
+                {
+                    borrows[id] = count - 1;
+                }
+
+                if (Shard(id).TryGet(id, out var stored) && stored.Release(1))
+                {
+                    (toFree ??= []).Add(stored);
+                }
+            }
+
+            TrimIfSparse(borrows);
+        }
+
+        // Outside the session's gate: freeing takes the owner's, which comes earlier in the lock order.
+        FreeAll(toFree);
+    }
+
+    public GraphStats Stats() =>
+        new(_store.UsedBytes, _store.CapacityBytes, Volatile.Read(ref _objectCount), _sessionsByToken.Count, _holders.Count);
+
+    // ---- Resolution ----
+
+    private HolderState ResolveHolder(HolderAddress address, SessionState session)
     {
         var key = new HolderKey(ResolveNamespace(address.Namespace, session), ValidateName(address.Name, "holder name"));
         if (_holders.TryGetValue(key, out var holder) && (address.Incarnation is not { } pinned || pinned == holder.Incarnation))
@@ -449,14 +453,17 @@ internal sealed class OwnershipGraph
 
         if (address.Incarnation is { } incarnation)
         {
-            throw WorkerErrors.OwnerDied(null, new ObjectOwner(OwnerKind.Holder, key.Namespace, key.Name, incarnation),
-                holder is null ? "no holder of that name is alive" : $"the live holder of that name is incarnation {holder.Incarnation}");
+            var owner = new ObjectOwner(OwnerKind.Holder, key.Namespace, key.Name, incarnation);
+            throw WorkerErrors.OwnerDied(null, owner,
+                _tombstones.TryGetDeadOwner(owner, out var dead) && dead.DeathReason is { } why ? why
+                : holder is null ? "no holder of that name is alive" : $"the live holder of that name is incarnation {holder.Incarnation}");
         }
 
         throw WorkerErrors.HolderNotFound(key.Namespace, key.Name);
     }
 
-    private StoredObject ResolveLocked(RefEnvelope envelope)
+    /// <summary>The rows of ERRORS.md's "Precedence of checks", in order.</summary>
+    private StoredObject ResolveEnvelope(RefEnvelope envelope)
     {
         var owner = envelope.Owner;
         if (envelope.Location.WorkerId != Identity.WorkerId)
@@ -464,116 +471,362 @@ internal sealed class OwnershipGraph
             throw WorkerErrors.ForeignWorker(envelope, Identity);
         }
 
-        var ownerAlive = owner.Kind == OwnerKind.Holder
-            ? _holders.TryGetValue(new HolderKey(owner.Namespace, owner.Name), out var holder) && holder.Incarnation == owner.Incarnation
-            : _sessions.ContainsKey(owner.Incarnation);
-        if (!ownerAlive)
+        // What the worker knows of the id decides before what the envelope claims, so an altered owner
+        // is never taken at its word.
+        if (Shard(envelope.ObjectId).TryGet(envelope.ObjectId, out var stored))
         {
-            throw WorkerErrors.OwnerDied(envelope.ObjectId, owner, owner.Kind == OwnerKind.Holder ? "the holder was killed or its session ended" : "the owning session ended");
+            if (!stored.Matches(envelope))
+            {
+                throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
+            }
+
+            // Dead but not yet reclaimed: the flag, not the reclaim, decides.
+            return stored.Owner.Dead ? throw OwnerDied(envelope.ObjectId, stored.Owner) : stored;
         }
 
-        if (_objects.TryGetValue(envelope.ObjectId, out var stored))
+        if (_tombstones.TryGetFreed(envelope.ObjectId, out var freedOwner))
         {
-            return stored.Matches(envelope) ? stored : throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
+            if (freedOwner.AsOwner != owner)
+            {
+                throw WorkerErrors.EnvelopeMismatch(envelope.ObjectId);
+            }
+
+            throw freedOwner.Dead ? OwnerDied(envelope.ObjectId, freedOwner) : WorkerErrors.ObjectFreed(envelope.ObjectId);
         }
 
-        throw _tombstones.TryGet(envelope.ObjectId, out _)
-            ? WorkerErrors.ObjectFreed(envelope.ObjectId)
+        throw _tombstones.TryGetDeadOwner(owner, out var dead)
+            ? OwnerDied(envelope.ObjectId, dead)
             : WorkerErrors.ObjectNotFound(envelope.ObjectId);
     }
 
-    private static void BorrowLocked(SessionState session, StoredObject stored)
-    {
-        stored.Borrows++;
-        session.Borrows[stored.Id] = session.Borrows.GetValueOrDefault(stored.Id) + 1;
-    }
+    private static WorkerException OwnerDied(ObjectId? objectId, OwnerState owner) =>
+        WorkerErrors.OwnerDied(objectId, owner.AsOwner, owner.DeathReason
+            ?? (owner.AsOwner.Kind == OwnerKind.Holder ? "the holder was killed or its session ended" : "the owning session ended"));
 
-    private void FreeIfUnreferencedLocked(StoredObject stored)
+    private static WorkerException DeadHolder(HolderState holder) => OwnerDied(null, holder);
+
+    private static void ThrowIfDead(HolderState holder)
     {
-        if (stored.Registrations == 0 && stored.Borrows == 0)
+        if (holder.Dead)
         {
-            FreeLocked(stored, ErrorReasons.ObjectFreed);
-            if (stored.Owner.Kind == OwnerKind.Holder)
-            {
-                if (_holders.TryGetValue(new HolderKey(stored.Owner.Namespace, stored.Owner.Name), out var holder) && holder.Incarnation == stored.Owner.Incarnation)
-                {
-                    holder.Owned.Remove(stored.Id);
-                }
-            }
-            else if (_sessions.TryGetValue(stored.Owner.Incarnation, out var owner))
-            {
-                owner.OwnedObjects.Remove(stored.Id);
-            }
+            throw DeadHolder(holder);
         }
     }
 
-    private void FreeLocked(StoredObject stored, string reason)
+    /// <summary>A call that found its session before it ended, and reached its gate after.</summary>
+    private static void ThrowIfEnded(SessionState session)
     {
-        if (stored.Freed)
+        if (session.Dead)
+        {
+            throw WorkerErrors.SessionExpired();
+        }
+    }
+
+    // ---- Reference counts (the callers hold the locks their comments name) ----
+
+    /// <summary>Under the owner's gate (and, for a holder, not the session's yet): links, indexes and lends to the putter.</summary>
+    private void CommitLocked(SessionState session, StoredObject stored)
+    {
+        lock (session.Gate)
+        {
+            ThrowIfEnded(session);
+            if (ReferenceEquals(stored.Owner, session))
+            {
+                // A session-owned put: the session's gate is also the owner's.
+                session.Link(stored);
+            }
+            else
+            {
+                stored.Owner.Link(stored);
+            }
+
+            Shard(stored.Id).Add(stored);
+            Interlocked.Increment(ref _objectCount);
+            AddBorrowLocked(session, stored.Id);
+        }
+    }
+
+    private static void AddBorrowLocked(SessionState session, ObjectId id)
+    {
+        ref var count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(session.Borrows, id, out _);
+        count++;
+    }
+
+    /// <summary>Takes one reference on each object, or none: an object freed since it was resolved fails the call.</summary>
+    private static void AddRefs(StoredObject[] objects, ref List<StoredObject>? toFree)
+    {
+        for (var i = 0; i < objects.Length; i++)
+        {
+            if (objects[i].TryAddRef())
+            {
+                continue;
+            }
+
+            for (var j = 0; j < i; j++)
+            {
+                if (objects[j].Release(1))
+                {
+                    (toFree ??= []).Add(objects[j]);
+                }
+            }
+
+            var gone = objects[i];
+            throw gone.Owner.Dead ? OwnerDied(gone.Id, gone.Owner) : WorkerErrors.ObjectFreed(gone.Id);
+        }
+    }
+
+    private void FreeAll(List<StoredObject>? objects)
+    {
+        if (objects is null)
         {
             return;
         }
 
-        stored.Freed = true;
-        _objects.Remove(stored.Id);
+        foreach (var stored in objects)
+        {
+            FreeUnreferenced(stored);
+        }
+    }
+
+    /// <summary>Frees an object whose count reached zero. Takes the owner's gate (re-entered when the caller holds it).</summary>
+    private void FreeUnreferenced(StoredObject stored)
+    {
+        if (!stored.TryMarkFreed())
+        {
+            return;
+        }
+
+        lock (stored.Owner.Gate)
+        {
+            stored.Owner.Unlink(stored);
+        }
+
+        Drop(stored, ErrorReasons.ObjectFreed);
+        _tombstones.ObjectFreed(stored.Id, stored.Owner);
+    }
+
+    /// <summary>Removes a freed object from the index and gives its bytes back to the store.</summary>
+    private void Drop(StoredObject stored, string reason)
+    {
+        Shard(stored.Id).Remove(stored.Id);
+        Interlocked.Decrement(ref _objectCount);
         _store.Release(stored.Data.Length);
-        _tombstones.Add(stored.Id, reason);
         WorkerLog.ObjectFreed(_logger, stored.Id, stored.Data.Length, reason);
     }
 
-    private long KillHolderLocked(HolderState holder, string why)
+    // ---- Death and reclaim ----
+
+    /// <summary>Ends a session in O(1) under any lock; false when it had already ended.</summary>
+    private bool EndSession(SessionState session, string why)
     {
-        _holders.Remove(holder.Key);
-        long freed = 0;
-        foreach (var id in holder.Owned)
+        HolderState[] holders;
+        lock (_gate)
         {
-            if (_objects.TryGetValue(id, out var stored))
+            if (!_sessionsByToken.TryRemove(new KeyValuePair<ObjectId, SessionState>(session.Token, session)))
             {
-                FreeLocked(stored, ErrorReasons.OwnerDied);
-                freed++;
+                return false;
+            }
+
+            holders = [.. session.OwnedHolders];
+            session.OwnedHolders.Clear();
+            foreach (var holder in holders)
+            {
+                _holders.TryRemove(new KeyValuePair<HolderKey, HolderState>(holder.Key, holder));
             }
         }
 
-        holder.Owned.Clear();
-        holder.Registry.Clear();
-        if (holder.Lifetime == HolderLifetimeKind.Session && _sessions.TryGetValue(holder.CreatorSession, out var creator))
+        foreach (var holder in holders)
         {
-            creator.OwnedHolders.Remove(holder);
+            Bury(holder, $"its session {session.Id} ended ({why})");
         }
 
-        WorkerLog.HolderKilled(_logger, holder.Key.Namespace, holder.Key.Name, holder.Incarnation, freed, why);
-        return freed;
+        Bury(session, $"the owning session ended ({why})");
+        WorkerLog.SessionEnded(_logger, session.Id, why);
+        return true;
     }
 
-    private void EndSessionLocked(SessionState session, string why)
+    /// <summary>Marks an owner, already unreachable by name, dead; queues its objects for reclaim. O(1).</summary>
+    private long Bury(OwnerState owner, string why)
     {
-        _sessions.Remove(session.Id);
-        _sessionsByToken.Remove(session.Token);
-        foreach (var (id, count) in session.Borrows)
+        long owned;
+        lock (owner.Gate)
         {
-            if (_objects.TryGetValue(id, out var stored))
+            if (!owner.Die(why))
             {
-                stored.Borrows -= count;
-                FreeIfUnreferencedLocked(stored);
+                return 0;
+            }
+
+            owned = owner.OwnedCount;
+        }
+
+        _tombstones.OwnerDied(owner);
+        if (owner is HolderState holder)
+        {
+            WorkerLog.HolderKilled(_logger, holder.Key.Namespace, holder.Key.Name, holder.Incarnation, owned, why);
+        }
+
+        _dead.Enqueue(owner);
+        if (Interlocked.CompareExchange(ref _reclaiming, 1, 0) == 0)
+        {
+            _ = Task.Run(ReclaimAsync);
+        }
+
+        return owned;
+    }
+
+    /// <summary>
+    /// Frees dead owners' objects and drops dead sessions' borrows, <see cref="ReclaimBatch"/> at a time,
+    /// yielding between batches so that calls waiting for a lock get it.
+    /// </summary>
+    private async Task ReclaimAsync()
+    {
+        while (true)
+        {
+            while (_dead.TryDequeue(out var owner))
+            {
+                try
+                {
+                    await ReclaimAsync(owner).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    // A bug here must not leave later owners unreclaimed; their objects already answer OWNER_DIED.
+                    WorkerLog.ReclaimFailed(_logger, owner.AsOwner, ex);
+                }
+            }
+
+            foreach (var shard in _index)
+            {
+                shard.TrimIfSparse();
+            }
+
+            Volatile.Write(ref _reclaiming, 0);
+            // An owner queued after the loop saw the queue empty, but before the flag dropped, must not wait.
+            if (_dead.IsEmpty || Interlocked.CompareExchange(ref _reclaiming, 1, 0) != 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task ReclaimAsync(OwnerState owner)
+    {
+        if (owner is SessionState session)
+        {
+            Dictionary<ObjectId, int> borrows;
+            lock (session.Gate)
+            {
+                borrows = session.Borrows;
+                session.Borrows = [];
+            }
+
+            // The dictionary is the reclaim's alone now: nothing else reaches a dead session's borrows.
+            var done = 0;
+            foreach (var (id, count) in borrows)
+            {
+                if (done++ % ReclaimBatch == 0)
+                {
+                    await YieldAsync().ConfigureAwait(false);
+                }
+
+                if (Shard(id).TryGet(id, out var stored) && stored.Release(count))
+                {
+                    FreeUnreferenced(stored);
+                }
+            }
+        }
+        else if (owner is HolderState holder)
+        {
+            lock (holder.Gate)
+            {
+                // Its registrations die with it: every object on it is the holder's own and freed below.
+                holder.Registry = new(StringComparer.Ordinal);
             }
         }
 
-        session.Borrows.Clear();
-        foreach (var id in session.OwnedObjects)
+        while (true)
         {
-            if (_objects.TryGetValue(id, out var stored))
+            await YieldAsync().ConfigureAwait(false);
+            List<StoredObject> batch;
+            lock (owner.Gate)
             {
-                FreeLocked(stored, ErrorReasons.OwnerDied);
+                batch = owner.TakeBatch(ReclaimBatch);
+            }
+
+            if (batch.Count == 0)
+            {
+                return;
+            }
+
+            foreach (var stored in batch)
+            {
+                if (stored.TryMarkFreed())
+                {
+                    Drop(stored, ErrorReasons.OwnerDied);
+                }
+            }
+        }
+    }
+
+    private async Task YieldAsync()
+    {
+        if (BeforeReclaimBatch is { } hook)
+        {
+            await hook().ConfigureAwait(false);
+        }
+
+        await Task.Yield();
+    }
+
+    private static void TrimIfSparse<TKey, TValue>(Dictionary<TKey, TValue> dictionary)
+        where TKey : notnull
+    {
+        // Rebuilding costs O(count) under the caller's lock: only when the table is mostly empty and small.
+        if (dictionary.Count <= 4096 && dictionary.Count * 4 < dictionary.EnsureCapacity(0) && dictionary.EnsureCapacity(0) > 64)
+        {
+            dictionary.TrimExcess();
+        }
+    }
+
+    private IndexShard Shard(ObjectId id) => _index[(int)(id.GetHashCode() & 0x7fffffff) % IndexShards];
+
+    /// <summary>One part of the id -> object index, with its own lock (the innermost but the tombstones').</summary>
+    private sealed class IndexShard
+    {
+        private readonly Lock _gate = new();
+        private readonly Dictionary<ObjectId, StoredObject> _objects = [];
+
+        public bool TryGet(ObjectId id, out StoredObject stored)
+        {
+            lock (_gate)
+            {
+                return _objects.TryGetValue(id, out stored!);
             }
         }
 
-        session.OwnedObjects.Clear();
-        foreach (var holder in session.OwnedHolders.ToArray())
+        public void Add(StoredObject stored)
         {
-            KillHolderLocked(holder, $"its session {session.Id} ended ({why})");
+            lock (_gate)
+            {
+                _objects.Add(stored.Id, stored);
+            }
         }
 
-        WorkerLog.SessionEnded(_logger, session.Id, why);
+        public void Remove(ObjectId id)
+        {
+            lock (_gate)
+            {
+                _objects.Remove(id);
+            }
+        }
+
+        public void TrimIfSparse()
+        {
+            lock (_gate)
+            {
+                OwnershipGraph.TrimIfSparse(_objects);
+            }
+        }
     }
 
     private static string ResolveNamespace(string ns, SessionState session) =>

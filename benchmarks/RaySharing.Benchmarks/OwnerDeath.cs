@@ -1,0 +1,146 @@
+using System.Diagnostics;
+
+namespace RaySharing.Benchmarks;
+
+/// <summary>
+/// What an owner's death costs: holder A is filled with registered 100-byte objects, then killed while
+/// one caller keeps getting an object of holder B. Memory is this process's GC heap after a full,
+/// compacting collection (worker and client share the process; the client holds no refs of A by then).
+/// </summary>
+internal sealed record OwnerDeathResult(
+    int Objects,
+    TimeSpan FillTime,
+    long HeapBeforeBytes,
+    long HeapFilledBytes,
+    long HeapAfterBytes,
+    long WorkingSetBeforeBytes,
+    long WorkingSetFilledBytes,
+    long WorkingSetAfterBytes,
+    TimeSpan KillCall,
+    TimeSpan Reclaim,
+    int GetsDuringReclaim,
+    double GetP50Micros,
+    double GetP99Micros,
+    double GetMaxMicros,
+    int GetsBeforeKill,
+    double GetP99BeforeMicros,
+    double GetMaxBeforeMicros,
+    TimeSpan GcPauseDuringReclaim,
+    int CollectionsDuringReclaim,
+    int Gen2DuringReclaim)
+{
+    /// <summary>GC heap bytes per registered 100-byte object, payload included.</summary>
+    public double BytesPerObject => (HeapFilledBytes - HeapBeforeBytes) / (double)Objects;
+
+    /// <summary>Process working set per object, for comparison (includes the GC's free space and segments not yet returned).</summary>
+    public double WorkingSetPerObject => (WorkingSetFilledBytes - WorkingSetBeforeBytes) / (double)Objects;
+
+    public static double Percentile(List<double> values, double p)
+    {
+        if (values.Count == 0)
+        {
+            return 0;
+        }
+
+        values.Sort();
+        return values[Math.Max(1, (int)Math.Ceiling(p * values.Count)) - 1];
+    }
+}
+
+/// <summary>Runs the owner-death phase against the workload's worker.</summary>
+internal static class OwnerDeath
+{
+    public const int Batch = 1_000;
+    public const int Fillers = 8;
+
+    /// <summary>Gets on holder B are timed from this long before the kill, as the baseline.</summary>
+    private static readonly TimeSpan Baseline = TimeSpan.FromMilliseconds(500);
+
+    public static async Task<OwnerDeathResult> RunAsync(Workload workload, int objects, TextWriter progress, CancellationToken cancellationToken)
+    {
+        var client = workload.Client;
+        var usedBefore = (await client.GetStoreStatsAsync(cancellationToken).ConfigureAwait(false)).UsedBytes;
+        var (heapBefore, setBefore) = Memory();
+        var doomed = await client.GetOrCreateHolderAsync("bench-doomed", HolderLifetime.Detached, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+        // Fill A: each filler puts a batch, registers it under its own key, and drops its refs, as executors do.
+        var fill = Stopwatch.StartNew();
+        var payload = new byte[Workload.PayloadBytes];
+        var next = -1;
+        var batches = objects / Batch;
+        var fillers = Enumerable.Range(0, Fillers).Select(_ => Task.Run(async () =>
+        {
+            var refs = new List<ObjectRef>(Batch);
+            int batch;
+            while ((batch = Interlocked.Increment(ref next)) < batches)
+            {
+                for (var i = 0; i < Batch; i++)
+                {
+                    refs.Add(await client.PutAsync(payload, doomed, cancellationToken).ConfigureAwait(false));
+                }
+
+                await doomed.RegisterAsync($"batch-{batch}", refs, cancellationToken).ConfigureAwait(false);
+                await client.ReleaseAsync(refs, cancellationToken).ConfigureAwait(false);
+                refs.Clear();
+                if (batch % 100 == 99)
+                {
+                    progress.WriteLine($"owner death: {(batch + 1) * Batch:N0} of {objects:N0} objects registered");
+                }
+            }
+        }, cancellationToken)).ToArray();
+        await Task.WhenAll(fillers).ConfigureAwait(false);
+        fill.Stop();
+        var (heapFilled, setFilled) = Memory();
+
+        // One caller gets B's object back to back; each get is stamped with its start.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var gets = new List<(long Start, long Ticks)>();
+        var getter = Task.Run(async () =>
+        {
+            var none = new List<ObjectRef>();
+            while (!stop.IsCancellationRequested)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await workload.GetAsync(none, cancellationToken).ConfigureAwait(false);
+                gets.Add((start, Stopwatch.GetTimestamp() - start));
+            }
+        }, cancellationToken);
+
+        await Task.Delay(Baseline, cancellationToken).ConfigureAwait(false);
+        var paused = GC.GetTotalPauseDuration();
+        var (gen0, gen2) = (GC.CollectionCount(0), GC.CollectionCount(2));
+        var killed = Stopwatch.GetTimestamp();
+        await doomed.KillAsync(cancellationToken).ConfigureAwait(false);
+        var killCall = Stopwatch.GetElapsedTime(killed);
+        while ((await client.GetStoreStatsAsync(cancellationToken).ConfigureAwait(false)).UsedBytes > usedBefore)
+        {
+            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+        }
+
+        var reclaimed = Stopwatch.GetTimestamp();
+        var gcPause = GC.GetTotalPauseDuration() - paused;
+        var (collections, gen2s) = (GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
+        await stop.CancelAsync().ConfigureAwait(false);
+        await getter.ConfigureAwait(false);
+        var (heapAfter, setAfter) = Memory();
+
+        static double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
+        var during = gets.Where(g => g.Start >= killed && g.Start <= reclaimed).Select(g => Micros(g.Ticks)).ToList();
+        var before = gets.Where(g => g.Start < killed).Select(g => Micros(g.Ticks)).ToList();
+        var max = during.Count == 0 ? 0 : during.Max();
+        return new OwnerDeathResult(batches * Batch, fill.Elapsed, heapBefore, heapFilled, heapAfter, setBefore, setFilled, setAfter,
+            killCall, Stopwatch.GetElapsedTime(killed, reclaimed), during.Count,
+            OwnerDeathResult.Percentile(during, 0.50), OwnerDeathResult.Percentile(during, 0.99), max,
+            before.Count, OwnerDeathResult.Percentile(before, 0.99), before.Count == 0 ? 0 : before.Max(),
+            gcPause, collections, gen2s);
+    }
+
+    private static (long Heap, long WorkingSet) Memory()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        var heap = GC.GetTotalMemory(forceFullCollection: true);
+        using var process = Process.GetCurrentProcess();
+        return (heap, process.WorkingSet64);
+    }
+}
