@@ -113,7 +113,9 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         {
             // The session-lifetime holder's object by its envelope, as a stranger process would get it.
             var outcome = await BorrowAndGetAsync(creatorObject.Envelope, creatorObject.Crc, cancellationToken).ConfigureAwait(false);
-            await RecordCreatorObjectAsync(outcome, kill == KillKind.HolderCreator || workerKilled ? Expect.Error(nameof(OwnerDiedException)) : Expect.Ok,
+            // A worker started afresh (another address) points the caller at the killed one: WRONG_WORKER.
+            await RecordCreatorObjectAsync(outcome, workerKilled ? Expect.Error(nameof(WrongWorkerException))
+                : kill == KillKind.HolderCreator ? Expect.Error(nameof(OwnerDiedException)) : Expect.Ok,
                 creator, "S object by envelope", cancellationToken).ConfigureAwait(false);
         }
 
@@ -409,12 +411,12 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
             Record(Outcome.Of(ex), fetchExpect, "fetch of the job key", Source.OtherCall);
         }
 
-        // 2. Every announced object by its envelope, as a stranger process would. A restarted worker must
-        //    say its owner died (the envelope names the dead worker), never "not found" or a hang.
+        // 2. Every announced object by its envelope, as a stranger process would. The worker started afresh
+        //    (another address) must say where the ref lives (WRONG_WORKER), never "not found" or a hang.
         foreach (var put in announced.Values)
         {
             var outcome = await BorrowAndGetAsync(put.Envelope, put.Crc, cancellationToken).ConfigureAwait(false);
-            Record(outcome, workerRestarted ? Expect.Error(nameof(OwnerDiedException)) : Expect.Ok, $"executor object {put.Id} by envelope");
+            Record(outcome, workerRestarted ? Expect.Error(nameof(WrongWorkerException)) : Expect.Ok, $"executor object {put.Id} by envelope");
         }
     }
 
