@@ -17,13 +17,13 @@ public sealed class ErrorReasonTests
     {
         await using var worker = await TestWorker.StartAsync(o =>
         {
-            o.MaxMessageBytes = 1 << 20;
+            o.MaxMessageBytes = 2 << 20;
             o.MaxUnaryObjectBytes = 512 << 10;
         });
         var client = await worker.ConnectAsync(o => o.MaxUnaryObjectBytes = 256 << 10);
         using var wire = new RawWire(worker.Address);
 
-        var (status, reason) = await wire.CallAsync("raysharing.v1.Objects", "Put", RawWire.Field(2, new byte[(1 << 20) + 1]), client.SessionToken);
+        var (status, reason) = await wire.CallAsync("raysharing.v1.Objects", "Put", RawWire.Field(2, new byte[(2 << 20) + 1]), client.SessionToken);
 
         Assert.Equal(StatusCode.ResourceExhausted, status);
         Assert.Equal("MESSAGE_TOO_LARGE", reason);

@@ -9,8 +9,8 @@ namespace RaySharing.Tests;
 public sealed class FetchPagingTests
 {
     [Theory]
-    [InlineData(1 << 20, 64 << 20)]
-    [InlineData(64 << 20, 1 << 20)]
+    [InlineData(2 << 20, 64 << 20)]
+    [InlineData(64 << 20, 2 << 20)]
     public async Task RegisterAndFetch_ListOfManyPages_EveryRefInOrder(int workerMessageBytes, int clientMessageBytes)
     {
         await using var worker = await TestWorker.StartAsync(o =>
