@@ -68,14 +68,19 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <summary>
     /// Connects to a worker and opens a session, whose lease the client then renews in the background.
     /// </summary>
-    /// <param name="options">Settings; null for the defaults (worker at <c>http://127.0.0.1:7480</c>).</param>
+    /// <param name="options">
+    /// Settings; null for the defaults (worker at <c>http://127.0.0.1:7480</c>). They are validated and copied
+    /// here: changing <paramref name="options"/> after this call does not change the client.
+    /// </param>
     /// <param name="cancellationToken">Cancels the connect.</param>
     /// <exception cref="ArgumentException">An option is out of range; the message names it.</exception>
     /// <exception cref="WorkerUnavailableException">No worker answers at the address.</exception>
     /// <exception cref="RaySharingTimeoutException">The worker did not answer within <see cref="RaySharingClientOptions.CallTimeout"/>.</exception>
     public static async Task<RaySharingClient> ConnectAsync(RaySharingClientOptions? options = null, CancellationToken cancellationToken = default)
     {
-        options ??= new RaySharingClientOptions();
+        // A snapshot: the caller's object may change later, the live client must not (a chunk size of 0
+        // set after connect would otherwise make streaming puts loop forever).
+        options = (options ?? new RaySharingClientOptions()).Clone();
         options.Validate();
         var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var handler = new SocketsHttpHandler
