@@ -287,41 +287,78 @@ public sealed partial class RaySharingClient
     {
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         using var call = _objects.PutStream(new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        var stored = false;
         try
         {
             try
             {
-                var first = true;
-                for (long offset = 0; offset < data.Length || first; offset += _options.ChunkBytes)
+                // The header travels alone and the worker answers it with its response headers once it has
+                // reserved room for the whole object: a refusal (store full, owner dead) then arrives before
+                // any byte is sent, as a status rather than as a write cut off under a stream in flight.
+                idle.CancelAfter(_options.StreamIdleTimeout);
+                await call.RequestStream.WriteAsync(new PutRequest { Header = header }, idle.Token).ConfigureAwait(false);
+                var headers = await call.ResponseHeadersAsync.WaitAsync(idle.Token).ConfigureAwait(false);
+                // A refusal is a trailers-only response, whose headers arrive too, without the go-ahead.
+                var accepted = headers.GetValue(WireHeaders.PutAccepted) is not null;
+                for (long offset = 0; accepted && offset < data.Length && !HasEnded(call); offset += _options.ChunkBytes)
                 {
                     var length = (int)Math.Min(_options.ChunkBytes, data.Length - offset);
-                    var message = new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice((int)offset, length)) };
-                    if (first)
-                    {
-                        message.Header = header;
-                        first = false;
-                    }
-
                     idle.CancelAfter(_options.StreamIdleTimeout);
-                    await call.RequestStream.WriteAsync(message, idle.Token).ConfigureAwait(false);
+                    await call.RequestStream.WriteAsync(new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice((int)offset, length)) }, idle.Token).ConfigureAwait(false);
                 }
 
-                idle.CancelAfter(_options.StreamIdleTimeout);
-                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                if (accepted && !HasEnded(call))
+                {
+                    idle.CancelAfter(_options.StreamIdleTimeout);
+                    await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                }
             }
-            catch (Exception ex) when (ex is RpcException or IOException or InvalidOperationException or ObjectDisposedException && !idle.IsCancellationRequested)
+            catch (Exception)
             {
-                // The worker may end the call before reading everything (store full, owner died): a write
-                // then fails without saying why, but the call's status does. Fall through to read it.
+                // Whatever a write or the handshake saw (a reset stream, an ended call, the idle timeout), the
+                // call's status says why: the worker's reason, or the timeout or cancellation read below.
             }
 
             idle.CancelAfter(_options.StreamIdleTimeout);
             var reply = await call.ResponseAsync.WaitAsync(idle.Token).ConfigureAwait(false);
+            stored = true;
             return AdoptBorrowed(reply.Envelope, create);
         }
         catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken) is { } mapped)
         {
             throw mapped;
+        }
+        finally
+        {
+            if (!stored)
+            {
+                // A refused or failed put ends its request with a reset, never with a graceful end of stream: a
+                // DATA frame on a stream the worker already closed makes Kestrel close the whole connection,
+                // and every other call on it with it.
+                await idle.CancelAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// True once the worker has ended the put (refused it, or failed it midway): nothing more may be sent on
+    /// it, because Kestrel answers a DATA frame on a stream it has closed by closing the whole connection.
+    /// </summary>
+    private static bool HasEnded(AsyncClientStreamingCall<PutRequest, PutReply> call)
+    {
+        if (call.ResponseAsync.IsCompleted)
+        {
+            return true;
+        }
+
+        try
+        {
+            call.GetStatus();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 
@@ -398,9 +435,17 @@ public sealed partial class RaySharingClient
         }
     }
 
-    /// <summary>Maps a streaming call's failure: the caller's cancellation, the idle timeout, or a worker error.</summary>
+    /// <summary>
+    /// Maps a streaming call's failure: the caller's cancellation, the idle timeout, a worker error, or a
+    /// broken connection. Null for the client's own typed errors (a corrupted transfer), which pass as they are.
+    /// </summary>
     private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken)
     {
+        if (exception is RaySharingException or RaySharingTimeoutException)
+        {
+            return null;
+        }
+
         if (cancellationToken.IsCancellationRequested)
         {
             return new OperationCanceledException($"{operation} was canceled.", exception, cancellationToken);
@@ -416,7 +461,9 @@ public sealed partial class RaySharingClient
             return ExceptionFactory.StreamIdle(operation, _address, _options.StreamIdleTimeout);
         }
 
-        return exception is RpcException rpc ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken) : null;
+        return exception is RpcException rpc
+            ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken)
+            : ExceptionFactory.ConnectionLost(operation, _address, exception);
     }
 
     private static Codec ToWire(ObjectCodec codec) => codec switch

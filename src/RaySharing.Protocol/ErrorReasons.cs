@@ -81,4 +81,10 @@ public static class WireHeaders
 
     /// <summary>Error trailer: the holder incarnation (or owning session id) the error is about, in hex.</summary>
     public const string Incarnation = "rs-incarnation";
+
+    /// <summary>
+    /// Response header of <c>PutStream</c>, value <c>1</c>: the worker has reserved room for the object and reads
+    /// its bytes. A client that sends the header alone waits for it; without it the put was refused.
+    /// </summary>
+    public const string PutAccepted = "rs-put-accepted";
 }

@@ -77,6 +77,10 @@ internal static class ExceptionFactory
     public static RaySharingTimeoutException Deadline(string operation, string address, TimeSpan timeout, Exception inner) =>
         new($"{operation} on worker {address} did not complete within {timeout.TotalSeconds:0.###} s (CallTimeout). The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.", inner);
 
+    /// <summary>A transport failure that reached the client without a gRPC status (a stream's reset, an aborted request).</summary>
+    public static WorkerUnavailableException ConnectionLost(string operation, string address, Exception inner) =>
+        new($"{operation} lost its connection to the worker at {address}: {inner.Message}. The call may be tried again.", address, inner);
+
     public static InvalidEnvelopeException InvalidEnvelope(EnvelopeFormatException ex) =>
         new($"The bytes are not a valid ref envelope: {ex.Message}", ex);
 
