@@ -154,7 +154,7 @@ public sealed partial class RaySharingClient
         var request = new BorrowRequest();
         request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
         var scope = BeginCall(cancellationToken);
-        await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+        await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
         return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null);
     }
 
@@ -276,7 +276,7 @@ public sealed partial class RaySharingClient
         }
         catch (RpcException ex)
         {
-            throw UnaryFailure(ex, "Put", scope, cancellationToken);
+            throw UnaryFailure(ex, "Put", call, scope, cancellationToken, PutSubject(header));
         }
 
         return AdoptBorrowed(reply.Envelope, create);
@@ -288,6 +288,7 @@ public sealed partial class RaySharingClient
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         using var call = _objects.PutStream(new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
         var stored = false;
+        var accepted = false;
         try
         {
             try
@@ -299,7 +300,7 @@ public sealed partial class RaySharingClient
                 await call.RequestStream.WriteAsync(new PutRequest { Header = header }, idle.Token).ConfigureAwait(false);
                 var headers = await call.ResponseHeadersAsync.WaitAsync(idle.Token).ConfigureAwait(false);
                 // A refusal is a trailers-only response, whose headers arrive too, without the go-ahead.
-                var accepted = headers.GetValue(WireHeaders.PutAccepted) is not null;
+                accepted = headers.GetValue(WireHeaders.PutAccepted) is not null;
                 for (long offset = 0; accepted && offset < data.Length && !HasEnded(call); offset += _options.ChunkBytes)
                 {
                     var length = (int)Math.Min(_options.ChunkBytes, data.Length - offset);
@@ -324,7 +325,7 @@ public sealed partial class RaySharingClient
             stored = true;
             return AdoptBorrowed(reply.Envelope, create);
         }
-        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken) is { } mapped)
+        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken, PutSubject(header), accepted) is { } mapped)
         {
             throw mapped;
         }
@@ -371,7 +372,7 @@ public sealed partial class RaySharingClient
         if (envelope.Size <= MaxUnaryObjectBytes)
         {
             var scope = BeginCall(cancellationToken);
-            var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
             bytes = AdoptArray(reply.Data);
         }
         else
@@ -404,6 +405,7 @@ public sealed partial class RaySharingClient
         var bytes = new byte[envelope.Size];
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         using var call = _objects.GetStream(request, new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        var received = false;
         try
         {
             long offset = 0;
@@ -415,6 +417,7 @@ public sealed partial class RaySharingClient
                     break;
                 }
 
+                received = true;
                 var chunk = call.ResponseStream.Current.Data.Span;
                 if (chunk.Length > bytes.Length - offset)
                 {
@@ -429,7 +432,7 @@ public sealed partial class RaySharingClient
                 ? bytes
                 : throw ExceptionFactory.Corrupted(envelope, $"the stream ended after {offset} of {envelope.Size} bytes");
         }
-        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken) is { } mapped)
+        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken, CallSubject.Object(envelope.ObjectId), received) is { } mapped)
         {
             throw mapped;
         }
@@ -439,7 +442,7 @@ public sealed partial class RaySharingClient
     /// Maps a streaming call's failure: the caller's cancellation, the idle timeout, a worker error, or a
     /// broken connection. Null for the client's own typed errors (a corrupted transfer), which pass as they are.
     /// </summary>
-    private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken)
+    private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken, CallSubject subject, bool answered)
     {
         if (exception is RaySharingException or RaySharingTimeoutException)
         {
@@ -458,13 +461,16 @@ public sealed partial class RaySharingClient
 
         if (idle.IsCancellationRequested && exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
         {
-            return ExceptionFactory.StreamIdle(operation, _address, _options.StreamIdleTimeout);
+            return ExceptionFactory.StreamIdle(operation, _address, _options.StreamIdleTimeout, subject, RequestSent(answered), exception);
         }
 
         return exception is RpcException rpc
-            ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken)
+            ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken, subject)
             : ExceptionFactory.ConnectionLost(operation, _address, exception);
     }
+
+    private static CallSubject PutSubject(PutHeader header) =>
+        header.OwnerHolder is { } owner ? CallSubject.Holder(owner.Namespace, owner.Name) : default;
 
     private static Codec ToWire(ObjectCodec codec) => codec switch
     {

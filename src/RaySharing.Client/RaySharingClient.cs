@@ -136,7 +136,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             Name = name,
             Namespace = holderNamespace ?? string.Empty,
             Lifetime = lifetime == HolderLifetime.Session ? Protocol.V1.HolderLifetime.Session : Protocol.V1.HolderLifetime.Detached,
-        }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+        }, scope.Options), scope, cancellationToken, CallSubject.Holder(holderNamespace ?? Namespace, name)).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }
 
@@ -148,7 +148,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("GetHolder", _holders.GetAsync(
             new GetHolderRequest { Name = name, Namespace = holderNamespace ?? string.Empty },
-            scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            scope.Options), scope, cancellationToken, CallSubject.Holder(holderNamespace ?? Namespace, name)).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }
 
@@ -170,7 +170,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(holder);
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("KillHolder", _holders.KillAsync(
-            new KillHolderRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            new KillHolderRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (long)reply.FreedObjects;
     }
 
@@ -186,7 +186,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         }
 
         var scope = BeginCall(cancellationToken);
-        var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+        var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (int)reply.Count;
     }
 
@@ -199,7 +199,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         {
             var scope = BeginCall(cancellationToken);
             reply = await UnaryAsync("Fetch", _holders.FetchAsync(
-                new FetchRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+                new FetchRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         }
         catch (RegistryKeyNotFoundException ex)
         {
@@ -220,7 +220,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         ValidateKey(key);
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Unregister", _holders.UnregisterAsync(
-            new UnregisterRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            new UnregisterRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (int)reply.Removed;
     }
 
@@ -228,7 +228,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     {
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("ListKeys", _holders.ListKeysAsync(
-            new ListKeysRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            new ListKeysRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return [.. reply.Keys];
     }
 
@@ -356,7 +356,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             : new CallScope(new CallOptions(_sessionHeaders, cancellationToken: deadline), deadline, armDeadline: false);
     }
 
-    private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken)
+    private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken, CallSubject subject = default)
     {
         using (call)
         using (scope.Arm(call))
@@ -367,18 +367,39 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             }
             catch (RpcException ex)
             {
-                throw UnaryFailure(ex, operation, scope, cancellationToken);
+                throw UnaryFailure(ex, operation, call, scope, cancellationToken, subject);
             }
         }
     }
 
     /// <summary>What a failed unary call throws.</summary>
-    private Exception UnaryFailure(RpcException exception, string operation, CallScope scope, CancellationToken cancellationToken) =>
+    private Exception UnaryFailure<TReply>(RpcException exception, string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken, CallSubject subject) =>
         // The deadline fired: whatever status the cut-off call ended with (Cancelled, or Internal when it
         // was cut while starting), this is a timeout.
         scope.DeadlinePassed && !cancellationToken.IsCancellationRequested
-            ? ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, exception)
-            : ExceptionFactory.FromRpc(exception, operation, _address, SessionId, cancellationToken);
+            ? ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, subject, RequestSent(call.ResponseHeadersAsync.IsCompletedSuccessfully), exception)
+            : ExceptionFactory.FromRpc(exception, operation, _address, SessionId, cancellationToken, subject);
+
+    /// <summary>
+    /// Whether a call that got no answer had reached the worker: true when the worker's response had begun,
+    /// false when the channel never had a connection to send it on, null when it cannot be told.
+    /// </summary>
+    private bool? RequestSent(bool answered)
+    {
+        if (answered)
+        {
+            return true;
+        }
+
+        try
+        {
+            return _channel.State is ConnectivityState.Idle or ConnectivityState.Connecting or ConnectivityState.TransientFailure ? false : null;
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// A started unary call's options and deadline. When the caller passed a token of its own, the call

@@ -23,14 +23,65 @@ public class RaySharingException : Exception
     public virtual bool IsTransient => false;
 }
 
-/// <summary>A call or stream did not complete within its deadline or idle timeout. Reason <c>TIMEOUT</c>.</summary>
+/// <summary>
+/// A call or stream did not complete within its deadline or idle timeout. Reason <c>TIMEOUT</c>. Says what
+/// timed out (<see cref="Operation"/>, the object or holder it was about) and whether the request reached
+/// the worker (<see cref="RequestSent"/>), so a caller can tell whether the operation may have taken effect.
+/// </summary>
 public sealed class RaySharingTimeoutException : TimeoutException
 {
-    /// <summary>Creates the exception.</summary>
+    /// <summary>Creates the exception with a message only; the context properties are empty.</summary>
     public RaySharingTimeoutException(string message, Exception? innerException = null)
-        : base(message, innerException)
+        : this(message, operation: string.Empty, address: string.Empty, timeout: TimeSpan.Zero, requestSent: null, objectId: null, holderNamespace: null, holderName: null, innerException)
     {
     }
+
+    /// <summary>Creates the exception with its context.</summary>
+    public RaySharingTimeoutException(
+        string message,
+        string operation,
+        string address,
+        TimeSpan timeout,
+        bool? requestSent,
+        ObjectId? objectId,
+        string? holderNamespace,
+        string? holderName,
+        Exception? innerException = null)
+        : base(message, innerException)
+    {
+        Operation = operation;
+        Address = address;
+        Timeout = timeout;
+        RequestSent = requestSent;
+        ObjectId = objectId;
+        HolderNamespace = holderNamespace;
+        HolderName = holderName;
+    }
+
+    /// <summary>The operation that timed out, for example <c>Put</c>, <c>GetStream</c>, <c>Fetch</c>, <c>Connect</c>.</summary>
+    public string Operation { get; }
+
+    /// <summary>The worker address the call went to.</summary>
+    public string Address { get; }
+
+    /// <summary>The bound that passed: <c>CallTimeout</c> for unary calls, <c>StreamIdleTimeout</c> for streams; zero when unknown.</summary>
+    public TimeSpan Timeout { get; }
+
+    /// <summary>
+    /// Whether the request reached the worker. True: it did (the worker began to answer, or a stream was under
+    /// way), so the operation may have taken effect (a put may have stored its object). False: it never left
+    /// this process. Null: it was sent but no answer came, so whether the worker acted on it is unknown.
+    /// </summary>
+    public bool? RequestSent { get; }
+
+    /// <summary>The object the call was about, when it was about one.</summary>
+    public ObjectId? ObjectId { get; }
+
+    /// <summary>The namespace of the holder the call was about, when it was about one.</summary>
+    public string? HolderNamespace { get; }
+
+    /// <summary>The name of the holder the call was about, when it was about one.</summary>
+    public string? HolderName { get; }
 
     /// <summary>Always <c>TIMEOUT</c>.</summary>
     public string Reason => "TIMEOUT";
