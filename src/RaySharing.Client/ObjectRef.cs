@@ -1,3 +1,4 @@
+using RaySharing.Internal;
 using RaySharing.Protocol;
 
 namespace RaySharing;
@@ -20,6 +21,7 @@ public class ObjectRef : IAsyncDisposable
     // A typed view made by As<T> shares the borrow of the ref it was made from.
     private readonly ObjectRef? _origin;
     private RefEnvelope? _envelope;
+    private ClientSession _session;
     private int _released;
 
     // The envelope is decoded on first use: a put's or fetch's ref that is only registered, passed on
@@ -31,6 +33,7 @@ public class ObjectRef : IAsyncDisposable
         _envelopeBytes = envelopeBytes;
         _envelope = envelope;
         _origin = origin;
+        _session = origin?._session ?? client.CurrentSession;
     }
 
     /// <summary>The object's id.</summary>
@@ -60,6 +63,13 @@ public class ObjectRef : IAsyncDisposable
     /// <summary>The client whose session holds this ref's borrow.</summary>
     internal RaySharingClient Client => _client;
 
+    /// <summary>The session this ref's borrow belongs to; it ends with that session.</summary>
+    internal ClientSession Session
+    {
+        get => (_origin ?? this)._session;
+        set => _session = value;
+    }
+
     /// <summary>The ref's envelope as bytes (protos/ENVELOPE.md), to rebuild it in any process or language.</summary>
     public byte[] ToEnvelopeBytes() => (byte[])_envelopeBytes.Clone();
 
@@ -70,7 +80,7 @@ public class ObjectRef : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         GC.SuppressFinalize(this);
-        return TryMarkReleased() ? _client.ReleaseIdsQuietlyAsync([Id]) : ValueTask.CompletedTask;
+        return TryMarkReleased() ? _client.ReleaseIdsQuietlyAsync(Session, [Id]) : ValueTask.CompletedTask;
     }
 
     /// <inheritdoc/>

@@ -154,8 +154,9 @@ public sealed partial class RaySharingClient
         var request = new BorrowRequest();
         request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
         var scope = BeginCall(cancellationToken);
+        var session = scope.Session!;
         await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
-        return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null);
+        return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null) { Session = session };
     }
 
     /// <summary>Like <see cref="FromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, typed as <typeparamref name="T"/>.</summary>
@@ -180,9 +181,12 @@ public sealed partial class RaySharingClient
             }
         }
 
+        var session = _session;
         foreach (var objectRef in refs)
         {
-            if (objectRef.TryMarkReleased())
+            // A ref of an ended session has no borrow left to release; releasing its id in this session would drop
+            // this session's own borrow of the same object.
+            if (objectRef.TryMarkReleased() && ReferenceEquals(objectRef.Session, session))
             {
                 request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(objectRef.Id.ToByteArray()));
             }
@@ -195,9 +199,10 @@ public sealed partial class RaySharingClient
         }
     }
 
-    internal async ValueTask ReleaseIdsQuietlyAsync(ObjectId[] ids)
+    internal async ValueTask ReleaseIdsQuietlyAsync(ClientSession session, ObjectId[] ids)
     {
-        if (Volatile.Read(ref _disposed) != 0)
+        // Nothing to release once the client is disposed, or once the borrow's session has ended.
+        if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
         {
             return;
         }
@@ -223,6 +228,10 @@ public sealed partial class RaySharingClient
     private ObjectRef AdoptBorrowed(ByteString envelopeBytes) => AdoptBorrowed(envelopeBytes, RefFactories<object>.Untyped);
 
     private TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
+        where TRef : ObjectRef => AdoptBorrowed(envelopeBytes, create, _session);
+
+    /// <summary>A ref for an envelope a reply carried, whose borrow belongs to <paramref name="session"/>.</summary>
+    private TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create, ClientSession session)
         where TRef : ObjectRef
     {
         var bytes = AdoptArray(envelopeBytes);
@@ -237,7 +246,9 @@ public sealed partial class RaySharingClient
             throw ExceptionFactory.InvalidEnvelope(ex);
         }
 
-        return create(this, id, bytes);
+        var objectRef = create(this, id, bytes);
+        objectRef.Session = session;
+        return objectRef;
     }
 
     /// <summary>
@@ -270,6 +281,7 @@ public sealed partial class RaySharingClient
         using var call = _objects.PutAsync(new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) }, scope.Options);
         using var armed = scope.Arm(call);
         PutReply reply;
+        var session = scope.Session!;
         try
         {
             reply = await call.ResponseAsync.ConfigureAwait(false);
@@ -279,14 +291,16 @@ public sealed partial class RaySharingClient
             throw UnaryFailure(ex, "Put", call, scope, cancellationToken, PutSubject(header));
         }
 
-        return AdoptBorrowed(reply.Envelope, create);
+        return AdoptBorrowed(reply.Envelope, create, session);
     }
 
     private async Task<TRef> PutStreamAsync<TRef>(PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
-        using var call = _objects.PutStream(new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        using var call = _objects.PutStream(new CallOptions(session.Headers, cancellationToken: idle.Token));
         var stored = false;
         var accepted = false;
         try
@@ -323,9 +337,9 @@ public sealed partial class RaySharingClient
             idle.CancelAfter(_options.StreamIdleTimeout);
             var reply = await call.ResponseAsync.WaitAsync(idle.Token).ConfigureAwait(false);
             stored = true;
-            return AdoptBorrowed(reply.Envelope, create);
+            return AdoptBorrowed(reply.Envelope, create, session);
         }
-        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken, PutSubject(header), accepted) is { } mapped)
+        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken, PutSubject(header), accepted, session) is { } mapped)
         {
             throw mapped;
         }
@@ -403,8 +417,10 @@ public sealed partial class RaySharingClient
 
         request.ChunkBytes = (uint)_options.ChunkBytes;
         var bytes = new byte[envelope.Size];
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
-        using var call = _objects.GetStream(request, new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        using var call = _objects.GetStream(request, new CallOptions(session.Headers, cancellationToken: idle.Token));
         var received = false;
         try
         {
@@ -432,7 +448,7 @@ public sealed partial class RaySharingClient
                 ? bytes
                 : throw ExceptionFactory.Corrupted(envelope, $"the stream ended after {offset} of {envelope.Size} bytes");
         }
-        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken, CallSubject.Object(envelope.ObjectId), received) is { } mapped)
+        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken, CallSubject.Object(envelope.ObjectId), received, session) is { } mapped)
         {
             throw mapped;
         }
@@ -442,7 +458,7 @@ public sealed partial class RaySharingClient
     /// Maps a streaming call's failure: the caller's cancellation, the idle timeout, a worker error, or a
     /// broken connection. Null for the client's own typed errors (a corrupted transfer), which pass as they are.
     /// </summary>
-    private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken, CallSubject subject, bool answered)
+    private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken, CallSubject subject, bool answered, ClientSession session)
     {
         if (exception is RaySharingException or RaySharingTimeoutException)
         {
@@ -465,7 +481,7 @@ public sealed partial class RaySharingClient
         }
 
         return exception is RpcException rpc
-            ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken, subject)
+            ? Observe(ExceptionFactory.FromRpc(rpc, operation, _address, session.Id, cancellationToken, subject), session)
             : ExceptionFactory.ConnectionLost(operation, _address, exception);
     }
 

@@ -44,7 +44,9 @@ internal static class ExceptionFactory
             case ErrorReasons.NotOwner:
                 return new RefNotOwnedException(message, objectId, holderNamespace, holderName);
             case ErrorReasons.SessionExpired:
-                return new SessionExpiredException(message, session);
+                return new SessionExpiredException(
+                    $"{operation} ran in session {session}, which has ended on worker {address} (the worker restarted, or the lease lapsed while this process could not renew it): {message} The client opens a new session by itself: call again. Refs and holders obtained in the ended session stay invalid.",
+                    session);
             case ErrorReasons.ChecksumMismatch:
                 return new ChecksumMismatchException(message, objectId);
             case ErrorReasons.Unauthorized:
