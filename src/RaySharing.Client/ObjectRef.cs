@@ -5,7 +5,7 @@ namespace RaySharing;
 
 /// <summary>
 /// A reference to a shared object: what it is, who owns it and where it lives. Obtained from a put, a
-/// fetch, or <see cref="RaySharingClient.FromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>;
+/// fetch, or <see cref="RaySharingClient.BorrowFromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>;
 /// each one is a borrow that keeps the object alive until it is disposed or the session ends.
 /// </summary>
 /// <remarks>
@@ -41,7 +41,7 @@ public class ObjectRef : IAsyncDisposable
 
     /// <summary>The decoded envelope: owner, location, size, codec, type name, checksum.</summary>
     /// <exception cref="InvalidEnvelopeException">The envelope the worker sent is malformed.</exception>
-    public RefEnvelope Envelope => _envelope ?? DecodeEnvelope();
+    internal RefEnvelope Envelope => _envelope ?? DecodeEnvelope();
 
     /// <summary>The object's owner.</summary>
     public ObjectOwner Owner => Envelope.Owner;
@@ -54,6 +54,12 @@ public class ObjectRef : IAsyncDisposable
 
     /// <summary>The type name the putter gave; empty when untyped.</summary>
     public string TypeName => Envelope.TypeName;
+
+    /// <summary>CRC-32 (ISO-HDLC, as <c>zlib.crc32</c>) of the object's bytes; a get checks it.</summary>
+    public uint Checksum => Envelope.Checksum;
+
+    /// <summary>The address of the worker that hosts the object's owner and stores its bytes.</summary>
+    public string WorkerAddress => Envelope.Location.Address;
 
     /// <summary>True once this ref (or another view of the same borrow) has been disposed or released.</summary>
     public bool IsReleased => Volatile.Read(ref (_origin ?? this)._released) != 0;

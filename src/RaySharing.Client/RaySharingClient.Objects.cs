@@ -138,7 +138,7 @@ public sealed partial class RaySharingClient
     /// <exception cref="InvalidEnvelopeException">The bytes are not a valid envelope.</exception>
     /// <exception cref="OwnerDiedException">The object's owner died.</exception>
     /// <exception cref="ObjectFreedException">The object was already freed.</exception>
-    public async Task<ObjectRef> FromEnvelopeAsync(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default)
+    public async Task<ObjectRef> BorrowFromEnvelopeAsync(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default)
     {
         RefEnvelope envelope;
         try
@@ -159,9 +159,9 @@ public sealed partial class RaySharingClient
         return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null) { Session = session };
     }
 
-    /// <summary>Like <see cref="FromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, typed as <typeparamref name="T"/>.</summary>
-    public async Task<ObjectRef<T>> FromEnvelopeAsync<T>(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default) =>
-        (await FromEnvelopeAsync(envelopeBytes, cancellationToken).ConfigureAwait(false)).As<T>();
+    /// <summary>Like <see cref="BorrowFromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, typed as <typeparamref name="T"/>.</summary>
+    public async Task<ObjectRef<T>> BorrowFromEnvelopeAsync<T>(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default) =>
+        (await BorrowFromEnvelopeAsync(envelopeBytes, cancellationToken).ConfigureAwait(false)).As<T>();
 
     /// <summary>
     /// Releases many refs in one call (disposing each does the same, one call each). Refs already

@@ -252,12 +252,16 @@ public sealed partial class RaySharingClient : IAsyncDisposable
 
     // ---- Session ----
 
-    /// <summary>Store usage and counts of the worker.</summary>
-    public async Task<StoreStats> GetStoreStatsAsync(CancellationToken cancellationToken = default)
+    /// <summary>The worker's object store: bytes used, capacity, live objects.</summary>
+    public async Task<StoreStats> GetStoreStatsAsync(CancellationToken cancellationToken = default) =>
+        (await GetWorkerStatsAsync(cancellationToken).ConfigureAwait(false)).Store;
+
+    /// <summary>The worker's store figures, and the sessions and holders it hosts.</summary>
+    public async Task<WorkerStats> GetWorkerStatsAsync(CancellationToken cancellationToken = default)
     {
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Stats", _objects.StatsAsync(new StatsRequest(), scope.Options), scope, cancellationToken).ConfigureAwait(false);
-        return new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects, (int)reply.Sessions, (int)reply.Holders);
+        return new WorkerStats(new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects), (int)reply.Sessions, (int)reply.Holders);
     }
 
     /// <summary>

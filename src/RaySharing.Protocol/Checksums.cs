@@ -4,7 +4,7 @@ using System.IO.Hashing;
 namespace RaySharing.Protocol;
 
 /// <summary>The object checksum: CRC-32 (ISO-HDLC), the same value as Python's <c>zlib.crc32</c>.</summary>
-public static class Checksums
+internal static class Checksums
 {
     /// <summary>The checksum of a span.</summary>
     public static uint Compute(ReadOnlySpan<byte> data) => Crc32.HashToUInt32(data);

@@ -89,7 +89,7 @@ public sealed class CatchPathTests
         "PutStream" => client.PutAsync(new byte[Large]),
         "GetUnary" => client.GetAsync(state.Small),
         "GetStream" => client.GetAsync(state.Large),
-        "BorrowFromEnvelope" => client.FromEnvelopeAsync(state.Small.ToEnvelopeBytes()),
+        "BorrowFromEnvelope" => client.BorrowFromEnvelopeAsync(state.Small.ToEnvelopeBytes()),
         "Release" => client.ReleaseAsync([state.Small]),
         _ => throw new ArgumentOutOfRangeException(nameof(call), call, "unknown call"),
     };

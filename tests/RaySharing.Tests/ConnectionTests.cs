@@ -74,7 +74,7 @@ public sealed class ConnectionTests
         var after = await second.ConnectAsync();
         await after.GetOrCreateHolderAsync("H").Within();
 
-        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => after.FromEnvelopeAsync(envelope).Within());
+        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => after.BorrowFromEnvelopeAsync(envelope).Within());
         Assert.Equal(holder.Incarnation, ex.Incarnation);
         Assert.NotEqual(first.Worker.WorkerId, second.Worker.WorkerId);
     }

@@ -42,7 +42,7 @@ public sealed class DependencyInjectionTests
             Assert.Equal("from-config", clients[0].Namespace);
             var objectRef = await clients[0].PutAsync("through DI").Within();
             Assert.Equal("through DI", await clients[0].GetAsync(objectRef).Within());
-            Assert.Equal(2, (await observer.GetStoreStatsAsync().Within()).Sessions);
+            Assert.Equal(2, (await observer.GetWorkerStatsAsync().Within()).Sessions);
         }
         finally
         {
@@ -50,7 +50,7 @@ public sealed class DependencyInjectionTests
         }
 
         // The container's disposal ended the client's session.
-        Assert.Equal(1, (await observer.GetStoreStatsAsync().Within()).Sessions);
+        Assert.Equal(1, (await observer.GetWorkerStatsAsync().Within()).Sessions);
     }
 
     [Fact]

@@ -69,7 +69,7 @@ public sealed class ObjectTests
         var other = await worker.ConnectAsync();
         var objectRef = await putter.PutAsync("mine", owner: null).Within();
         Assert.Equal(OwnerKind.Session, objectRef.Owner.Kind);
-        var borrowed = await other.FromEnvelopeAsync<string>(objectRef.ToEnvelopeBytes()).Within();
+        var borrowed = await other.BorrowFromEnvelopeAsync<string>(objectRef.ToEnvelopeBytes()).Within();
         Assert.Equal("mine", await other.GetAsync(borrowed).Within());
 
         await putter.DisposeAsync().Within();
@@ -91,7 +91,7 @@ public sealed class ObjectTests
         await objectRef.DisposeAsync().Within();
 
         Assert.Equal(0, (await client.GetStoreStatsAsync().Within()).UsedBytes);
-        await Assert.ThrowsAsync<ObjectFreedException>(() => client.FromEnvelopeAsync(envelope).Within());
+        await Assert.ThrowsAsync<ObjectFreedException>(() => client.BorrowFromEnvelopeAsync(envelope).Within());
     }
 
     [Fact]
@@ -118,7 +118,7 @@ public sealed class ObjectTests
         var driver = await worker.ConnectAsync();
         var holder = await executor.GetOrCreateHolderAsync("H").Within();
         var objectRef = await executor.PutAsync(5, holder).Within();
-        var borrowed = await driver.FromEnvelopeAsync<int>(objectRef.ToEnvelopeBytes()).Within();
+        var borrowed = await driver.BorrowFromEnvelopeAsync<int>(objectRef.ToEnvelopeBytes()).Within();
 
         await executor.DisposeAsync().Within();
 
@@ -170,7 +170,7 @@ public sealed class ObjectTests
         var real = await client.PutAsync(1, holder).Within();
         var forged = EnvelopeCodec.Encode(real.Envelope with { ObjectId = ObjectId.NewId() });
 
-        var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.FromEnvelopeAsync(forged).Within());
+        var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.BorrowFromEnvelopeAsync(forged).Within());
 
         Assert.NotEqual(real.Id, ex.ObjectId);
         Assert.Equal(1, await client.GetAsync(real).Within());
@@ -185,7 +185,7 @@ public sealed class ObjectTests
         var real = await client.PutAsync(1, holder).Within();
         var tampered = EnvelopeCodec.Encode(real.Envelope with { Size = 999 });
 
-        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(tampered).Within());
+        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.BorrowFromEnvelopeAsync(tampered).Within());
     }
 
     [Theory]
@@ -209,9 +209,9 @@ public sealed class ObjectTests
             _ => [0xa3, 0x61, 0x62, 0x63],
         };
 
-        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(bad).Within());
+        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.BorrowFromEnvelopeAsync(bad).Within());
 
-        Assert.Equal("ok", await other.GetAsync(await other.FromEnvelopeAsync<string>(bytes).Within()).Within());
+        Assert.Equal("ok", await other.GetAsync(await other.BorrowFromEnvelopeAsync<string>(bytes).Within()).Within());
         Assert.Equal("ok", await client.GetAsync(good).Within());
     }
 
@@ -225,7 +225,7 @@ public sealed class ObjectTests
         var good = await client.PutAsync(1, holder).Within();
         var tagged = EnvelopeCodec.Encode(good.Envelope with { IntegrityTag = [1, 2, 3] });
 
-        var ex = await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(tagged).Within());
+        var ex = await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.BorrowFromEnvelopeAsync(tagged).Within());
 
         Assert.Equal("INVALID_ENVELOPE", ex.Reason);
         Assert.Equal(1, await holder.RegisterAsync("k", [good]).Within());
@@ -276,11 +276,11 @@ public sealed class ObjectTests
         }
 
         // The first tombstone was evicted by the third: the worker no longer knows the first object.
-        await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.FromEnvelopeAsync(envelopes[0]).Within());
-        await Assert.ThrowsAsync<ObjectFreedException>(() => client.FromEnvelopeAsync(envelopes[2]).Within());
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.BorrowFromEnvelopeAsync(envelopes[0]).Within());
+        await Assert.ThrowsAsync<ObjectFreedException>(() => client.BorrowFromEnvelopeAsync(envelopes[2]).Within());
         await holder.KillAsync().Within();
         // Owner death is read from the envelope, not from a tombstone, so it never expires.
-        await Assert.ThrowsAsync<OwnerDiedException>(() => client.FromEnvelopeAsync(envelopes[0]).Within());
+        await Assert.ThrowsAsync<OwnerDiedException>(() => client.BorrowFromEnvelopeAsync(envelopes[0]).Within());
     }
 
     [Fact]

@@ -26,11 +26,11 @@ public sealed class ProcessTests
         var holder = await driver.GetOrCreateHolderAsync("DUMMY_HOLDER").Within();
         using var executor = Peer("put", "--address", worker.Address, "--holder", "DUMMY_HOLDER", "--key", "job", "--size", "300000", "--hang");
         var (_, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
-        Assert.Equal(2, (await driver.GetStoreStatsAsync().Within()).Sessions);
+        Assert.Equal(2, (await driver.GetWorkerStatsAsync().Within()).Sessions);
 
         executor.Kill();
         // The killed process never closed its session: wait until its lease lapses and the worker ends it.
-        await Bounded.Eventually(async () => (await driver.GetStoreStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the killed session ends");
+        await Bounded.Eventually(async () => (await driver.GetWorkerStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the killed session ends");
 
         var fetched = (await holder.FetchAsync<byte[]>("job").Within()).Single();
         var bytes = await driver.GetAsync(fetched).Within();
@@ -46,7 +46,7 @@ public sealed class ProcessTests
         var observer = await worker.ConnectAsync();
         using var putter = Peer("put", "--address", worker.Address, "--size", "5000", "--hang");
         var (envelope, _) = ParseReady(await putter.WaitForLineAsync("READY", ProcessTimeout));
-        var borrowed = await observer.FromEnvelopeAsync<byte[]>(envelope).Within();
+        var borrowed = await observer.BorrowFromEnvelopeAsync<byte[]>(envelope).Within();
         Assert.Equal(5000, (await observer.GetAsync(borrowed).Within()).Length);
 
         putter.Kill();
@@ -101,7 +101,7 @@ public sealed class ProcessTests
 
         Assert.True(DateTime.UtcNow - killedAt < lease + TimeSpan.FromSeconds(1.5), $"took {DateTime.UtcNow - killedAt}");
         await Assert.ThrowsAsync<HolderNotFoundException>(() => observer.GetHolderAsync("EPHEMERAL").Within());
-        await Assert.ThrowsAsync<OwnerDiedException>(() => observer.FromEnvelopeAsync(envelope).Within());
+        await Assert.ThrowsAsync<OwnerDiedException>(() => observer.BorrowFromEnvelopeAsync(envelope).Within());
         Assert.Equal(0, (await observer.GetStoreStatsAsync().Within()).UsedBytes);
     }
 
@@ -152,7 +152,7 @@ public sealed class ProcessTests
         var (envelope, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
         Assert.Equal(0, await executor.WaitForExitCodeAsync(ProcessTimeout));
 
-        var rebuilt = await driver.FromEnvelopeAsync<byte[]>(envelope).Within();
+        var rebuilt = await driver.BorrowFromEnvelopeAsync<byte[]>(envelope).Within();
         var bytes = await driver.GetAsync(rebuilt).Within();
 
         Assert.Equal(checksum, Checksums.Compute(bytes));

@@ -1,0 +1,17 @@
+namespace RaySharing;
+
+/// <summary>
+/// Who owns an object. For a holder: its namespace, name and incarnation. For a session: the
+/// session's namespace, an empty name, and the session id as the incarnation.
+/// </summary>
+/// <param name="Kind">Holder or session.</param>
+/// <param name="Namespace">The holder's (or session's) namespace.</param>
+/// <param name="Name">The holder's name; empty for a session.</param>
+/// <param name="Incarnation">The holder incarnation, or the session id.</param>
+public readonly record struct ObjectOwner(OwnerKind Kind, string Namespace, string Name, ObjectId Incarnation)
+{
+    /// <summary>A readable description for messages and logs.</summary>
+    public override string ToString() => Kind == OwnerKind.Holder
+        ? $"holder '{Namespace}/{Name}' (incarnation {Incarnation})"
+        : $"session {Incarnation} (namespace '{Namespace}')";
+}
