@@ -18,7 +18,7 @@ public sealed class ObjectHolder
         _client = client;
         Namespace = info.Namespace;
         Name = info.Name;
-        Incarnation = ObjectId.FromBytes(info.Incarnation.Span);
+        Incarnation = new HolderIncarnation(ObjectId.FromBytes(info.Incarnation.Span));
         Lifetime = info.Lifetime == Protocol.V1.HolderLifetime.Session ? HolderLifetime.Session : HolderLifetime.Detached;
         WorkerAddress = info.WorkerAddress;
         _ref = new HolderRef { Namespace = Namespace, Name = Name, Incarnation = UnsafeByteOperations.UnsafeWrap(Incarnation.ToByteArray()) };
@@ -31,7 +31,7 @@ public sealed class ObjectHolder
     public string Name { get; }
 
     /// <summary>This incarnation of the holder; a holder re-created under the same name has a new one.</summary>
-    public ObjectId Incarnation { get; }
+    public HolderIncarnation Incarnation { get; }
 
     /// <summary>Whether the holder lives until killed or until its creating session ends.</summary>
     public HolderLifetime Lifetime { get; }

@@ -49,7 +49,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// The current session's id. Public: envelopes of the objects this session owns name it. Changes when the
     /// worker ends the session and the client opens a new one (<see cref="SessionReplaced"/>).
     /// </summary>
-    public ObjectId SessionId => _session.Id;
+    public SessionId SessionId => new(_session.Id);
 
     /// <summary>The current session's secret credential, sent with every call; never published.</summary>
     internal ObjectId SessionToken => ObjectId.Parse(_session.Headers.GetValue(WireHeaders.SessionToken)!);
@@ -77,7 +77,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     public TimeSpan Lease => _session.Lease;
 
     /// <summary>The id of the worker instance this client's session is on; a restarted worker has a new one.</summary>
-    public ObjectId WorkerId => _session.WorkerId;
+    public WorkerId WorkerId => new(_session.WorkerId);
 
     /// <summary>The address the worker advertises for itself.</summary>
     public string WorkerAddress => _session.WorkerAddress;
@@ -292,18 +292,18 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            ClientLog.CloseFailed(_logger, SessionId, ex);
+            ClientLog.CloseFailed(_logger, _session.Id, ex);
         }
 
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(Math.Min(5, _options.CallTimeout.TotalSeconds)));
             await _sessions.CloseAsync(new CloseSessionRequest(), new CallOptions(_session.Headers, DateTime.UtcNow.AddSeconds(5), timeout.Token)).ConfigureAwait(false);
-            ClientLog.SessionClosed(_logger, SessionId);
+            ClientLog.SessionClosed(_logger, _session.Id);
         }
         catch (RpcException ex)
         {
-            ClientLog.CloseFailed(_logger, SessionId, ex);
+            ClientLog.CloseFailed(_logger, _session.Id, ex);
         }
         finally
         {
@@ -362,7 +362,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             ClientLog.SessionReplaced(_logger, expired.Id, fresh.Id, expired.WorkerId, fresh.WorkerId, _address);
             try
             {
-                SessionReplaced?.Invoke(this, new SessionReplacedEventArgs(expired.Id, fresh.Id, expired.WorkerId, fresh.WorkerId));
+                SessionReplaced?.Invoke(this, new SessionReplacedEventArgs(new(expired.Id), new(fresh.Id), new(expired.WorkerId), new(fresh.WorkerId)));
             }
             catch (Exception ex)
             {

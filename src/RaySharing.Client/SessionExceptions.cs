@@ -5,10 +5,10 @@ namespace RaySharing;
 /// not renew it). Reason <c>SESSION_EXPIRED</c>. The client opens a new session by itself
 /// (<see cref="RaySharingClient.SessionReplaced"/>), so the same call made again runs in the new one.
 /// </summary>
-public sealed class SessionExpiredException(string message, ObjectId sessionId) : RaySharingException("SESSION_EXPIRED", message)
+public sealed class SessionExpiredException(string message, SessionId sessionId) : RaySharingException("SESSION_EXPIRED", message)
 {
     /// <summary>The session that ended.</summary>
-    public ObjectId SessionId { get; } = sessionId;
+    public SessionId SessionId { get; } = sessionId;
 
     /// <summary>True: the client replaces the session, and a new call runs in the new one.</summary>
     public override bool IsTransient => true;

@@ -5,19 +5,19 @@ namespace RaySharing;
 /// it) and the client opened a new one. Refs and holders obtained before fail typed from now on: an object owned
 /// by the ended session, or by a holder of a restarted worker, is gone.
 /// </summary>
-public sealed class SessionReplacedEventArgs(ObjectId previousSessionId, ObjectId sessionId, ObjectId previousWorkerId, ObjectId workerId) : EventArgs
+public sealed class SessionReplacedEventArgs(SessionId previousSessionId, SessionId sessionId, WorkerId previousWorkerId, WorkerId workerId) : EventArgs
 {
     /// <summary>The session that ended.</summary>
-    public ObjectId PreviousSessionId { get; } = previousSessionId;
+    public SessionId PreviousSessionId { get; } = previousSessionId;
 
     /// <summary>The new session, now <see cref="RaySharingClient.SessionId"/>.</summary>
-    public ObjectId SessionId { get; } = sessionId;
+    public SessionId SessionId { get; } = sessionId;
 
     /// <summary>The worker instance the ended session was on.</summary>
-    public ObjectId PreviousWorkerId { get; } = previousWorkerId;
+    public WorkerId PreviousWorkerId { get; } = previousWorkerId;
 
     /// <summary>The worker instance the new session is on.</summary>
-    public ObjectId WorkerId { get; } = workerId;
+    public WorkerId WorkerId { get; } = workerId;
 
     /// <summary>True when the worker instance changed: it restarted, and everything it held before is gone.</summary>
     public bool WorkerRestarted => PreviousWorkerId != WorkerId;

@@ -75,7 +75,7 @@ public sealed class ObjectTests
         await putter.DisposeAsync().Within();
 
         var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => other.GetAsync(borrowed).Within());
-        Assert.Equal(putter.SessionId, ex.Incarnation);
+        Assert.Equal(putter.SessionId, ex.OwnerSessionId);
         Assert.Null(ex.HolderName);
         Assert.Equal(0, (await other.GetStoreStatsAsync().Within()).UsedBytes);
     }

@@ -60,7 +60,7 @@ public sealed class ProcessTests
             }
             catch (OwnerDiedException ex)
             {
-                Assert.Equal(borrowed.Owner.Incarnation, ex.Incarnation);
+                Assert.Equal(borrowed.Owner.HolderIncarnation, ex.Incarnation);
                 return true;
             }
         }, TimeSpan.FromSeconds(10), "the killed session's object dies");

@@ -42,7 +42,7 @@ public sealed class SessionEdgeTests
 
         Assert.Equal(StatusCode.FailedPrecondition, status);
         Assert.Equal("SESSION_EXPIRED", reason);
-        Assert.Equal(owner.SessionId, objectRef.Owner.Incarnation);
+        Assert.Equal(owner.SessionId, objectRef.Owner.SessionId);
         Assert.Equal("precious", await owner.GetAsync(objectRef).Within());
     }
 

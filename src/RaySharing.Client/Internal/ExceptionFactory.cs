@@ -24,7 +24,10 @@ internal static class ExceptionFactory
         switch (reason)
         {
             case ErrorReasons.OwnerDied:
-                return new OwnerDiedException(message, objectId, holderNamespace, holderName, incarnation);
+                // Without a holder name the dead owner was a session, and the incarnation trailer is its id.
+                return holderName is null
+                    ? new OwnerDiedException(message, objectId, holderNamespace, null, null, incarnation is { } s ? new SessionId(s) : null)
+                    : new OwnerDiedException(message, objectId, holderNamespace, holderName, incarnation is { } h ? new HolderIncarnation(h) : null);
             case ErrorReasons.ObjectFreed:
                 return new ObjectFreedException(message, objectId ?? ObjectId.Empty);
             case ErrorReasons.ObjectLost:
@@ -46,7 +49,7 @@ internal static class ExceptionFactory
             case ErrorReasons.SessionExpired:
                 return new SessionExpiredException(
                     $"{operation} ran in session {session}, which has ended on worker {address} (the worker restarted, or the lease lapsed while this process could not renew it): {message} The client opens a new session by itself: call again. Refs and holders obtained in the ended session stay invalid.",
-                    session);
+                    new SessionId(session));
             case ErrorReasons.ChecksumMismatch:
                 return new ChecksumMismatchException(message, objectId);
             case ErrorReasons.Unauthorized:

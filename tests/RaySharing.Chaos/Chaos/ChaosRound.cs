@@ -534,7 +534,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
     {
         if (exception is OwnerDiedException died
             && (died.ObjectId != envelope.ObjectId || died.HolderNamespace != envelope.Owner.Namespace
-                || died.HolderName != envelope.Owner.Name || died.Incarnation != envelope.Owner.Incarnation))
+                || died.HolderName != envelope.Owner.Name || died.Incarnation != envelope.Owner.HolderIncarnation))
         {
             Tally.Violation($"round {number}: the {call} of {envelope.ObjectId} failed with an OwnerDiedException about object {died.ObjectId}, " +
                 $"holder '{died.HolderNamespace}/{died.HolderName}' incarnation {died.Incarnation}; the ref is owned by {envelope.Owner}");
