@@ -20,7 +20,6 @@ public sealed class ObjectHolder
     // A repeated bytes field costs a tag byte and a length of at most 3 bytes (envelopes are at most 16 KiB).
     private const int EnvelopeFraming = 4;
     private const int MaxFetchAttempts = 3;
-    private const int ReleaseBatch = 65_536;
 
     private readonly RaySharingClient _client;
     private readonly HolderRef _ref;
@@ -30,7 +29,7 @@ public sealed class ObjectHolder
         _client = client;
         Namespace = info.Namespace;
         Name = info.Name;
-        Incarnation = ObjectId.FromBytes(info.Incarnation.Span);
+        Incarnation = new HolderIncarnation(ObjectId.FromBytes(info.Incarnation.Span));
         Lifetime = WireEnums.TryLifetimeFromWire(info.Lifetime, out var session) && session ? HolderLifetime.Session : HolderLifetime.Detached;
         WorkerAddress = info.WorkerAddress;
         _ref = new HolderRef { Namespace = Namespace, Name = Name, Incarnation = UnsafeByteOperations.UnsafeWrap(Incarnation.ToByteArray()) };
@@ -43,7 +42,7 @@ public sealed class ObjectHolder
     public string Name { get; }
 
     /// <summary>This incarnation of the holder; a holder re-created under the same name has a new one.</summary>
-    public ObjectId Incarnation { get; }
+    public HolderIncarnation Incarnation { get; }
 
     /// <summary>Whether the holder lives until killed or until its creating session ends.</summary>
     public HolderLifetime Lifetime { get; }
@@ -91,7 +90,7 @@ public sealed class ObjectHolder
         if (bytes > RegisterBatchBytes)
         {
             // The worker checks each batch whole; across batches only a check here keeps bad input from registering a part.
-            var owner = new ObjectOwner(OwnerKind.Holder, Namespace, Name, Incarnation);
+            var owner = new ObjectOwner(OwnerKind.Holder, Namespace, Name, Incarnation.Value);
             foreach (var objectRef in all)
             {
                 if (objectRef.Owner != owner)
@@ -116,7 +115,7 @@ public sealed class ObjectHolder
             int count;
             try
             {
-                count = await _client.RegisterBatchAsync(request, cancellationToken).ConfigureAwait(false);
+                count = await _client.RegisterBatchAsync(this, request, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (registered > 0)
             {
@@ -176,7 +175,7 @@ public sealed class ObjectHolder
             var refs = new List<TRef>();
             try
             {
-                var reply = await FetchPageAsync(key, 0, 0, pageBytes, 0, cancellationToken).ConfigureAwait(false);
+                var (reply, session) = await FetchPageAsync(key, 0, 0, pageBytes, 0, cancellationToken).ConfigureAwait(false);
                 var total = (int)reply.Total;
                 var version = reply.ListVersion;
                 refs.Capacity = total;
@@ -184,7 +183,7 @@ public sealed class ObjectHolder
                 {
                     foreach (var envelope in reply.Envelopes)
                     {
-                        refs.Add(_client.AdoptBorrowed(envelope, create));
+                        refs.Add(_client.AdoptBorrowed(envelope, create, session));
                     }
 
                     if (refs.Count >= total)
@@ -198,7 +197,7 @@ public sealed class ObjectHolder
                         throw new RaySharingException(ErrorReasons.ListChanged, $"The list under key '{key}' of {this} ended after {refs.Count} of its {total} refs.");
                     }
 
-                    reply = await FetchPageAsync(key, refs.Count, total - refs.Count, pageBytes, version, cancellationToken).ConfigureAwait(false);
+                    (reply, session) = await FetchPageAsync(key, refs.Count, total - refs.Count, pageBytes, version, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (RaySharingException ex) when (attempt < MaxFetchAttempts && (ex.Reason == ErrorReasons.ListChanged || (ex is RegistryKeyNotFoundException && refs.Count > 0)))
@@ -220,8 +219,8 @@ public sealed class ObjectHolder
     }
 
     /// <summary>One page of a key's list (protos/raysharing/v1/holders.proto, FetchRequest).</summary>
-    internal Task<FetchReply> FetchPageAsync(string key, int start, int maxCount, uint maxBytes, ulong listVersion, CancellationToken cancellationToken) =>
-        _client.FetchPageAsync(new FetchRequest
+    internal Task<(FetchReply Reply, ClientSession Session)> FetchPageAsync(string key, int start, int maxCount, uint maxBytes, ulong listVersion, CancellationToken cancellationToken) =>
+        _client.FetchPageAsync(this, new FetchRequest
         {
             Holder = _ref,
             Key = key,
@@ -235,15 +234,13 @@ public sealed class ObjectHolder
     private async Task ReleaseQuietlyAsync<TRef>(List<TRef> refs)
         where TRef : ObjectRef
     {
-        for (var i = 0; i < refs.Count; i += ReleaseBatch)
+        try
         {
-            var ids = new ObjectId[Math.Min(ReleaseBatch, refs.Count - i)];
-            for (var j = 0; j < ids.Length; j++)
-            {
-                ids[j] = refs[i + j].Id;
-            }
-
-            await _client.ReleaseIdsQuietlyAsync(ids).ConfigureAwait(false);
+            await _client.ReleaseAsync(refs, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
+        {
+            // The fetch's own failure is what the caller needs; the worker drops these borrows when the session ends.
         }
     }
 

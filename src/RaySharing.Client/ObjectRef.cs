@@ -1,10 +1,11 @@
+using RaySharing.Internal;
 using RaySharing.Protocol;
 
 namespace RaySharing;
 
 /// <summary>
 /// A reference to a shared object: what it is, who owns it and where it lives. Obtained from a put, a
-/// fetch, or <see cref="RaySharingClient.FromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>;
+/// fetch, or <see cref="RaySharingClient.BorrowFromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>;
 /// each one is a borrow that keeps the object alive until it is disposed or the session ends.
 /// </summary>
 /// <remarks>
@@ -20,6 +21,7 @@ public class ObjectRef : IAsyncDisposable
     // A typed view made by As<T> shares the borrow of the ref it was made from.
     private readonly ObjectRef? _origin;
     private RefEnvelope? _envelope;
+    private ClientSession _session;
     private int _released;
 
     // The envelope is decoded on first use: a put's or fetch's ref that is only registered, passed on
@@ -31,6 +33,7 @@ public class ObjectRef : IAsyncDisposable
         _envelopeBytes = envelopeBytes;
         _envelope = envelope;
         _origin = origin;
+        _session = origin?._session ?? client.CurrentSession;
     }
 
     /// <summary>The object's id.</summary>
@@ -38,7 +41,7 @@ public class ObjectRef : IAsyncDisposable
 
     /// <summary>The decoded envelope: owner, location, size, codec, type name, checksum.</summary>
     /// <exception cref="InvalidEnvelopeException">The envelope the worker sent is malformed.</exception>
-    public RefEnvelope Envelope => _envelope ?? DecodeEnvelope();
+    internal RefEnvelope Envelope => _envelope ?? DecodeEnvelope();
 
     /// <summary>The object's owner.</summary>
     public ObjectOwner Owner => Envelope.Owner;
@@ -52,6 +55,12 @@ public class ObjectRef : IAsyncDisposable
     /// <summary>The type name the putter gave; empty when untyped.</summary>
     public string TypeName => Envelope.TypeName;
 
+    /// <summary>CRC-32 (ISO-HDLC, as <c>zlib.crc32</c>) of the object's bytes; a get checks it.</summary>
+    public uint Checksum => Envelope.Checksum;
+
+    /// <summary>The address of the worker that hosts the object's owner and stores its bytes.</summary>
+    public string WorkerAddress => Envelope.Location.Address;
+
     /// <summary>True once this ref (or another view of the same borrow) has been disposed or released.</summary>
     public bool IsReleased => Volatile.Read(ref (_origin ?? this)._released) != 0;
 
@@ -60,6 +69,13 @@ public class ObjectRef : IAsyncDisposable
     /// <summary>The client whose session holds this ref's borrow.</summary>
     internal RaySharingClient Client => _client;
 
+    /// <summary>The session this ref's borrow belongs to; it ends with that session.</summary>
+    internal ClientSession Session
+    {
+        get => (_origin ?? this)._session;
+        set => _session = value;
+    }
+
     /// <summary>The ref's envelope as bytes (protos/ENVELOPE.md), to rebuild it in any process or language.</summary>
     public byte[] ToEnvelopeBytes() => (byte[])_envelopeBytes.Clone();
 
@@ -67,7 +83,7 @@ public class ObjectRef : IAsyncDisposable
     public ObjectRef<T> As<T>() => this as ObjectRef<T> ?? new ObjectRef<T>(_client, Id, _envelopeBytes, _envelope, _origin ?? this);
 
     /// <summary>Releases this ref's borrow. Idempotent; never throws for a worker that is gone.</summary>
-    public ValueTask DisposeAsync() => TryMarkReleased() ? _client.ReleaseIdsQuietlyAsync([Id]) : ValueTask.CompletedTask;
+    public ValueTask DisposeAsync() => TryMarkReleased() ? _client.ReleaseIdsQuietlyAsync(Session, [Id]) : ValueTask.CompletedTask;
 
     /// <inheritdoc/>
     public override string ToString() => _envelope is { } envelope

@@ -135,7 +135,7 @@ public sealed partial class RaySharingClient
     /// <exception cref="InvalidEnvelopeException">The bytes are not a valid envelope.</exception>
     /// <exception cref="OwnerDiedException">The object's owner died.</exception>
     /// <exception cref="ObjectFreedException">The object was already freed.</exception>
-    public async Task<ObjectRef> FromEnvelopeAsync(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default)
+    public async Task<ObjectRef> BorrowFromEnvelopeAsync(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default)
     {
         RefEnvelope envelope;
         try
@@ -151,13 +151,14 @@ public sealed partial class RaySharingClient
         var request = new BorrowRequest();
         request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
         var scope = BeginCall(cancellationToken);
-        await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
-        return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null);
+        var session = scope.Session!;
+        await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
+        return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null) { Session = session };
     }
 
-    /// <summary>Like <see cref="FromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, typed as <typeparamref name="T"/>.</summary>
-    public async Task<ObjectRef<T>> FromEnvelopeAsync<T>(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default) =>
-        (await FromEnvelopeAsync(envelopeBytes, cancellationToken).ConfigureAwait(false)).As<T>();
+    /// <summary>Like <see cref="BorrowFromEnvelopeAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, typed as <typeparamref name="T"/>.</summary>
+    public async Task<ObjectRef<T>> BorrowFromEnvelopeAsync<T>(ReadOnlyMemory<byte> envelopeBytes, CancellationToken cancellationToken = default) =>
+        (await BorrowFromEnvelopeAsync(envelopeBytes, cancellationToken).ConfigureAwait(false)).As<T>();
 
     /// <summary>
     /// Releases many refs in one call (disposing each does the same, one call each). Refs already
@@ -177,9 +178,12 @@ public sealed partial class RaySharingClient
             }
         }
 
+        var session = _session;
         foreach (var objectRef in refs)
         {
-            if (objectRef.TryMarkReleased())
+            // A ref of an ended session has no borrow left to release; releasing its id in this session would drop
+            // this session's own borrow of the same object.
+            if (objectRef.TryMarkReleased() && ReferenceEquals(objectRef.Session, session))
             {
                 request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(objectRef.Id.ToByteArray()));
                 // In calls of bounded size, so any number of refs (a fetch of millions) can be released.
@@ -205,9 +209,10 @@ public sealed partial class RaySharingClient
         await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
     }
 
-    internal async ValueTask ReleaseIdsQuietlyAsync(ObjectId[] ids)
+    internal async ValueTask ReleaseIdsQuietlyAsync(ClientSession session, ObjectId[] ids)
     {
-        if (Volatile.Read(ref _disposed) != 0)
+        // Nothing to release once the client is disposed, or once the borrow's session has ended.
+        if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
         {
             return;
         }
@@ -232,7 +237,11 @@ public sealed partial class RaySharingClient
 
     private ObjectRef AdoptBorrowed(ByteString envelopeBytes) => AdoptBorrowed(envelopeBytes, RefFactories<object>.Untyped);
 
-    internal TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
+    private TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create)
+        where TRef : ObjectRef => AdoptBorrowed(envelopeBytes, create, _session);
+
+    /// <summary>A ref for an envelope a reply carried, whose borrow belongs to <paramref name="session"/>.</summary>
+    internal TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create, ClientSession session)
         where TRef : ObjectRef
     {
         var bytes = AdoptArray(envelopeBytes);
@@ -247,7 +256,9 @@ public sealed partial class RaySharingClient
             throw ExceptionFactory.InvalidEnvelope(ex);
         }
 
-        return create(this, id, bytes);
+        var objectRef = create(this, id, bytes);
+        objectRef.Session = session;
+        return objectRef;
     }
 
     /// <summary>
@@ -280,58 +291,99 @@ public sealed partial class RaySharingClient
         using var call = _objects.PutAsync(new PutRequest { Header = header, Data = UnsafeByteOperations.UnsafeWrap(data) }, scope.Options);
         using var armed = scope.Arm(call);
         PutReply reply;
+        var session = scope.Session!;
         try
         {
             reply = await call.ResponseAsync.ConfigureAwait(false);
         }
         catch (RpcException ex)
         {
-            throw UnaryFailure(ex, "Put", scope, cancellationToken);
+            throw UnaryFailure(ex, "Put", call, scope, cancellationToken, PutSubject(header));
         }
 
-        return AdoptBorrowed(reply.Envelope, create);
+        return AdoptBorrowed(reply.Envelope, create, session);
     }
 
     private async Task<TRef> PutStreamAsync<TRef>(PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
-        using var call = _objects.PutStream(new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        using var call = _objects.PutStream(new CallOptions(session.Headers, cancellationToken: idle.Token));
+        var stored = false;
+        var accepted = false;
         try
         {
             try
             {
-                var first = true;
-                for (long offset = 0; offset < data.Length || first; offset += _options.ChunkBytes)
+                // The header travels alone and the worker answers it with its response headers once it has
+                // reserved room for the whole object: a refusal (store full, owner dead) then arrives before
+                // any byte is sent, as a status rather than as a write cut off under a stream in flight.
+                idle.CancelAfter(_options.StreamIdleTimeout);
+                await call.RequestStream.WriteAsync(new PutRequest { Header = header }, idle.Token).ConfigureAwait(false);
+                var headers = await call.ResponseHeadersAsync.WaitAsync(idle.Token).ConfigureAwait(false);
+                // A refusal is a trailers-only response, whose headers arrive too, without the go-ahead.
+                accepted = headers.GetValue(WireHeaders.PutAccepted) is not null;
+                for (long offset = 0; accepted && offset < data.Length && !HasEnded(call); offset += _options.ChunkBytes)
                 {
                     var length = (int)Math.Min(_options.ChunkBytes, data.Length - offset);
-                    var message = new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice((int)offset, length)) };
-                    if (first)
-                    {
-                        message.Header = header;
-                        first = false;
-                    }
-
                     idle.CancelAfter(_options.StreamIdleTimeout);
-                    await call.RequestStream.WriteAsync(message, idle.Token).ConfigureAwait(false);
+                    await call.RequestStream.WriteAsync(new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice((int)offset, length)) }, idle.Token).ConfigureAwait(false);
                 }
 
-                idle.CancelAfter(_options.StreamIdleTimeout);
-                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                if (accepted && !HasEnded(call))
+                {
+                    idle.CancelAfter(_options.StreamIdleTimeout);
+                    await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                }
             }
-            catch (Exception ex) when (ex is RpcException or IOException or InvalidOperationException or ObjectDisposedException && !idle.IsCancellationRequested)
+            catch (Exception)
             {
-                // The worker may end the call before reading everything (store full, owner died): a write
-                // then fails without saying why, but the call's status does. Fall through to read it.
+                // Whatever a write or the handshake saw (a reset stream, an ended call, the idle timeout), the
+                // call's status says why: the worker's reason, or the timeout or cancellation read below.
             }
 
             idle.CancelAfter(_options.StreamIdleTimeout);
             var reply = await call.ResponseAsync.WaitAsync(idle.Token).ConfigureAwait(false);
-            return AdoptBorrowed(reply.Envelope, create);
+            stored = true;
+            return AdoptBorrowed(reply.Envelope, create, session);
         }
-        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken) is { } mapped)
+        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken, PutSubject(header), accepted, session) is { } mapped)
         {
             throw mapped;
+        }
+        finally
+        {
+            if (!stored)
+            {
+                // A refused or failed put ends its request with a reset, never with a graceful end of stream: a
+                // DATA frame on a stream the worker already closed makes Kestrel close the whole connection,
+                // and every other call on it with it.
+                await idle.CancelAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// True once the worker has ended the put (refused it, or failed it midway): nothing more may be sent on
+    /// it, because Kestrel answers a DATA frame on a stream it has closed by closing the whole connection.
+    /// </summary>
+    private static bool HasEnded(AsyncClientStreamingCall<PutRequest, PutReply> call)
+    {
+        if (call.ResponseAsync.IsCompleted)
+        {
+            return true;
+        }
+
+        try
+        {
+            call.GetStatus();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 
@@ -344,7 +396,7 @@ public sealed partial class RaySharingClient
         if (envelope.Size <= MaxUnaryObjectBytes)
         {
             var scope = BeginCall(cancellationToken);
-            var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
             bytes = AdoptArray(reply.Data);
         }
         else
@@ -375,8 +427,11 @@ public sealed partial class RaySharingClient
 
         request.ChunkBytes = (uint)_options.ChunkBytes;
         var bytes = new byte[envelope.Size];
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
-        using var call = _objects.GetStream(request, new CallOptions(_sessionHeaders, cancellationToken: idle.Token));
+        using var call = _objects.GetStream(request, new CallOptions(session.Headers, cancellationToken: idle.Token));
+        var received = false;
         try
         {
             long offset = 0;
@@ -388,6 +443,7 @@ public sealed partial class RaySharingClient
                     break;
                 }
 
+                received = true;
                 var chunk = call.ResponseStream.Current.Data.Span;
                 if (chunk.Length > bytes.Length - offset)
                 {
@@ -402,15 +458,23 @@ public sealed partial class RaySharingClient
                 ? bytes
                 : throw ExceptionFactory.Corrupted(envelope, $"the stream ended after {offset} of {envelope.Size} bytes");
         }
-        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken) is { } mapped)
+        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken, CallSubject.Object(envelope.ObjectId), received, session) is { } mapped)
         {
             throw mapped;
         }
     }
 
-    /// <summary>Maps a streaming call's failure: the caller's cancellation, the idle timeout, or a worker error.</summary>
-    private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken)
+    /// <summary>
+    /// Maps a streaming call's failure: the caller's cancellation, the idle timeout, a worker error, or a
+    /// broken connection. Null for the client's own typed errors (a corrupted transfer), which pass as they are.
+    /// </summary>
+    private Exception? StreamFailure(Exception exception, string operation, CancellationTokenSource idle, CancellationToken cancellationToken, CallSubject subject, bool answered, ClientSession session)
     {
+        if (exception is RaySharingException or RaySharingTimeoutException)
+        {
+            return null;
+        }
+
         if (cancellationToken.IsCancellationRequested)
         {
             return new OperationCanceledException($"{operation} was canceled.", exception, cancellationToken);
@@ -423,11 +487,16 @@ public sealed partial class RaySharingClient
 
         if (idle.IsCancellationRequested && exception is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
         {
-            return ExceptionFactory.StreamIdle(operation, _address, _options.StreamIdleTimeout);
+            return ExceptionFactory.StreamIdle(operation, _address, _options.StreamIdleTimeout, subject, RequestSent(answered), exception);
         }
 
-        return exception is RpcException rpc ? ExceptionFactory.FromRpc(rpc, operation, _address, SessionId, cancellationToken) : null;
+        return exception is RpcException rpc
+            ? Observe(ExceptionFactory.FromRpc(rpc, operation, _address, session.Id, cancellationToken, subject), session)
+            : ExceptionFactory.ConnectionLost(operation, _address, exception);
     }
+
+    private static CallSubject PutSubject(PutHeader header) =>
+        header.OwnerHolder is { } owner ? CallSubject.Holder(owner.Namespace, owner.Name) : default;
 
     /// <summary>Makes the ref a call returns: typed for <c>PutAsync&lt;T&gt;</c>, untyped otherwise.</summary>
     internal delegate TRef RefFactory<TRef>(RaySharingClient client, ObjectId id, byte[] envelopeBytes)

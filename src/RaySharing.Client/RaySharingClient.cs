@@ -24,11 +24,13 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     private readonly Sessions.SessionsClient _sessions;
     private readonly Holders.HoldersClient _holders;
     private readonly Objects.ObjectsClient _objects;
-    private readonly Metadata _sessionHeaders;
     private readonly ILogger _logger;
     private readonly string _address;
     private readonly CancellationTokenSource _stopping = new();
     private readonly DeadlineBuckets _deadlines = new();
+    private readonly Lock _replaceLock = new();
+    private volatile ClientSession _session = null!;
+    private Task? _replacing;
     private Task _leaseLoop = Task.CompletedTask;
     private int _disposed;
 
@@ -41,44 +43,64 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         _sessions = new Sessions.SessionsClient(channel);
         _holders = new Holders.HoldersClient(channel);
         _objects = new Objects.ObjectsClient(channel);
-        _sessionHeaders = [];
     }
 
-    /// <summary>This session's id. Public: envelopes of the objects this session owns name it.</summary>
-    public ObjectId SessionId { get; private set; }
+    /// <summary>
+    /// The current session's id. Public: envelopes of the objects this session owns name it. Changes when the
+    /// worker ends the session and the client opens a new one (<see cref="SessionReplaced"/>).
+    /// </summary>
+    public SessionId SessionId => new(_session.Id);
 
-    /// <summary>The session's secret credential, sent with every call; never published.</summary>
-    internal ObjectId SessionToken { get; private set; }
+    /// <summary>The current session's secret credential, sent with every call; never published.</summary>
+    internal ObjectId SessionToken => ObjectId.Parse(_session.Headers.GetValue(WireHeaders.SessionToken)!);
 
     /// <summary>The largest gRPC message this client sends or receives (<see cref="RaySharingClientOptions.MaxMessageBytes"/>).</summary>
     internal int MaxMessageBytes => _options.MaxMessageBytes;
 
     /// <summary>Objects up to this size use the unary put and get: the smaller of this client's and the worker's limit.</summary>
-    internal int MaxUnaryObjectBytes { get; private set; }
+    internal int MaxUnaryObjectBytes => _session.MaxUnaryObjectBytes;
+
+    /// <summary>The session calls run in now.</summary>
+    internal ClientSession CurrentSession => _session;
+
+    /// <summary>
+    /// Raised, on a thread-pool thread, after the worker ended this client's session (it restarted on the same
+    /// address, or the lease lapsed while this process could not renew it) and the client opened a new one by
+    /// itself. New calls run in the new session. Refs and holders obtained before fail typed
+    /// (<see cref="OwnerDiedException"/>, <see cref="ObjectFreedException"/>, <see cref="SessionExpiredException"/>);
+    /// disposing them does nothing, since their borrows ended with the old session. Also logged as a warning
+    /// (event id 1006). A handler that throws is logged and ignored.
+    /// </summary>
+    public event EventHandler<SessionReplacedEventArgs>? SessionReplaced;
 
     /// <summary>The session's namespace (<see cref="RaySharingClientOptions.Namespace"/>).</summary>
     public string Namespace => _options.Namespace;
 
     /// <summary>The lease the worker granted: if this process stops renewing it, the session ends after this long.</summary>
-    public TimeSpan Lease { get; private set; }
+    public TimeSpan Lease => _session.Lease;
 
-    /// <summary>The id of the worker instance this client is connected to.</summary>
-    public ObjectId WorkerId { get; private set; }
+    /// <summary>The id of the worker instance this client's session is on; a restarted worker has a new one.</summary>
+    public WorkerId WorkerId => new(_session.WorkerId);
 
     /// <summary>The address the worker advertises for itself.</summary>
-    public string WorkerAddress { get; private set; } = string.Empty;
+    public string WorkerAddress => _session.WorkerAddress;
 
     /// <summary>
     /// Connects to a worker and opens a session, whose lease the client then renews in the background.
     /// </summary>
-    /// <param name="options">Settings; null for the defaults (worker at <c>http://127.0.0.1:7480</c>).</param>
+    /// <param name="options">
+    /// Settings; null for the defaults (worker at <c>http://127.0.0.1:7480</c>). They are validated and copied
+    /// here: changing <paramref name="options"/> after this call does not change the client.
+    /// </param>
     /// <param name="cancellationToken">Cancels the connect.</param>
     /// <exception cref="ArgumentException">An option is out of range; the message names it.</exception>
     /// <exception cref="WorkerUnavailableException">No worker answers at the address.</exception>
     /// <exception cref="RaySharingTimeoutException">The worker did not answer within <see cref="RaySharingClientOptions.CallTimeout"/>.</exception>
     public static async Task<RaySharingClient> ConnectAsync(RaySharingClientOptions? options = null, CancellationToken cancellationToken = default)
     {
-        options ??= new RaySharingClientOptions();
+        // A snapshot: the caller's object may change later, the live client must not (a chunk size of 0
+        // set after connect would otherwise make streaming puts loop forever).
+        options = (options ?? new RaySharingClientOptions()).Clone();
         options.Validate();
         var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var handler = new SocketsHttpHandler
@@ -103,7 +125,8 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         var client = new RaySharingClient(options, channel, loggerFactory.CreateLogger<RaySharingClient>());
         try
         {
-            await client.OpenSessionAsync(cancellationToken).ConfigureAwait(false);
+            client._session = await client.OpenSessionAsync(cancellationToken).ConfigureAwait(false);
+            client._leaseLoop = Task.Run(() => client.RenewLeaseAsync(client._stopping.Token), CancellationToken.None);
             return client;
         }
         catch
@@ -134,7 +157,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             Name = name,
             Namespace = holderNamespace ?? string.Empty,
             Lifetime = WireEnums.LifetimeToWire<Protocol.V1.HolderLifetime>(lifetime == HolderLifetime.Session),
-        }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+        }, scope.Options), scope, cancellationToken, CallSubject.Holder(holderNamespace ?? Namespace, name)).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }
 
@@ -146,7 +169,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("GetHolder", _holders.GetAsync(
             new GetHolderRequest { Name = name, Namespace = holderNamespace ?? string.Empty },
-            scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            scope.Options), scope, cancellationToken, CallSubject.Holder(holderNamespace ?? Namespace, name)).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }
 
@@ -168,23 +191,27 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(holder);
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("KillHolder", _holders.KillAsync(
-            new KillHolderRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            new KillHolderRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (long)reply.FreedObjects;
     }
 
     /// <summary>One Register call: one batch of envelopes (<see cref="ObjectHolder.RegisterAsync"/> makes the batches).</summary>
-    internal async Task<int> RegisterBatchAsync(RegisterRequest request, CancellationToken cancellationToken)
+    internal async Task<int> RegisterBatchAsync(ObjectHolder holder, RegisterRequest request, CancellationToken cancellationToken)
     {
         var scope = BeginCall(cancellationToken);
-        var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+        var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (int)reply.Count;
     }
 
-    /// <summary>One Fetch call: one page (<see cref="ObjectHolder.FetchAsync(string, CancellationToken)"/> reads them all).</summary>
-    internal async Task<FetchReply> FetchPageAsync(FetchRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// One Fetch call: one page (<see cref="ObjectHolder.FetchAsync(string, CancellationToken)"/> reads them all),
+    /// and the session its borrows belong to.
+    /// </summary>
+    internal async Task<(FetchReply Reply, ClientSession Session)> FetchPageAsync(ObjectHolder holder, FetchRequest request, CancellationToken cancellationToken)
     {
         var scope = BeginCall(cancellationToken);
-        return await UnaryAsync("Fetch", _holders.FetchAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+        var reply = await UnaryAsync("Fetch", _holders.FetchAsync(request, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
+        return (reply, scope.Session!);
     }
 
     internal async Task<int> UnregisterAsync(ObjectHolder holder, string key, CancellationToken cancellationToken)
@@ -192,7 +219,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         ValidateKey(key);
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Unregister", _holders.UnregisterAsync(
-            new UnregisterRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            new UnregisterRequest { Holder = holder.Ref, Key = key }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (int)reply.Removed;
     }
 
@@ -200,18 +227,22 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     {
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("ListKeys", _holders.ListKeysAsync(
-            new ListKeysRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            new ListKeysRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return [.. reply.Keys];
     }
 
     // ---- Session ----
 
-    /// <summary>Store usage and counts of the worker.</summary>
-    public async Task<StoreStats> GetStoreStatsAsync(CancellationToken cancellationToken = default)
+    /// <summary>The worker's object store: bytes used, capacity, live objects.</summary>
+    public async Task<StoreStats> GetStoreStatsAsync(CancellationToken cancellationToken = default) =>
+        (await GetWorkerStatsAsync(cancellationToken).ConfigureAwait(false)).Store;
+
+    /// <summary>The worker's store figures, and the sessions and holders it hosts.</summary>
+    public async Task<WorkerStats> GetWorkerStatsAsync(CancellationToken cancellationToken = default)
     {
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Stats", _objects.StatsAsync(new StatsRequest(), scope.Options), scope, cancellationToken).ConfigureAwait(false);
-        return new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects, (int)reply.Sessions, (int)reply.Holders);
+        return new WorkerStats(new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects), (int)reply.Sessions, (int)reply.Holders);
     }
 
     /// <summary>
@@ -231,21 +262,29 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         {
             // The loop swallows its own failures; this guard keeps disposal from ever skipping the close.
             await _leaseLoop.ConfigureAwait(false);
+            // A replacement under way ends (cancelled, or done) before the session it leaves is closed.
+            Task? replacing;
+            lock (_replaceLock)
+            {
+                replacing = _replacing;
+            }
+
+            await (replacing ?? Task.CompletedTask).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            ClientLog.CloseFailed(_logger, SessionId, ex);
+            ClientLog.CloseFailed(_logger, _session.Id, ex);
         }
 
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(Math.Min(5, _options.CallTimeout.TotalSeconds)));
-            await _sessions.CloseAsync(new CloseSessionRequest(), new CallOptions(_sessionHeaders, DateTime.UtcNow.AddSeconds(5), timeout.Token)).ConfigureAwait(false);
-            ClientLog.SessionClosed(_logger, SessionId);
+            await _sessions.CloseAsync(new CloseSessionRequest(), new CallOptions(_session.Headers, DateTime.UtcNow.AddSeconds(5), timeout.Token)).ConfigureAwait(false);
+            ClientLog.SessionClosed(_logger, _session.Id);
         }
         catch (RpcException ex)
         {
-            ClientLog.CloseFailed(_logger, SessionId, ex);
+            ClientLog.CloseFailed(_logger, _session.Id, ex);
         }
         finally
         {
@@ -255,9 +294,10 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         }
     }
 
-    private async Task OpenSessionAsync(CancellationToken cancellationToken)
+    /// <summary>Opens a session; the call itself carries no session.</summary>
+    private async Task<ClientSession> OpenSessionAsync(CancellationToken cancellationToken)
     {
-        var scope = BeginCall(cancellationToken);
+        var scope = BeginCall(cancellationToken, []);
         var reply = await UnaryAsync("Connect", _sessions.OpenAsync(new OpenSessionRequest
         {
             Namespace = _options.Namespace,
@@ -265,42 +305,103 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             LeaseMillis = _options.Lease is { } lease ? (uint)Math.Min(lease.TotalMilliseconds, uint.MaxValue) : 0,
         }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
 
-        SessionId = ObjectId.FromBytes(reply.SessionId.Span);
-        SessionToken = ObjectId.FromBytes(reply.SessionToken.Span);
-        MaxUnaryObjectBytes = reply.MaxUnaryObjectBytes == 0 ? _options.MaxUnaryObjectBytes : (int)Math.Min(_options.MaxUnaryObjectBytes, reply.MaxUnaryObjectBytes);
-        WorkerId = ObjectId.FromBytes(reply.WorkerId.Span);
-        WorkerAddress = reply.WorkerAddress;
-        Lease = TimeSpan.FromMilliseconds(reply.LeaseMillis);
-        _sessionHeaders.Add(WireHeaders.SessionToken, SessionToken.ToString());
-        ClientLog.SessionOpened(_logger, SessionId, _address, WorkerId, reply.LeaseMillis);
-        _leaseLoop = Task.Run(() => RenewLeaseAsync(_stopping.Token), CancellationToken.None);
+        var session = new ClientSession(
+            ObjectId.FromBytes(reply.SessionId.Span),
+            ObjectId.FromBytes(reply.SessionToken.Span),
+            ObjectId.FromBytes(reply.WorkerId.Span),
+            reply.WorkerAddress,
+            TimeSpan.FromMilliseconds(reply.LeaseMillis),
+            reply.MaxUnaryObjectBytes == 0 ? _options.MaxUnaryObjectBytes : (int)Math.Min(_options.MaxUnaryObjectBytes, reply.MaxUnaryObjectBytes));
+        ClientLog.SessionOpened(_logger, session.Id, _address, session.WorkerId, reply.LeaseMillis);
+        return session;
     }
 
-    /// <summary>Renews the lease until the client is disposed or the worker says the session has ended. Never throws.</summary>
+    /// <summary>
+    /// Opens a new session in place of <paramref name="expired"/>, which the worker said has ended. One
+    /// replacement at a time: callers that saw the same session end share it. Never throws; a failed attempt
+    /// is logged and the next call or renewal that sees the ended session tries again.
+    /// </summary>
+    internal Task ReplaceSessionAsync(ClientSession expired)
+    {
+        lock (_replaceLock)
+        {
+            if (!ReferenceEquals(_session, expired) || Volatile.Read(ref _disposed) != 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            return _replacing ??= Task.Run(() => ReplaceCoreAsync(expired));
+        }
+    }
+
+    private async Task ReplaceCoreAsync(ClientSession expired)
+    {
+        try
+        {
+            var fresh = await OpenSessionAsync(_stopping.Token).ConfigureAwait(false);
+            _session = fresh;
+            ClientLog.SessionReplaced(_logger, expired.Id, fresh.Id, expired.WorkerId, fresh.WorkerId, _address);
+            try
+            {
+                SessionReplaced?.Invoke(this, new SessionReplacedEventArgs(new(expired.Id), new(fresh.Id), new(expired.WorkerId), new(fresh.WorkerId)));
+            }
+            catch (Exception ex)
+            {
+                ClientLog.SessionReplacedHandlerFailed(_logger, ex);
+            }
+        }
+        catch (Exception ex) when (ex is RaySharingException or TimeoutException or OperationCanceledException or ObjectDisposedException)
+        {
+            ClientLog.SessionReplaceFailed(_logger, expired.Id, ex);
+        }
+        finally
+        {
+            lock (_replaceLock)
+            {
+                _replacing = null;
+            }
+        }
+    }
+
+    /// <summary>Starts replacing the session a failed call ran in when the worker said it has ended; returns the failure.</summary>
+    private Exception Observe(Exception failure, ClientSession? session)
+    {
+        if (failure is SessionExpiredException && session is not null)
+        {
+            _ = ReplaceSessionAsync(session);
+        }
+
+        return failure;
+    }
+
+    /// <summary>
+    /// Renews the lease until the client is disposed. When the worker says the session has ended, opens a new
+    /// one and renews that. Never throws.
+    /// </summary>
     private async Task RenewLeaseAsync(CancellationToken stopping)
     {
-        // Never slower than a third of the lease the worker granted, which may be shorter than the one asked
-        // for: two renewals may then be lost or late before the session is.
-        var interval = TimeSpan.FromTicks(Math.Min((_options.LeaseRenewInterval ?? Lease).Ticks, (Lease / 3).Ticks));
-        using var timer = new PeriodicTimer(interval);
+        using var timer = new PeriodicTimer(RenewInterval(_session));
         try
         {
             while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
             {
+                var session = _session;
                 try
                 {
                     // A slow renewal may take up to the whole lease: on a starved machine that still keeps the
                     // session, and ticks missed meanwhile are skipped, not queued.
-                    await _sessions.KeepAliveAsync(new KeepAliveRequest(), new CallOptions(_sessionHeaders, DateTime.UtcNow + Lease, stopping)).ConfigureAwait(false);
+                    await _sessions.KeepAliveAsync(new KeepAliveRequest(), new CallOptions(session.Headers, DateTime.UtcNow + session.Lease, stopping)).ConfigureAwait(false);
                 }
                 catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired)
                 {
-                    ClientLog.SessionLost(_logger, SessionId);
-                    return;
+                    ClientLog.SessionLost(_logger, session.Id);
+                    await ReplaceSessionAsync(session).ConfigureAwait(false);
+                    // The new session's lease may differ (a restarted worker may be configured otherwise).
+                    timer.Period = RenewInterval(_session);
                 }
                 catch (RpcException ex) when (!stopping.IsCancellationRequested)
                 {
-                    ClientLog.LeaseRenewalFailed(_logger, SessionId, ex);
+                    ClientLog.LeaseRenewalFailed(_logger, session.Id, ex);
                 }
             }
         }
@@ -311,6 +412,13 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     }
 
     /// <summary>
+    /// Never slower than a third of the lease the worker granted, which may be shorter than the one asked for:
+    /// two renewals may then be lost or late before the session is.
+    /// </summary>
+    private TimeSpan RenewInterval(ClientSession session) =>
+        TimeSpan.FromTicks(Math.Min((_options.LeaseRenewInterval ?? session.Lease).Ticks, (session.Lease / 3).Ticks));
+
+    /// <summary>
     /// Starts a unary call: the session header, and a cancellation token that fires at
     /// <see cref="RaySharingClientOptions.CallTimeout"/> or when the caller cancels.
     /// </summary>
@@ -319,16 +427,20 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// deadline: a gRPC deadline costs a timer per call on both sides, a measurable share of a small put.
     /// A call past its deadline is cancelled, which resets its HTTP/2 stream, so the worker stops too.
     /// </remarks>
-    private CallScope BeginCall(CancellationToken cancellationToken)
+    private CallScope BeginCall(CancellationToken cancellationToken) => BeginCall(cancellationToken, null);
+
+    private CallScope BeginCall(CancellationToken cancellationToken, Metadata? headers)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
+        headers ??= session.Headers;
         var deadline = _deadlines.TokenFor(_options.CallTimeout);
         return cancellationToken.CanBeCanceled
-            ? new CallScope(new CallOptions(_sessionHeaders, cancellationToken: cancellationToken), deadline, armDeadline: true)
-            : new CallScope(new CallOptions(_sessionHeaders, cancellationToken: deadline), deadline, armDeadline: false);
+            ? new CallScope(new CallOptions(headers, cancellationToken: cancellationToken), deadline, armDeadline: true, session)
+            : new CallScope(new CallOptions(headers, cancellationToken: deadline), deadline, armDeadline: false, session);
     }
 
-    private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken)
+    private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken, CallSubject subject = default)
     {
         using (call)
         using (scope.Arm(call))
@@ -339,27 +451,51 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             }
             catch (RpcException ex)
             {
-                throw UnaryFailure(ex, operation, scope, cancellationToken);
+                throw UnaryFailure(ex, operation, call, scope, cancellationToken, subject);
             }
         }
     }
 
     /// <summary>What a failed unary call throws.</summary>
-    private Exception UnaryFailure(RpcException exception, string operation, CallScope scope, CancellationToken cancellationToken) =>
+    private Exception UnaryFailure<TReply>(RpcException exception, string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken, CallSubject subject) =>
         // The deadline fired: whatever status the cut-off call ended with (Cancelled, or Internal when it
         // was cut while starting), this is a timeout.
         scope.DeadlinePassed && !cancellationToken.IsCancellationRequested
-            ? ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, exception)
-            : ExceptionFactory.FromRpc(exception, operation, _address, SessionId, cancellationToken);
+            ? ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, subject, RequestSent(call.ResponseHeadersAsync.IsCompletedSuccessfully), exception)
+            : Observe(ExceptionFactory.FromRpc(exception, operation, _address, scope.Session?.Id ?? ObjectId.Empty, cancellationToken, subject), scope.Session);
+
+    /// <summary>
+    /// Whether a call that got no answer had reached the worker: true when the worker's response had begun,
+    /// false when the channel never had a connection to send it on, null when it cannot be told.
+    /// </summary>
+    private bool? RequestSent(bool answered)
+    {
+        if (answered)
+        {
+            return true;
+        }
+
+        try
+        {
+            return _channel.State is ConnectivityState.Idle or ConnectivityState.Connecting or ConnectivityState.TransientFailure ? false : null;
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// A started unary call's options and deadline. When the caller passed a token of its own, the call
     /// carries that token and the deadline cancels the call by disposing it: cheaper, per call, than
     /// linking the two tokens into a new source.
     /// </summary>
-    private readonly struct CallScope(CallOptions options, CancellationToken deadline, bool armDeadline)
+    private readonly struct CallScope(CallOptions options, CancellationToken deadline, bool armDeadline, ClientSession? session)
     {
         public CallOptions Options => options;
+
+        /// <summary>The session the call runs in; null while connecting.</summary>
+        public ClientSession? Session => session;
 
         public bool DeadlinePassed => deadline.IsCancellationRequested;
 

@@ -4,9 +4,22 @@ using Microsoft.Extensions.Logging;
 
 namespace RaySharing;
 
-/// <summary>Settings of a <see cref="RaySharingClient"/>. Every property states its default.</summary>
+/// <summary>
+/// Settings of a <see cref="RaySharingClient"/>. Every property states its default.
+/// <see cref="RaySharingClient.ConnectAsync(RaySharingClientOptions?, CancellationToken)"/> validates and
+/// copies them: changing this object afterwards does not change a connected client.
+/// </summary>
 public sealed class RaySharingClientOptions
 {
+    /// <summary>
+    /// Room a message needs besides an object's bytes or a chunk: the header fields and at most one
+    /// envelope (<c>16 KiB</c>, the envelope size limit).
+    /// </summary>
+    public const int MessageOverheadBytes = 16 << 10;
+
+    /// <summary>The smallest <see cref="MaxMessageBytes"/>: the default <see cref="MaxUnaryObjectBytes"/> plus <see cref="MessageOverheadBytes"/> (1 MiB + 16 KiB).</summary>
+    public const int MinMessageBytes = (1 << 20) + MessageOverheadBytes;
+
     /// <summary>The worker's address. Default <c>http://127.0.0.1:7480</c>.</summary>
     public Uri Address { get; set; } = new("http://127.0.0.1:7480");
 
@@ -45,14 +58,22 @@ public sealed class RaySharingClientOptions
 
     /// <summary>
     /// Objects up to this size travel in one message (unary put and get); larger ones stream in chunks
-    /// of <see cref="ChunkBytes"/>. Must not exceed the worker's MaxUnaryObjectBytes. Default 1 MiB.
+    /// of <see cref="ChunkBytes"/>. 0 to <see cref="MaxMessageBytes"/> less <see cref="MessageOverheadBytes"/>;
+    /// the worker's own limit applies when smaller. Default 1 MiB.
     /// </summary>
     public int MaxUnaryObjectBytes { get; set; } = 1 << 20;
 
-    /// <summary>The chunk size of streaming puts and gets, in bytes (64 KiB to 1 MiB is best). Default 256 KiB.</summary>
+    /// <summary>
+    /// The chunk size of streaming puts and gets, in bytes: 4 KiB to 4 MiB, and at most
+    /// <see cref="MaxMessageBytes"/> less <see cref="MessageOverheadBytes"/> (64 KiB to 1 MiB is best). Default 256 KiB.
+    /// </summary>
     public int ChunkBytes { get; set; } = 256 << 10;
 
-    /// <summary>The largest gRPC message sent or received, in bytes. Default 64 MiB.</summary>
+    /// <summary>
+    /// The largest gRPC message sent or received, in bytes; at least <see cref="MinMessageBytes"/> (1 MiB + 16 KiB),
+    /// and it must hold <see cref="MaxUnaryObjectBytes"/> and <see cref="ChunkBytes"/> plus <see cref="MessageOverheadBytes"/>.
+    /// A fetch reply holds many envelopes and is bounded by it too. Default 64 MiB.
+    /// </summary>
     public int MaxMessageBytes { get; set; } = 64 << 20;
 
     /// <summary>
@@ -101,14 +122,19 @@ public sealed class RaySharingClientOptions
             throw new ArgumentException($"{nameof(ChunkBytes)} must be 4 KiB to 4 MiB; got {ChunkBytes}.", nameof(ChunkBytes));
         }
 
-        if (MaxMessageBytes < 1 << 20)
+        if (MaxMessageBytes < MinMessageBytes)
         {
-            throw new ArgumentException($"{nameof(MaxMessageBytes)} must be at least 1 MiB; got {MaxMessageBytes}.", nameof(MaxMessageBytes));
+            throw new ArgumentException($"{nameof(MaxMessageBytes)} must be at least {MinMessageBytes} bytes (1 MiB + 16 KiB); got {MaxMessageBytes}.", nameof(MaxMessageBytes));
         }
 
-        if (MaxUnaryObjectBytes < 0 || MaxUnaryObjectBytes > MaxMessageBytes - 4096)
+        if (MaxUnaryObjectBytes < 0 || MaxUnaryObjectBytes > MaxMessageBytes - MessageOverheadBytes)
         {
-            throw new ArgumentException($"{nameof(MaxUnaryObjectBytes)} must be 0 to {nameof(MaxMessageBytes)} less 4 KiB; got {MaxUnaryObjectBytes}.", nameof(MaxUnaryObjectBytes));
+            throw new ArgumentException($"{nameof(MaxUnaryObjectBytes)} must be 0 to {nameof(MaxMessageBytes)} ({MaxMessageBytes}) less {MessageOverheadBytes} bytes; got {MaxUnaryObjectBytes}.", nameof(MaxUnaryObjectBytes));
+        }
+
+        if (ChunkBytes > MaxMessageBytes - MessageOverheadBytes)
+        {
+            throw new ArgumentException($"{nameof(ChunkBytes)} ({ChunkBytes}) must fit in {nameof(MaxMessageBytes)} ({MaxMessageBytes}) less {MessageOverheadBytes} bytes.", nameof(ChunkBytes));
         }
 
         if (string.IsNullOrEmpty(ClientName))
@@ -116,16 +142,14 @@ public sealed class RaySharingClientOptions
             throw new ArgumentException($"{nameof(ClientName)} must not be empty.", nameof(ClientName));
         }
 
-        if (ChunkBytes > MaxMessageBytes - 4096)
-        {
-            throw new ArgumentException($"{nameof(ChunkBytes)} ({ChunkBytes}) must fit in {nameof(MaxMessageBytes)} ({MaxMessageBytes}) less 4 KiB.", nameof(ChunkBytes));
-        }
-
         if (SerializerOptions is null)
         {
             throw new ArgumentException($"{nameof(SerializerOptions)} must not be null.", nameof(SerializerOptions));
         }
     }
+
+    /// <summary>A copy of these options; the client keeps one taken at connect, so later changes to this object do not reach it.</summary>
+    public RaySharingClientOptions Clone() => (RaySharingClientOptions)MemberwiseClone();
 
     /// <summary>The longest time any option may be: what a timer takes. Infinite waits are what this library rules out.</summary>
     private static readonly TimeSpan MaxTime = TimeSpan.FromMilliseconds(int.MaxValue);

@@ -1,7 +1,7 @@
 namespace RaySharing.Protocol;
 
 /// <summary>The wire names of codecs, as written in envelopes: <c>XLANG</c>, <c>RAW</c>, <c>ARROW</c>.</summary>
-public static class CodecNames
+internal static class CodecNames
 {
     /// <summary>The name of <see cref="ObjectCodec.Xlang"/>.</summary>
     public const string Xlang = "XLANG";

@@ -7,7 +7,7 @@ namespace RaySharing.Protocol;
 /// Encodes and decodes ref envelopes (<c>protos/ENVELOPE.md</c>). Written by hand rather than with
 /// attribute contracts so that decoding untrusted bytes is strict, bounded and gives exact errors.
 /// </summary>
-public static class EnvelopeCodec
+internal static class EnvelopeCodec
 {
     /// <summary>The largest envelope accepted, in bytes.</summary>
     public const int MaxEnvelopeBytes = 16 * 1024;

@@ -1,7 +1,7 @@
 namespace RaySharing.Protocol;
 
 /// <summary>Bytes that were to be a ref envelope are not one: truncated, garbage, or an unknown version.</summary>
-public sealed class EnvelopeFormatException : FormatException
+internal sealed class EnvelopeFormatException : FormatException
 {
     /// <summary>Creates the exception.</summary>
     public EnvelopeFormatException(string message, Exception? innerException = null)

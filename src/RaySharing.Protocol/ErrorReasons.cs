@@ -4,7 +4,7 @@ namespace RaySharing.Protocol;
 /// Machine-readable error reasons, sent in the <c>rs-reason</c> trailer of a failed call. The table
 /// in <c>protos/ERRORS.md</c> gives each one's gRPC status and meaning. Never renamed.
 /// </summary>
-public static class ErrorReasons
+internal static class ErrorReasons
 {
     /// <summary>The object's owner (holder or session) is dead; its objects were freed with it.</summary>
     public const string OwnerDied = "OWNER_DIED";
@@ -77,7 +77,7 @@ public static class ErrorReasons
 }
 
 /// <summary>Names of the gRPC metadata entries of the protocol.</summary>
-public static class WireHeaders
+internal static class WireHeaders
 {
     /// <summary>
     /// Request header: the caller's secret session token, 32 lowercase hex characters. It is the session's
@@ -105,4 +105,10 @@ public static class WireHeaders
 
     /// <summary>Error trailer of <c>WRONG_WORKER</c>: the address of the worker the ref lives on, percent-encoded.</summary>
     public const string WorkerAddress = "rs-worker-address";
+
+    /// <summary>
+    /// Response header of <c>PutStream</c>, value <c>1</c>: the worker has reserved room for the object and reads
+    /// its bytes. A client that sends the header alone waits for it; without it the put was refused.
+    /// </summary>
+    public const string PutAccepted = "rs-put-accepted";
 }

@@ -1,31 +1,15 @@
 namespace RaySharing.Protocol;
 
-/// <summary>
-/// Who owns an object. For a holder: its namespace, name and incarnation. For a session: the
-/// session's namespace, an empty name, and the session id as the incarnation.
-/// </summary>
-/// <param name="Kind">Holder or session.</param>
-/// <param name="Namespace">The holder's (or session's) namespace.</param>
-/// <param name="Name">The holder's name; empty for a session.</param>
-/// <param name="Incarnation">The holder incarnation, or the session id.</param>
-public readonly record struct ObjectOwner(OwnerKind Kind, string Namespace, string Name, ObjectId Incarnation)
-{
-    /// <summary>A readable description for messages and logs.</summary>
-    public override string ToString() => Kind == OwnerKind.Holder
-        ? $"holder '{Namespace}/{Name}' (incarnation {Incarnation})"
-        : $"session {Incarnation} (namespace '{Namespace}')";
-}
-
 /// <summary>Where the owner of an object runs: the worker's address and its instance id.</summary>
 /// <param name="Address">The worker's gRPC address, for example <c>http://127.0.0.1:7480</c>.</param>
 /// <param name="WorkerId">The worker instance; a restarted worker has a new one.</param>
-public readonly record struct WorkerLocation(string Address, ObjectId WorkerId);
+internal readonly record struct WorkerLocation(string Address, ObjectId WorkerId);
 
 /// <summary>
 /// The wire form of a reference: everything a stranger needs to resolve an object. Specified in
 /// <c>protos/ENVELOPE.md</c>; encoded and decoded by <see cref="EnvelopeCodec"/>.
 /// </summary>
-public sealed record RefEnvelope
+internal sealed record RefEnvelope
 {
     /// <summary>The envelope format version this library writes.</summary>
     public const int CurrentVersion = 1;

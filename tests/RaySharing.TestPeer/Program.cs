@@ -40,7 +40,7 @@ try
                 await holder!.RegisterAsync(key, [objectRef], timeout.Token);
             }
 
-            Console.WriteLine($"READY {Convert.ToHexString(objectRef.ToEnvelopeBytes())} {objectRef.Envelope.Checksum:x8}");
+            Console.WriteLine($"READY {Convert.ToHexString(objectRef.ToEnvelopeBytes())} {objectRef.Checksum:x8}");
             if (args.Contains("--hang"))
             {
                 await Task.Delay(Timeout.Infinite, timeout.Token);
@@ -52,7 +52,7 @@ try
         case "get":
         {
             var envelope = Convert.FromHexString(Arg("--envelope") ?? throw new ArgumentException("--envelope is required"));
-            await using var objectRef = await client.FromEnvelopeAsync<byte[]>(envelope, timeout.Token);
+            await using var objectRef = await client.BorrowFromEnvelopeAsync<byte[]>(envelope, timeout.Token);
             var bytes = await client.GetAsync(objectRef, timeout.Token);
             Console.WriteLine($"GOT {bytes.Length} {System.IO.Hashing.Crc32.HashToUInt32(bytes):x8}");
             return 0;
@@ -61,7 +61,7 @@ try
         case "borrow":
         {
             var envelope = Convert.FromHexString(Arg("--envelope") ?? throw new ArgumentException("--envelope is required"));
-            await client.FromEnvelopeAsync(envelope, timeout.Token);
+            await client.BorrowFromEnvelopeAsync(envelope, timeout.Token);
             Console.WriteLine("BORROWED");
             await Task.Delay(Timeout.Infinite, timeout.Token);
             return 0;

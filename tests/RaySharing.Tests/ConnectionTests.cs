@@ -69,7 +69,7 @@ public sealed class ConnectionTests
         var after = await second.ConnectAsync();
         await after.GetOrCreateHolderAsync("H").Within();
 
-        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => after.FromEnvelopeAsync(envelope).Within());
+        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => after.BorrowFromEnvelopeAsync(envelope).Within());
         Assert.Equal(holder.Incarnation, ex.Incarnation);
         Assert.NotEqual(first.Worker.WorkerId, second.Worker.WorkerId);
         Assert.Equal("lost", await after.GetAsync(await after.PutAsync("lost").Within()).Within());
@@ -100,13 +100,13 @@ public sealed class ConnectionTests
         // A session that never renews, with the worker's default lease: it lapses only at the last step below.
         using var wire = new RawWire(worker.Address);
         Assert.Equal(StatusCode.OK, (await wire.CallAsync("raysharing.v1.Sessions", "Open", [], session: null)).Status);
-        Assert.Equal(2, (await client.GetStoreStatsAsync().Within()).Sessions);
+        Assert.Equal(2, (await client.GetWorkerStatsAsync().Within()).Sessions);
 
         // No calls meanwhile: only the background renewals carry the session through 3.6 leases of the worker's clock.
         await worker.AdvanceAfterRenewalsAsync(lease * 0.9, times: 4);
 
         // The lease check after the last step ended the silent session, so it also saw this one, renewed.
-        await Bounded.Eventually(async () => (await client.GetStoreStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the silent session lapses");
+        await Bounded.Eventually(async () => (await client.GetWorkerStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the silent session lapses");
         Assert.Equal("kept", await client.GetAsync(objectRef).Within());
     }
 

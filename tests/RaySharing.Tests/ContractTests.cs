@@ -117,8 +117,8 @@ public sealed class ContractTests
         var tagged = EnvelopeCodec.Encode(good.Envelope with { IntegrityTag = [1, 2, 3] });
         var readdressed = EnvelopeCodec.Encode(good.Envelope with { Location = good.Envelope.Location with { Address = "http://alias.invalid:7480" } });
 
-        var fromTagged = await reader.FromEnvelopeAsync<string>(tagged).Within();
-        var fromReaddressed = await reader.FromEnvelopeAsync<string>(readdressed).Within();
+        var fromTagged = await reader.BorrowFromEnvelopeAsync<string>(tagged).Within();
+        var fromReaddressed = await reader.BorrowFromEnvelopeAsync<string>(readdressed).Within();
 
         Assert.Equal("value", await reader.GetAsync(fromTagged).Within());
         Assert.Equal("value", await reader.GetAsync(fromReaddressed).Within());

@@ -20,7 +20,7 @@ public sealed class DeadlineTests
         var objectRef = await putter.PutAsync(new byte[48 << 20], await putter.GetOrCreateHolderAsync("H").Within()).Within();
         await using var proxy = new FreezableProxy(worker.Address);
         var getter = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = Idle; o.ChunkBytes = 64 << 10; });
-        var borrowed = await getter.FromEnvelopeAsync<byte[]>(objectRef.ToEnvelopeBytes()).Within();
+        var borrowed = await getter.BorrowFromEnvelopeAsync<byte[]>(objectRef.ToEnvelopeBytes()).Within();
 
         proxy.FreezeToClientAfter(1 << 20);
         var ex = await Assert.ThrowsAsync<RaySharingTimeoutException>(() => getter.GetAsync(borrowed).Within(Idle + Slack));

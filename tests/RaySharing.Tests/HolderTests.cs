@@ -161,7 +161,7 @@ public sealed class HolderTests
         var holder = await creator.GetOrCreateHolderAsync("ephemeral", HolderLifetime.Session).Within();
         var objectRef = await creator.PutAsync(42L, holder).Within();
         await holder.RegisterAsync("k", [objectRef]).Within();
-        var borrowed = await other.FromEnvelopeAsync<long>(objectRef.ToEnvelopeBytes()).Within();
+        var borrowed = await other.BorrowFromEnvelopeAsync<long>(objectRef.ToEnvelopeBytes()).Within();
 
         await creator.DisposeAsync().Within();
 

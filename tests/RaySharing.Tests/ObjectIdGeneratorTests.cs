@@ -30,7 +30,7 @@ public sealed class ObjectIdGeneratorTests
             var id = ObjectId.FromBytes(flipped);
             var forged = EnvelopeCodec.Encode(target.Envelope with { ObjectId = id });
 
-            var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.FromEnvelopeAsync(forged).Within());
+            var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.BorrowFromEnvelopeAsync(forged).Within());
 
             Assert.Equal(id, ex.ObjectId);
         }

@@ -83,13 +83,13 @@ public sealed class ObjectTests
         var other = await worker.ConnectAsync();
         var objectRef = await putter.PutAsync("mine", owner: null).Within();
         Assert.Equal(OwnerKind.Session, objectRef.Owner.Kind);
-        var borrowed = await other.FromEnvelopeAsync<string>(objectRef.ToEnvelopeBytes()).Within();
+        var borrowed = await other.BorrowFromEnvelopeAsync<string>(objectRef.ToEnvelopeBytes()).Within();
         Assert.Equal("mine", await other.GetAsync(borrowed).Within());
 
         await putter.DisposeAsync().Within();
 
         var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => other.GetAsync(borrowed).Within());
-        Assert.Equal(putter.SessionId, ex.Incarnation);
+        Assert.Equal(putter.SessionId, ex.OwnerSessionId);
         Assert.Null(ex.HolderName);
         Assert.Equal(0, (await other.GetStoreStatsAsync().Within()).UsedBytes);
     }
@@ -105,7 +105,7 @@ public sealed class ObjectTests
         await objectRef.DisposeAsync().Within();
 
         Assert.Equal(0, (await client.GetStoreStatsAsync().Within()).UsedBytes);
-        await Assert.ThrowsAsync<ObjectFreedException>(() => client.FromEnvelopeAsync(envelope).Within());
+        await Assert.ThrowsAsync<ObjectFreedException>(() => client.BorrowFromEnvelopeAsync(envelope).Within());
     }
 
     [Fact]
@@ -132,7 +132,7 @@ public sealed class ObjectTests
         var driver = await worker.ConnectAsync();
         var holder = await executor.GetOrCreateHolderAsync("H").Within();
         var objectRef = await executor.PutAsync(5, holder).Within();
-        var borrowed = await driver.FromEnvelopeAsync<int>(objectRef.ToEnvelopeBytes()).Within();
+        var borrowed = await driver.BorrowFromEnvelopeAsync<int>(objectRef.ToEnvelopeBytes()).Within();
 
         await executor.DisposeAsync().Within();
 
@@ -184,7 +184,7 @@ public sealed class ObjectTests
         var real = await client.PutAsync(1, holder).Within();
         var forged = EnvelopeCodec.Encode(real.Envelope with { ObjectId = ObjectId.NewId() });
 
-        var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.FromEnvelopeAsync(forged).Within());
+        var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.BorrowFromEnvelopeAsync(forged).Within());
 
         Assert.NotEqual(real.Id, ex.ObjectId);
         Assert.Equal(1, await client.GetAsync(real).Within());
@@ -199,7 +199,7 @@ public sealed class ObjectTests
         var real = await client.PutAsync(1, holder).Within();
         var tampered = EnvelopeCodec.Encode(real.Envelope with { Size = 999 });
 
-        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(tampered).Within());
+        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.BorrowFromEnvelopeAsync(tampered).Within());
     }
 
     [Theory]
@@ -223,9 +223,9 @@ public sealed class ObjectTests
             _ => [0xa3, 0x61, 0x62, 0x63],
         };
 
-        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(bad).Within());
+        await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.BorrowFromEnvelopeAsync(bad).Within());
 
-        Assert.Equal("ok", await other.GetAsync(await other.FromEnvelopeAsync<string>(bytes).Within()).Within());
+        Assert.Equal("ok", await other.GetAsync(await other.BorrowFromEnvelopeAsync<string>(bytes).Within()).Within());
         Assert.Equal("ok", await client.GetAsync(good).Within());
     }
 
@@ -239,7 +239,7 @@ public sealed class ObjectTests
         var good = await client.PutAsync(1, holder).Within();
         var forged = EnvelopeCodec.Encode(good.Envelope with { TypeName = "Forged" });
 
-        var ex = await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.FromEnvelopeAsync(forged).Within());
+        var ex = await Assert.ThrowsAsync<InvalidEnvelopeException>(() => client.BorrowFromEnvelopeAsync(forged).Within());
 
         Assert.Equal("INVALID_ENVELOPE", ex.Reason);
         Assert.Equal(1, await holder.RegisterAsync("k", [good]).Within());
@@ -290,11 +290,11 @@ public sealed class ObjectTests
         }
 
         // The first tombstone was evicted by the third: the worker no longer knows the first object.
-        await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.FromEnvelopeAsync(envelopes[0]).Within());
-        await Assert.ThrowsAsync<ObjectFreedException>(() => client.FromEnvelopeAsync(envelopes[2]).Within());
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.BorrowFromEnvelopeAsync(envelopes[0]).Within());
+        await Assert.ThrowsAsync<ObjectFreedException>(() => client.BorrowFromEnvelopeAsync(envelopes[2]).Within());
         await holder.KillAsync().Within();
         // Owner death is read from the envelope, not from a tombstone, so it never expires.
-        await Assert.ThrowsAsync<OwnerDiedException>(() => client.FromEnvelopeAsync(envelopes[0]).Within());
+        await Assert.ThrowsAsync<OwnerDiedException>(() => client.BorrowFromEnvelopeAsync(envelopes[0]).Within());
     }
 
     [Fact]

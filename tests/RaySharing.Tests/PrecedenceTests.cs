@@ -68,7 +68,7 @@ public sealed class PrecedenceTests
         await holder.KillAsync().Within();
 
         Assert.Equal((StatusCode.InvalidArgument, "INVALID_ENVELOPE", freed.Id.ToString()), await CallAsync(worker.Address, client.SessionToken, "Get", altered, null));
-        var died = await Assert.ThrowsAsync<OwnerDiedException>(() => client.FromEnvelopeAsync(genuine).Within());
+        var died = await Assert.ThrowsAsync<OwnerDiedException>(() => client.BorrowFromEnvelopeAsync(genuine).Within());
         Assert.Equal((freed.Id, holder.Incarnation, "H"), (died.ObjectId, died.Incarnation, died.HolderName));
     }
 
@@ -84,7 +84,7 @@ public sealed class PrecedenceTests
         await freed.DisposeAsync().Within();
 
         Assert.Equal((StatusCode.InvalidArgument, "INVALID_ENVELOPE", freed.Id.ToString()), await CallAsync(worker.Address, client.SessionToken, "Borrow", altered, null));
-        var ex = await Assert.ThrowsAsync<ObjectFreedException>(() => client.FromEnvelopeAsync(genuine).Within());
+        var ex = await Assert.ThrowsAsync<ObjectFreedException>(() => client.BorrowFromEnvelopeAsync(genuine).Within());
         Assert.Equal(freed.Id, ex.ObjectId);
     }
 
@@ -97,11 +97,11 @@ public sealed class PrecedenceTests
         var freed = await client.PutAsync(1, holder).Within();
         var genuine = freed.ToEnvelopeBytes();
         await freed.DisposeAsync().Within();
-        await Assert.ThrowsAsync<ObjectFreedException>(() => client.FromEnvelopeAsync(genuine).Within());
+        await Assert.ThrowsAsync<ObjectFreedException>(() => client.BorrowFromEnvelopeAsync(genuine).Within());
 
         await holder.KillAsync().Within();
 
-        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.FromEnvelopeAsync(genuine).Within());
+        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.BorrowFromEnvelopeAsync(genuine).Within());
         Assert.Equal((freed.Id, holder.Incarnation), (ex.ObjectId, ex.Incarnation));
         Assert.Contains("killed by session", ex.Message, StringComparison.Ordinal);
     }
@@ -131,7 +131,7 @@ public sealed class PrecedenceTests
         var unknown = ObjectId.NewId();
         var forged = live.Envelope with { ObjectId = unknown, Owner = new ObjectOwner(OwnerKind.Holder, "nowhere", "ghost", ObjectId.NewId()) };
 
-        var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.FromEnvelopeAsync(EnvelopeCodec.Encode(forged)).Within());
+        var ex = await Assert.ThrowsAsync<ObjectNotFoundException>(() => client.BorrowFromEnvelopeAsync(EnvelopeCodec.Encode(forged)).Within());
 
         Assert.Equal(unknown, ex.ObjectId);
         Assert.Equal(1, await client.GetAsync(live.As<int>()).Within());
@@ -147,7 +147,7 @@ public sealed class PrecedenceTests
         await holder.KillAsync().Within();
         var unknown = ObjectId.NewId();
 
-        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.FromEnvelopeAsync(EnvelopeCodec.Encode(live.Envelope with { ObjectId = unknown })).Within());
+        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.BorrowFromEnvelopeAsync(EnvelopeCodec.Encode(live.Envelope with { ObjectId = unknown })).Within());
 
         Assert.Equal((unknown, holder.Incarnation, "H"), (ex.ObjectId, ex.Incarnation, ex.HolderName));
         Assert.Contains("killed by session", ex.Message, StringComparison.Ordinal);

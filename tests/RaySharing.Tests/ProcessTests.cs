@@ -30,11 +30,11 @@ public sealed class ProcessTests
         var holder = await driver.GetOrCreateHolderAsync("DUMMY_HOLDER").Within();
         using var executor = Peer("put", "--address", worker.Address, "--holder", "DUMMY_HOLDER", "--key", "job", "--size", "300000", "--hang");
         var (_, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
-        Assert.Equal(2, (await driver.GetStoreStatsAsync().Within()).Sessions);
+        Assert.Equal(2, (await driver.GetWorkerStatsAsync().Within()).Sessions);
 
         executor.Kill();
         // The killed process never closed its session: move the worker's clock past its lease until the worker ends it.
-        await worker.AdvanceUntilAsync(Lease, async () => (await driver.GetStoreStatsAsync()).Sessions == 1, "the killed session ends");
+        await worker.AdvanceUntilAsync(Lease, async () => (await driver.GetWorkerStatsAsync()).Sessions == 1, "the killed session ends");
 
         var fetched = (await holder.FetchAsync<byte[]>("job").Within()).Single();
         var bytes = await driver.GetAsync(fetched).Within();
@@ -49,7 +49,7 @@ public sealed class ProcessTests
         var observer = await worker.ConnectAsync();
         using var putter = Peer("put", "--address", worker.Address, "--size", "5000", "--hang");
         var (envelope, _) = ParseReady(await putter.WaitForLineAsync("READY", ProcessTimeout));
-        var borrowed = await observer.FromEnvelopeAsync<byte[]>(envelope).Within();
+        var borrowed = await observer.BorrowFromEnvelopeAsync<byte[]>(envelope).Within();
         Assert.Equal(5000, (await observer.GetAsync(borrowed).Within()).Length);
 
         putter.Kill();
@@ -62,7 +62,7 @@ public sealed class ProcessTests
             }
             catch (OwnerDiedException ex)
             {
-                Assert.Equal(borrowed.Owner.Incarnation, ex.Incarnation);
+                Assert.Equal(borrowed.Owner.HolderIncarnation, ex.Incarnation);
                 return true;
             }
         }, "the killed session's object dies");
@@ -98,7 +98,7 @@ public sealed class ProcessTests
         }, "the killed creator's holder dies");
 
         await Assert.ThrowsAsync<HolderNotFoundException>(() => observer.GetHolderAsync("EPHEMERAL").Within());
-        await Assert.ThrowsAsync<OwnerDiedException>(() => observer.FromEnvelopeAsync(envelope).Within());
+        await Assert.ThrowsAsync<OwnerDiedException>(() => observer.BorrowFromEnvelopeAsync(envelope).Within());
         Assert.Equal(0, (await observer.GetStoreStatsAsync().Within()).UsedBytes);
     }
 
@@ -150,7 +150,7 @@ public sealed class ProcessTests
         var (envelope, checksum) = ParseReady(await executor.WaitForLineAsync("READY", ProcessTimeout));
         Assert.Equal(0, await executor.WaitForExitCodeAsync(ProcessTimeout));
 
-        var rebuilt = await driver.FromEnvelopeAsync<byte[]>(envelope).Within();
+        var rebuilt = await driver.BorrowFromEnvelopeAsync<byte[]>(envelope).Within();
         var bytes = await driver.GetAsync(rebuilt).Within();
 
         Assert.Equal(checksum, Crc32.HashToUInt32(bytes));

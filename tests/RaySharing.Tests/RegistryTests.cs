@@ -100,7 +100,7 @@ public sealed class RegistryTests
         var stats = await observer.GetStoreStatsAsync().Within();
         Assert.Equal(baseline, stats.UsedBytes);
         Assert.Equal(0, stats.Objects);
-        var ex = await Assert.ThrowsAsync<ObjectFreedException>(() => observer.FromEnvelopeAsync(envelope).Within());
+        var ex = await Assert.ThrowsAsync<ObjectFreedException>(() => observer.BorrowFromEnvelopeAsync(envelope).Within());
         Assert.Equal(objectRef.Id, ex.ObjectId);
     }
 
@@ -124,7 +124,7 @@ public sealed class RegistryTests
         await fetched.DisposeAsync().Within();
         Assert.True(fetched.IsReleased);
         await Assert.ThrowsAsync<ObjectDisposedException>(() => driver.GetAsync(fetched).Within());
-        await Assert.ThrowsAsync<ObjectFreedException>(() => driver.FromEnvelopeAsync(envelope).Within());
+        await Assert.ThrowsAsync<ObjectFreedException>(() => driver.BorrowFromEnvelopeAsync(envelope).Within());
         Assert.Equal(0, (await driver.GetStoreStatsAsync().Within()).Objects);
     }
 

@@ -44,7 +44,7 @@ public sealed class SessionEdgeTests
 
         Assert.Equal(StatusCode.FailedPrecondition, status);
         Assert.Equal("SESSION_EXPIRED", reason);
-        Assert.Equal(owner.SessionId, objectRef.Owner.Incarnation);
+        Assert.Equal(owner.SessionId, objectRef.Owner.SessionId);
         Assert.Equal("precious", await owner.GetAsync(objectRef).Within());
     }
 
@@ -129,11 +129,11 @@ public sealed class SessionEdgeTests
         await using var disposeClient = client.DisposedWithin();
         using var wire = new RawWire(address);
         Assert.Equal(StatusCode.OK, (await wire.CallAsync("raysharing.v1.Sessions", "Open", [], session: null)).Status);
-        Assert.Equal(2, (await client.GetStoreStatsAsync().Within()).Sessions);
+        Assert.Equal(2, (await client.GetWorkerStatsAsync().Within()).Sessions);
 
         clock.Advance(TimeSpan.FromMinutes(61));
 
-        await Bounded.Eventually(async () => (await client.GetStoreStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the silent session's hour-long lease lapses");
-        Assert.Equal(1, (await client.GetStoreStatsAsync().Within()).Sessions);
+        await Bounded.Eventually(async () => (await client.GetWorkerStatsAsync()).Sessions == 1, TimeSpan.FromSeconds(10), "the silent session's hour-long lease lapses");
+        Assert.Equal(1, (await client.GetWorkerStatsAsync().Within()).Sessions);
     }
 }

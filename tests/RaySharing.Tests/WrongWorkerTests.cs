@@ -17,7 +17,7 @@ public sealed class WrongWorkerTests
         var holder = await clientA.GetOrCreateHolderAsync("H").Within();
         var objectRef = await clientA.PutAsync("on A", holder).Within();
 
-        var ex = await Assert.ThrowsAsync<WrongWorkerException>(() => clientB.FromEnvelopeAsync(objectRef.ToEnvelopeBytes()).Within());
+        var ex = await Assert.ThrowsAsync<WrongWorkerException>(() => clientB.BorrowFromEnvelopeAsync(objectRef.ToEnvelopeBytes()).Within());
 
         Assert.Equal("WRONG_WORKER", ex.Reason);
         Assert.Equal(a.Worker.WorkerId, ex.WorkerId);
@@ -27,7 +27,7 @@ public sealed class WrongWorkerTests
         Assert.False(ex.IsTransient);
         // What the message says to do works: a client of A reads it, and B's client still serves.
         var clientOfA = await a.ConnectAsync();
-        Assert.Equal("on A", await clientOfA.GetAsync((await clientOfA.FromEnvelopeAsync(objectRef.ToEnvelopeBytes()).Within()).As<string>()).Within());
+        Assert.Equal("on A", await clientOfA.GetAsync((await clientOfA.BorrowFromEnvelopeAsync(objectRef.ToEnvelopeBytes()).Within()).As<string>()).Within());
         Assert.Equal("on B", await clientB.GetAsync(await clientB.PutAsync("on B").Within()).Within());
     }
 
@@ -56,7 +56,7 @@ public sealed class WrongWorkerTests
         // The same address with another worker id: what a worker restarted on its address sees.
         var earlier = EnvelopeCodec.Encode(objectRef.Envelope with { Location = new WorkerLocation(worker.Address, ObjectId.NewId()) });
 
-        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.FromEnvelopeAsync(earlier).Within());
+        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.BorrowFromEnvelopeAsync(earlier).Within());
 
         Assert.Equal(objectRef.Id, ex.ObjectId);
         Assert.Equal("H", ex.HolderName);

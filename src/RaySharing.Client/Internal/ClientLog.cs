@@ -11,7 +11,7 @@ internal static partial class ClientLog
     [LoggerMessage(1002, LogLevel.Warning, "Lease renewal of session {SessionId} failed; retrying")]
     public static partial void LeaseRenewalFailed(ILogger logger, ObjectId sessionId, Exception exception);
 
-    [LoggerMessage(1003, LogLevel.Error, "Session {SessionId} has ended on the worker; calls will fail with SessionExpiredException")]
+    [LoggerMessage(1003, LogLevel.Warning, "Session {SessionId} has ended on the worker; opening a new session")]
     public static partial void SessionLost(ILogger logger, ObjectId sessionId);
 
     [LoggerMessage(1004, LogLevel.Information, "Session {SessionId} closed")]
@@ -19,6 +19,15 @@ internal static partial class ClientLog
 
     [LoggerMessage(1005, LogLevel.Debug, "Closing session {SessionId} failed; the worker will end it when its lease lapses")]
     public static partial void CloseFailed(ILogger logger, ObjectId sessionId, Exception exception);
+
+    [LoggerMessage(1006, LogLevel.Warning, "Session {PreviousSessionId} (worker {PreviousWorkerId}) was replaced by session {SessionId} (worker {WorkerId}) at {Address}; refs and holders obtained before it fail from now on")]
+    public static partial void SessionReplaced(ILogger logger, ObjectId previousSessionId, ObjectId sessionId, ObjectId previousWorkerId, ObjectId workerId, string address);
+
+    [LoggerMessage(1007, LogLevel.Warning, "Opening a session in place of ended session {SessionId} failed; the next call or renewal tries again")]
+    public static partial void SessionReplaceFailed(ILogger logger, ObjectId sessionId, Exception exception);
+
+    [LoggerMessage(1008, LogLevel.Error, "A SessionReplaced handler threw; the client ignores it")]
+    public static partial void SessionReplacedHandlerFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(2001, LogLevel.Debug, "Releasing {Count} ref(s) failed; the worker drops them when the session ends")]
     public static partial void ReleaseFailed(ILogger logger, int count, Exception exception);

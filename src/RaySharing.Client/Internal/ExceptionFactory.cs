@@ -6,7 +6,7 @@ namespace RaySharing.Internal;
 /// <summary>Builds every exception the client throws from a failed call, so each reason maps to one type.</summary>
 internal static class ExceptionFactory
 {
-    public static Exception FromRpc(RpcException rpc, string operation, string address, ObjectId session, CancellationToken cancellationToken)
+    public static Exception FromRpc(RpcException rpc, string operation, string address, ObjectId session, CancellationToken cancellationToken, CallSubject subject = default)
     {
         if (rpc.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
         {
@@ -24,7 +24,10 @@ internal static class ExceptionFactory
         switch (reason)
         {
             case ErrorReasons.OwnerDied:
-                return new OwnerDiedException(message, objectId, holderNamespace, holderName, incarnation);
+                // Without a holder name the dead owner was a session, and the incarnation trailer is its id.
+                return holderName is null
+                    ? new OwnerDiedException(message, objectId, holderNamespace, null, null, incarnation is { } s ? new SessionId(s) : null)
+                    : new OwnerDiedException(message, objectId, holderNamespace, holderName, incarnation is { } h ? new HolderIncarnation(h) : null);
             case ErrorReasons.ObjectFreed:
                 return new ObjectFreedException(message, objectId ?? ObjectId.Empty);
             case ErrorReasons.ObjectLost:
@@ -44,7 +47,9 @@ internal static class ExceptionFactory
             case ErrorReasons.NotOwner:
                 return new RefNotOwnedException(message, objectId, holderNamespace, holderName);
             case ErrorReasons.SessionExpired:
-                return new SessionExpiredException(message, session);
+                return new SessionExpiredException(
+                    $"{operation} ran in session {session}, which has ended on worker {address} (the worker restarted, or the lease lapsed while this process could not renew it): {message} The client opens a new session by itself: call again. Refs and holders obtained in the ended session stay invalid.",
+                    new SessionId(session));
             case ErrorReasons.ChecksumMismatch:
                 return new ChecksumMismatchException(message, objectId);
             case ErrorReasons.Unauthorized:
@@ -53,7 +58,9 @@ internal static class ExceptionFactory
                 return new WrongWorkerException(message, objectId, ParseId(trailers.GetValue(WireHeaders.WorkerId)) ?? ObjectId.Empty,
                     Unescape(trailers.GetValue(WireHeaders.WorkerAddress)) ?? string.Empty);
             case ErrorReasons.Timeout:
-                return new RaySharingTimeoutException($"{operation} on worker {address} timed out: {message}", rpc);
+                // The worker gave up on the call itself (a stream it waited on went idle): it had the request.
+                return new RaySharingTimeoutException($"{operation}{subject.Describe()} on worker {address} timed out on the worker: {message}",
+                    operation, address, TimeSpan.Zero, requestSent: true, subject.ObjectId, subject.HolderNamespace, subject.HolderName, rpc);
             case null:
                 break;
             default:
@@ -64,7 +71,8 @@ internal static class ExceptionFactory
         return rpc.StatusCode switch
         {
             StatusCode.DeadlineExceeded => new RaySharingTimeoutException(
-                $"{operation} on worker {address} did not complete within its deadline. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.", rpc),
+                $"{operation}{subject.Describe()} on worker {address} did not complete within its deadline: {message}. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.",
+                operation, address, TimeSpan.Zero, requestSent: null, subject.ObjectId, subject.HolderNamespace, subject.HolderName, rpc),
             StatusCode.Unavailable => new WorkerUnavailableException(
                 $"{operation} could not reach the worker at {address}: {message}. Check that a worker is running there.", address, rpc),
             StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
@@ -80,8 +88,13 @@ internal static class ExceptionFactory
         };
     }
 
-    public static RaySharingTimeoutException Deadline(string operation, string address, TimeSpan timeout, Exception inner) =>
-        new($"{operation} on worker {address} did not complete within {timeout.TotalSeconds:0.###} s (CallTimeout). The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.", inner);
+    public static RaySharingTimeoutException Deadline(string operation, string address, TimeSpan timeout, CallSubject subject, bool? requestSent, Exception inner) =>
+        new($"{operation}{subject.Describe()} on worker {address} did not complete within {timeout.TotalSeconds:0.###} s (CallTimeout); {Sent(requestSent)}. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.",
+            operation, address, timeout, requestSent, subject.ObjectId, subject.HolderNamespace, subject.HolderName, inner);
+
+    /// <summary>A transport failure that reached the client without a gRPC status (a stream's reset, an aborted request).</summary>
+    public static WorkerUnavailableException ConnectionLost(string operation, string address, Exception inner) =>
+        new($"{operation} lost its connection to the worker at {address}: {inner.Message}. The call may be tried again.", address, inner);
 
     public static InvalidEnvelopeException InvalidEnvelope(EnvelopeFormatException ex) =>
         new($"The bytes are not a valid ref envelope: {ex.Message}", ex);
@@ -97,8 +110,16 @@ internal static class ExceptionFactory
     public static ChecksumMismatchException Corrupted(RefEnvelope envelope, string detail) =>
         new($"Object {envelope.ObjectId} arrived corrupted: {detail}. Get it again.", envelope.ObjectId);
 
-    public static RaySharingTimeoutException StreamIdle(string operation, string address, TimeSpan idle) =>
-        new($"{operation} on worker {address} stalled: no chunk for {idle.TotalSeconds:0.###} s (StreamIdleTimeout).");
+    public static RaySharingTimeoutException StreamIdle(string operation, string address, TimeSpan idle, CallSubject subject, bool? requestSent, Exception? inner) =>
+        new($"{operation}{subject.Describe()} on worker {address} stalled: no chunk for {idle.TotalSeconds:0.###} s (StreamIdleTimeout); {Sent(requestSent)}.",
+            operation, address, idle, requestSent, subject.ObjectId, subject.HolderNamespace, subject.HolderName, inner);
+
+    private static string Sent(bool? requestSent) => requestSent switch
+    {
+        true => "the worker had the request, so it may have taken effect",
+        false => "the request never left this client",
+        null => "the request was sent but no answer came, so whether it took effect is unknown",
+    };
 
     public static ObjectDisposedException Disposed() => new(nameof(RaySharingClient), "The client is disposed; its session has ended.");
 

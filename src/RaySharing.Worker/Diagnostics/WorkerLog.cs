@@ -30,7 +30,7 @@ internal static partial class WorkerLog
     public static partial void Unregistered(ILogger logger, string @namespace, string name, string key, int removed);
 
     [LoggerMessage(3001, LogLevel.Debug, "Object {ObjectId} put: {Size} bytes owned by {Owner}")]
-    public static partial void ObjectPut(ILogger logger, ObjectId objectId, long size, Protocol.ObjectOwner owner);
+    public static partial void ObjectPut(ILogger logger, ObjectId objectId, long size, ObjectOwner owner);
 
     [LoggerMessage(3002, LogLevel.Debug, "Object {ObjectId} freed ({Size} bytes): {Reason}")]
     public static partial void ObjectFreed(ILogger logger, ObjectId objectId, long size, string reason);

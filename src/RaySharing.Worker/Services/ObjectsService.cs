@@ -11,6 +11,8 @@ namespace RaySharing.Worker.Services;
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
 internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, WorkerOptions options) : Objects.ObjectsBase
 {
+    private static readonly Metadata AcceptedHeaders = [new(WireHeaders.PutAccepted, "1")];
+
     public override Task<PutReply> Put(PutRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
@@ -53,6 +55,9 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         var committed = false;
         try
         {
+            // The go-ahead: clients send the header alone and wait for these headers before sending bytes, so a
+            // refusal (thrown above) reaches them before any byte is in flight.
+            await context.WriteResponseHeadersAsync(AcceptedHeaders).ConfigureAwait(false);
             var chunks = new List<ReadOnlyMemory<byte>>();
             var crc = new Crc32();
             long received = 0;

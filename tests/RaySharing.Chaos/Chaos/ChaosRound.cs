@@ -448,15 +448,15 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
             stats = await StatsAsync(client, cancellationToken).ConfigureAwait(false);
         }
 
-        if (stats.Sessions != 1 || stats.Objects != 0 || stats.UsedBytes != 0 || stats.Holders != 1)
+        if (stats.Sessions != 1 || stats.Store.Objects != 0 || stats.Store.UsedBytes != 0 || stats.Holders != 1)
         {
             Tally.Leak($"round {number} ({kill.Label()}): {waited.Elapsed.TotalSeconds:0.0} s after the clean-up the worker has {stats.Sessions} sessions (expected 1), " +
-                $"{stats.Objects} objects and {stats.UsedBytes} bytes (expected 0), {stats.Holders} holders (expected 1, CHAOS)");
+                $"{stats.Store.Objects} objects and {stats.Store.UsedBytes} bytes (expected 0), {stats.Holders} holders (expected 1, CHAOS)");
         }
     }
 
-    private static Task<StoreStats> StatsAsync(RaySharingClient client, CancellationToken cancellationToken) =>
-        BoundedCall.RunAsync("stats", ChaosHarness.CallBound, token => client.GetStoreStatsAsync(token), cancellationToken);
+    private static Task<WorkerStats> StatsAsync(RaySharingClient client, CancellationToken cancellationToken) =>
+        BoundedCall.RunAsync("stats", ChaosHarness.CallBound, token => client.GetWorkerStatsAsync(token), cancellationToken);
 
     /// <summary>Rebuilds a ref from its envelope and gets it. A failed borrow is where the get ended: it is the get's outcome.</summary>
     private async Task<Outcome> BorrowAndGetAsync(byte[] envelope, uint crc, CancellationToken cancellationToken)
@@ -502,7 +502,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
     {
         try
         {
-            var objectRef = await BoundedCall.RunAsync("borrow", ChaosHarness.CallBound, token => harness.Client.FromEnvelopeAsync(envelope, token), cancellationToken).ConfigureAwait(false);
+            var objectRef = await BoundedCall.RunAsync("borrow", ChaosHarness.CallBound, token => harness.Client.BorrowFromEnvelopeAsync(envelope, token), cancellationToken).ConfigureAwait(false);
             _held.Add(objectRef);
             return (objectRef, Outcome.Ok);
         }
@@ -526,7 +526,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            CheckContext(ex, objectRef.Envelope, "get");
+            CheckContext(ex, EnvelopeCodec.Decode(objectRef.ToEnvelopeBytes()), "get");
             return Outcome.Of(ex);
         }
     }
@@ -536,7 +536,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
     {
         if (exception is OwnerDiedException died
             && (died.ObjectId != envelope.ObjectId || died.HolderNamespace != envelope.Owner.Namespace
-                || died.HolderName != envelope.Owner.Name || died.Incarnation != envelope.Owner.Incarnation))
+                || died.HolderName != envelope.Owner.Name || died.Incarnation != envelope.Owner.HolderIncarnation))
         {
             Tally.Violation($"round {number}: the {call} of {envelope.ObjectId} failed with an OwnerDiedException about object {died.ObjectId}, " +
                 $"holder '{died.HolderNamespace}/{died.HolderName}' incarnation {died.Incarnation}; the ref is owned by {envelope.Owner}");

@@ -72,11 +72,11 @@ internal static class LoadHarness
         // Every key unregistered, every borrow released, every session closed: the store must be empty.
         var observer = await BoundedCall.RunAsync("connect", CallBound, token => RaySharingClient.ConnectAsync(Options("load-observer"), token), watchdog.Token);
         var waited = Stopwatch.StartNew();
-        StoreStats stats;
+        WorkerStats stats;
         while (true)
         {
-            stats = await BoundedCall.RunAsync("stats", CallBound, token => observer.GetStoreStatsAsync(token), watchdog.Token);
-            if ((stats.Objects == 0 && stats.UsedBytes == 0) || waited.Elapsed > LeakWait)
+            stats = await BoundedCall.RunAsync("stats", CallBound, token => observer.GetWorkerStatsAsync(token), watchdog.Token);
+            if ((stats.Store.Objects == 0 && stats.Store.UsedBytes == 0) || waited.Elapsed > LeakWait)
             {
                 break;
             }
@@ -86,7 +86,7 @@ internal static class LoadHarness
 
         await DisposeAsync(observer, sessionCount, tally);
 
-        var leaks = stats.Objects > 0 ? (int)stats.Objects : stats.UsedBytes > 0 ? 1 : 0;
+        var leaks = stats.Store.Objects > 0 ? (int)stats.Store.Objects : stats.Store.UsedBytes > 0 ? 1 : 0;
         var report = new Report("RaySharing load", commandLine);
         report.Row("seed", seed);
         report.Row("sessions", sessionCount);
@@ -94,7 +94,7 @@ internal static class LoadHarness
         tally.AddTo(report, loadTime);
         report.Row("leaks", leaks == 0
             ? "0"
-            : $"{leaks}: after {waited.Elapsed.TotalSeconds:0.0} s the worker holds {stats.Objects} objects and {stats.UsedBytes} bytes (expected 0)");
+            : $"{leaks}: after {waited.Elapsed.TotalSeconds:0.0} s the worker holds {stats.Store.Objects} objects and {stats.Store.UsedBytes} bytes (expected 0)");
         // Informative: a session whose client failed to close it lingers until its lease lapses.
         report.Row("sessions open at the end", $"{stats.Sessions} (the observer's included)");
         report.Problems(tally.Problems);

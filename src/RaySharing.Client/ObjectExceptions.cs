@@ -4,13 +4,14 @@ namespace RaySharing;
 public sealed class OwnerDiedException : RaySharingException
 {
     /// <summary>Creates the exception.</summary>
-    public OwnerDiedException(string message, ObjectId? objectId, string? holderNamespace, string? holderName, ObjectId? incarnation)
+    public OwnerDiedException(string message, ObjectId? objectId, string? holderNamespace, string? holderName, HolderIncarnation? incarnation, SessionId? ownerSessionId = null)
         : base("OWNER_DIED", message)
     {
         ObjectId = objectId;
         HolderNamespace = holderNamespace;
         HolderName = holderName;
         Incarnation = incarnation;
+        OwnerSessionId = ownerSessionId;
     }
 
     /// <summary>The object asked for, when the call was about one.</summary>
@@ -22,8 +23,11 @@ public sealed class OwnerDiedException : RaySharingException
     /// <summary>The dead holder's name; null when the owner was a session.</summary>
     public string? HolderName { get; }
 
-    /// <summary>The dead holder's incarnation (or the dead owning session's id).</summary>
-    public ObjectId? Incarnation { get; }
+    /// <summary>The dead holder's incarnation; null when the owner was a session.</summary>
+    public HolderIncarnation? Incarnation { get; }
+
+    /// <summary>The dead owning session's id, when the owner was a session.</summary>
+    public SessionId? OwnerSessionId { get; }
 }
 
 /// <summary>The object was freed by reference counting: nothing registered or borrowed it any more. Reason <c>OBJECT_FREED</c>.</summary>

@@ -1,10 +1,17 @@
 namespace RaySharing;
 
-/// <summary>The client's session has ended (closed, or its lease lapsed while the client could not renew it). Reason <c>SESSION_EXPIRED</c>.</summary>
-public sealed class SessionExpiredException(string message, ObjectId sessionId) : RaySharingException("SESSION_EXPIRED", message)
+/// <summary>
+/// The session a call ran in has ended on the worker (it restarted, or the lease lapsed while the client could
+/// not renew it). Reason <c>SESSION_EXPIRED</c>. The client opens a new session by itself
+/// (<see cref="RaySharingClient.SessionReplaced"/>), so the same call made again runs in the new one.
+/// </summary>
+public sealed class SessionExpiredException(string message, SessionId sessionId) : RaySharingException("SESSION_EXPIRED", message)
 {
     /// <summary>The session that ended.</summary>
-    public ObjectId SessionId { get; } = sessionId;
+    public SessionId SessionId { get; } = sessionId;
+
+    /// <summary>True: the client replaces the session, and a new call runs in the new one.</summary>
+    public override bool IsTransient => true;
 }
 
 /// <summary>The worker could not be reached (nothing listening, connection refused or lost). Reason <c>UNAVAILABLE</c>.</summary>
