@@ -56,6 +56,9 @@ internal static class OwnerDeath
     /// <summary>Gets on holder B are timed from this long before the kill, as the baseline.</summary>
     private static readonly TimeSpan Baseline = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>How long after the store's usage is back the memory is measured.</summary>
+    public static readonly TimeSpan SettleAfterReclaim = TimeSpan.FromMilliseconds(200);
+
     public static async Task<OwnerDeathResult> RunAsync(Workload workload, int objects, TextWriter progress, CancellationToken cancellationToken)
     {
         var client = workload.Client;
@@ -122,6 +125,8 @@ internal static class OwnerDeath
         var (collections, gen2s) = (GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
         await stop.CancelAsync().ConfigureAwait(false);
         await getter.ConfigureAwait(false);
+        // The reclaim trims the worker's tables just after its last batch gave the bytes back.
+        await Task.Delay(SettleAfterReclaim, cancellationToken).ConfigureAwait(false);
         var (heapAfter, setAfter) = Memory();
 
         static double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;

@@ -180,7 +180,7 @@ internal sealed class Report
         $"then killed while one caller got holder B's object back to back. The kill call took {d.KillCall.TotalMilliseconds:0.0} ms; the store's usage was back to its level before the fill {d.Reclaim.TotalMilliseconds:0} ms after the kill was sent. " +
         $"Gets of B started in that time: {d.GetsDuringReclaim:N0}, p50 {d.GetP50Micros:0} µs, p99 {d.GetP99Micros:0} µs, max {d.GetMaxMicros:0} µs (before the kill: {d.GetsBeforeKill:N0} gets, p99 {d.GetP99BeforeMicros:0} µs, max {d.GetMaxBeforeMicros:0} µs). " +
         $"This process's GC paused {d.GcPauseDuringReclaim.TotalMilliseconds:0.0} ms in that time ({d.CollectionsDuringReclaim} collections, {d.Gen2DuringReclaim} of them gen2). " +
-        $"Memory, GC heap after a full compacting collection (worker and client share this process; the client holds no ref of A): {Mib(d.HeapBeforeBytes)} before the fill, {Mib(d.HeapFilledBytes)} filled, {Mib(d.HeapAfterBytes)} after the reclaim; " +
+        $"Memory, GC heap after a full compacting collection (worker and client share this process; the client holds no ref of A): {Mib(d.HeapBeforeBytes)} before the fill, {Mib(d.HeapFilledBytes)} filled, {Mib(d.HeapAfterBytes)} {OwnerDeath.SettleAfterReclaim.TotalMilliseconds:0} ms after the reclaim; " +
         $"{d.BytesPerObject:0} B per registered object, payload included. Working set: {Mib(d.WorkingSetBeforeBytes)}, {Mib(d.WorkingSetFilledBytes)}, {Mib(d.WorkingSetAfterBytes)} ({d.WorkingSetPerObject:0} B per object; it includes GC segments not yet returned to the OS).");
 
     private static string Mib(long bytes) => string.Create(Invariant, $"{bytes / 1048576.0:0.0} MiB");

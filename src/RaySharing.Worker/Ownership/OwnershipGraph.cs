@@ -28,8 +28,18 @@ namespace RaySharing.Worker.Ownership;
 /// </remarks>
 internal sealed class OwnershipGraph
 {
-    /// <summary>Objects freed per reclaim batch: a few tens of microseconds under a lock.</summary>
-    internal const int ReclaimBatch = 512;
+    /// <summary>Objects freed per background reclaim batch; the dead owner's gate is held only to unlink them (tens of microseconds).</summary>
+    internal const int ReclaimBatch = 2048;
+
+    /// <summary>An owner with at most this many objects and borrows is reclaimed inline by the call that ends it.</summary>
+    internal const int InlineReclaimMax = 512;
+
+    /// <summary>
+    /// The reclaim's pause between batches. Without it the reclaim would take a whole core for as long as
+    /// it runs, and on a busy 2-core machine calls on live holders waited for CPU (a 1,000,000-object
+    /// kill: gets of another holder 13 times slower meanwhile). Paced, it takes a fraction of a core.
+    /// </summary>
+    private static readonly TimeSpan ReclaimPause = TimeSpan.FromMilliseconds(1);
 
     private const string DefaultNamespace = "default";
     private const int IndexShards = 64;
@@ -649,6 +659,7 @@ internal sealed class OwnershipGraph
     private long Bury(OwnerState owner, string why)
     {
         long owned;
+        bool small;
         lock (owner.Gate)
         {
             if (!owner.Die(why))
@@ -657,12 +668,20 @@ internal sealed class OwnershipGraph
             }
 
             owned = owner.OwnedCount;
+            small = owned + (owner is SessionState ended ? ended.Borrows.Count : 0) <= InlineReclaimMax;
         }
 
         _tombstones.OwnerDied(owner);
         if (owner is HolderState holder)
         {
             WorkerLog.HolderKilled(_logger, holder.Key.Namespace, holder.Key.Name, holder.Incarnation, owned, why);
+        }
+
+        if (small)
+        {
+            // A few hundred objects at most: reclaimed at once, so a small owner's objects and bytes are gone when the call returns.
+            ReclaimNow(owner);
+            return owned;
         }
 
         _dead.Enqueue(owner);
@@ -676,7 +695,7 @@ internal sealed class OwnershipGraph
 
     /// <summary>
     /// Frees dead owners' objects and drops dead sessions' borrows, <see cref="ReclaimBatch"/> at a time,
-    /// yielding between batches so that calls waiting for a lock get it.
+    /// pausing <see cref="ReclaimPause"/> between batches so that calls waiting for a lock or a core get it.
     /// </summary>
     private async Task ReclaimAsync()
     {
@@ -724,10 +743,12 @@ internal sealed class OwnershipGraph
             var done = 0;
             foreach (var (id, count) in borrows)
             {
-                if (done++ % ReclaimBatch == 0)
+                if (done % ReclaimBatch == 0)
                 {
-                    await YieldAsync().ConfigureAwait(false);
+                    await YieldAsync(first: done == 0).ConfigureAwait(false);
                 }
+
+                done++;
 
                 if (Shard(id).TryGet(id, out var stored) && stored.Release(count))
                 {
@@ -744,9 +765,9 @@ internal sealed class OwnershipGraph
             }
         }
 
-        while (true)
+        for (var first = true; ; first = false)
         {
-            await YieldAsync().ConfigureAwait(false);
+            await YieldAsync(first).ConfigureAwait(false);
             List<StoredObject> batch;
             lock (owner.Gate)
             {
@@ -768,14 +789,58 @@ internal sealed class OwnershipGraph
         }
     }
 
-    private async Task YieldAsync()
+    /// <summary>Reclaims an owner of at most <see cref="InlineReclaimMax"/> objects and borrows, on the caller's thread.</summary>
+    private void ReclaimNow(OwnerState owner)
+    {
+        if (owner is SessionState session)
+        {
+            Dictionary<ObjectId, int> borrows;
+            lock (session.Gate)
+            {
+                borrows = session.Borrows;
+                session.Borrows = [];
+            }
+
+            foreach (var (id, count) in borrows)
+            {
+                if (Shard(id).TryGet(id, out var stored) && stored.Release(count))
+                {
+                    FreeUnreferenced(stored);
+                }
+            }
+        }
+
+        List<StoredObject> batch;
+        lock (owner.Gate)
+        {
+            if (owner is HolderState holder)
+            {
+                holder.Registry = new(StringComparer.Ordinal);
+            }
+
+            batch = owner.TakeBatch(InlineReclaimMax);
+        }
+
+        foreach (var stored in batch)
+        {
+            if (stored.TryMarkFreed())
+            {
+                Drop(stored, ErrorReasons.OwnerDied);
+            }
+        }
+    }
+
+    private async Task YieldAsync(bool first)
     {
         if (BeforeReclaimBatch is { } hook)
         {
             await hook().ConfigureAwait(false);
         }
 
-        await Task.Yield();
+        if (!first)
+        {
+            await Task.Delay(ReclaimPause).ConfigureAwait(false);
+        }
     }
 
     private static void TrimIfSparse<TKey, TValue>(Dictionary<TKey, TValue> dictionary)
