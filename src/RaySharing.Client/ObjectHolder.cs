@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using RaySharing.Internal;
 using RaySharing.Protocol;
 using RaySharing.Protocol.V1;
 

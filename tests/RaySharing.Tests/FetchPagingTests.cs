@@ -58,7 +58,7 @@ public sealed class FetchPagingTests
         await executor.ReleaseAsync(refs).Within();
         var driverHolder = await driver.GetHolderAsync("H").Within();
 
-        var page = await driverHolder.FetchPageAsync("job", start: 5, maxCount: 3, maxBytes: 0, listVersion: 0, CancellationToken.None).Within();
+        var page = (await driverHolder.FetchPageAsync("job", start: 5, maxCount: 3, maxBytes: 0, listVersion: 0, CancellationToken.None).Within()).Reply;
         await holder.UnregisterAsync("job").Within();
 
         Assert.Equal(20u, page.Total);
@@ -77,7 +77,7 @@ public sealed class FetchPagingTests
         var replacement = await client.PutAsync("new", holder).Within();
         await holder.RegisterAsync("job", [old, old]).Within();
         var readerHolder = await reader.GetHolderAsync("H").Within();
-        var first = await readerHolder.FetchPageAsync("job", start: 0, maxCount: 1, maxBytes: 0, listVersion: 0, CancellationToken.None).Within();
+        var first = (await readerHolder.FetchPageAsync("job", start: 0, maxCount: 1, maxBytes: 0, listVersion: 0, CancellationToken.None).Within()).Reply;
 
         await holder.UnregisterAsync("job").Within();
         await holder.RegisterAsync("job", [replacement, replacement]).Within();

@@ -45,7 +45,7 @@ public sealed class PrecedenceTests
         var a = await client.GetOrCreateHolderAsync("A").Within();
         var b = await client.GetOrCreateHolderAsync("B").Within();
         var live = await client.PutAsync(1, a).Within();
-        var altered = EnvelopeCodec.Encode(live.Envelope with { Owner = new ObjectOwner(OwnerKind.Holder, b.Namespace, b.Name, b.Incarnation) });
+        var altered = EnvelopeCodec.Encode(live.Envelope with { Owner = new ObjectOwner(OwnerKind.Holder, b.Namespace, b.Name, b.Incarnation.Value) });
 
         var (status, reason, objectId) = await CallAsync(worker.Address, client.SessionToken, "Register", altered, b);
 

@@ -36,7 +36,7 @@ internal static partial class WorkerLog
     public static partial void ObjectFreed(ILogger logger, ObjectId objectId, long size, string reason);
 
     [LoggerMessage(3003, LogLevel.Error, "Reclaiming the objects of dead owner {Owner} failed")]
-    public static partial void ReclaimFailed(ILogger logger, Protocol.ObjectOwner owner, Exception exception);
+    public static partial void ReclaimFailed(ILogger logger, ObjectOwner owner, Exception exception);
 
     [LoggerMessage(4001, LogLevel.Information, "RaySharing worker {WorkerId} listening on {Address}")]
     public static partial void Listening(ILogger logger, ObjectId workerId, string address);
