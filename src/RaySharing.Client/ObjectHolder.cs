@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using RaySharing.Internal;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 
 namespace RaySharing;

@@ -1,5 +1,5 @@
 using RaySharing.Internal;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 
 namespace RaySharing;
 

@@ -4,7 +4,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using MessagePack;
 using RaySharing.Internal;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 
 namespace RaySharing;

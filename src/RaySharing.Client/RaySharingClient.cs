@@ -5,7 +5,7 @@ using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RaySharing.Internal;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 
 namespace RaySharing;

@@ -95,7 +95,7 @@ public sealed class RaySharingClientOptions
             throw new ArgumentException($"{nameof(Address)} must be an absolute http:// or https:// URI; got '{Address}'.", nameof(Address));
         }
 
-        if (Protocol.NameRules.Problem(Namespace, "namespace") is { } problem)
+        if (Wire.NameRules.Problem(Namespace, "namespace") is { } problem)
         {
             throw new ArgumentException($"{nameof(Namespace)}: {problem}", nameof(Namespace));
         }

@@ -8,7 +8,7 @@ namespace RaySharing;
 public sealed class WrongWorkerException : RaySharingException
 {
     /// <summary>Creates the exception.</summary>
-    public WrongWorkerException(string message, ObjectId? objectId, ObjectId workerId, string address)
+    public WrongWorkerException(string message, ObjectId? objectId, WorkerId workerId, string address)
         : base("WRONG_WORKER", message)
     {
         ObjectId = objectId;
@@ -20,7 +20,7 @@ public sealed class WrongWorkerException : RaySharingException
     public ObjectId? ObjectId { get; }
 
     /// <summary>The id of the worker instance the ref lives on.</summary>
-    public ObjectId WorkerId { get; }
+    public WorkerId WorkerId { get; }
 
     /// <summary>The address of the worker the ref lives on: connect a client there to use the ref.</summary>
     public string Address { get; }

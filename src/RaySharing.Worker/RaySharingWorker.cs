@@ -29,14 +29,14 @@ public sealed class RaySharingWorker : IAsyncDisposable
     {
         _app = app;
         Address = address;
-        WorkerId = workerId;
+        WorkerId = new WorkerId(workerId);
     }
 
     /// <summary>The address clients connect to, for example <c>http://127.0.0.1:7480</c>.</summary>
     public string Address { get; }
 
     /// <summary>This worker instance's id; a restarted worker has a new one.</summary>
-    public ObjectId WorkerId { get; }
+    public WorkerId WorkerId { get; }
 
     /// <summary>
     /// Starts a worker. With <see cref="WorkerOptions.Port"/> 0 a free port is picked; read it from <see cref="Address"/>.

@@ -1,4 +1,4 @@
-using RaySharing.Protocol;
+using RaySharing.Wire;
 
 namespace RaySharing.Worker;
 

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Options;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 
 namespace RaySharing.Worker;
 

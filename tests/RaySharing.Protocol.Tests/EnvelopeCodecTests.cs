@@ -1,3 +1,4 @@
+using RaySharing.Wire;
 using System.Buffers;
 using System.Text;
 using MessagePack;

@@ -1,3 +1,4 @@
+using RaySharing.Wire;
 using CsCheck;
 using Xunit;
 

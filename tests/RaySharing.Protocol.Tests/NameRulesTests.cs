@@ -1,4 +1,4 @@
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using Xunit;
 
 namespace RaySharing.Protocol.Tests;

@@ -1,3 +1,4 @@
+using RaySharing.Wire;
 using Xunit;
 
 namespace RaySharing.Protocol.Tests;

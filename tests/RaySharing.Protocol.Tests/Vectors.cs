@@ -1,3 +1,4 @@
+using RaySharing.Wire;
 using System.Text;
 using System.Text.Json;
 using Xunit;

@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Tests.Infrastructure;
 using Xunit;
 

@@ -1,4 +1,4 @@
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Tests.Infrastructure;
 using RaySharing.Worker.Ownership;
 using Xunit;

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Tests.Infrastructure;
 using RaySharing.Worker;
 using RaySharing.Worker.Ownership;

@@ -1,5 +1,5 @@
 using System.IO.Hashing;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Testing;
 using RaySharing.Tests.Infrastructure;
 using Xunit;

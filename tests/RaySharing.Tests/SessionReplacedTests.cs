@@ -41,7 +41,7 @@ public sealed class SessionReplacedTests
             Assert.Equal(client.SessionId, e.SessionId);
             Assert.NotEqual(oldSession, client.SessionId);
             Assert.Equal(oldWorker, e.PreviousWorkerId);
-            Assert.Equal(second.Worker.WorkerId, client.WorkerId.Value);
+            Assert.Equal(second.Worker.WorkerId, client.WorkerId);
             Assert.True(e.WorkerRestarted);
             Assert.Contains(log, l => l.Id.Id == 1006 && l.Message.Contains(oldSession.ToString(), StringComparison.Ordinal) && l.Message.Contains(client.SessionId.ToString(), StringComparison.Ordinal));
 

@@ -21,5 +21,5 @@ internal sealed class ClientSession(ObjectId id, ObjectId token, ObjectId worker
     public int MaxUnaryObjectBytes { get; } = maxUnaryObjectBytes;
 
     /// <summary>The session token header; the token is the session's credential and never leaves it.</summary>
-    public Metadata Headers { get; } = [new(Protocol.WireHeaders.SessionToken, token.ToString())];
+    public Metadata Headers { get; } = [new(Wire.WireHeaders.SessionToken, token.ToString())];
 }

@@ -1,5 +1,5 @@
 using Grpc.Core;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 
 namespace RaySharing.Internal;
 
@@ -55,7 +55,7 @@ internal static class ExceptionFactory
             case ErrorReasons.Unauthorized:
                 return new UnauthorizedException(message);
             case ErrorReasons.WrongWorker:
-                return new WrongWorkerException(message, objectId, ParseId(trailers.GetValue(WireHeaders.WorkerId)) ?? ObjectId.Empty,
+                return new WrongWorkerException(message, objectId, new WorkerId(ParseId(trailers.GetValue(WireHeaders.WorkerId)) ?? ObjectId.Empty),
                     Unescape(trailers.GetValue(WireHeaders.WorkerAddress)) ?? string.Empty);
             case ErrorReasons.Timeout:
                 // The worker gave up on the call itself (a stream it waited on went idle): it had the request.

@@ -1,4 +1,4 @@
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Worker.Storage;
 
 namespace RaySharing.Worker.Ownership;

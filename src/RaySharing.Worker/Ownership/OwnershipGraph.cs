@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Worker.Diagnostics;
 using RaySharing.Worker.Storage;
 

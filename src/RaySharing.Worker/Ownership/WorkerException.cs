@@ -1,5 +1,5 @@
 using Grpc.Core;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 
 namespace RaySharing.Worker.Ownership;
 

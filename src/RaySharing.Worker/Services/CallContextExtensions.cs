@@ -1,5 +1,5 @@
 using Grpc.Core;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 using RaySharing.Worker.Ownership;
 

@@ -3,7 +3,7 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Services;

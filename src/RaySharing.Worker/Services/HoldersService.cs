@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 using RaySharing.Worker.Ownership;
 

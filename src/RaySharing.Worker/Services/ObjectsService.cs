@@ -1,7 +1,7 @@
 using System.IO.Hashing;
 using Google.Protobuf;
 using Grpc.Core;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Storage;

@@ -3,7 +3,7 @@ using System.Globalization;
 using RaySharing.Chaos.Infrastructure;
 using RaySharing.Chaos.Roles;
 using RaySharing.Testing;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 
 namespace RaySharing.Chaos.Chaos;
 
@@ -442,7 +442,8 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
 
         var waited = Stopwatch.StartNew();
         var stats = await StatsAsync(client, cancellationToken).ConfigureAwait(false);
-        while (stats.Sessions != 1 && waited.Elapsed < LeakWait)
+        // Sessions end at their lease; their objects are reclaimed in the background after that.
+        while ((stats.Sessions != 1 || stats.Store.Objects != 0 || stats.Store.UsedBytes != 0) && waited.Elapsed < LeakWait)
         {
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
             stats = await StatsAsync(client, cancellationToken).ConfigureAwait(false);

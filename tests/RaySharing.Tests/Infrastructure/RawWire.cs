@@ -1,6 +1,6 @@
 using Grpc.Core;
 using Grpc.Net.Client;
-using RaySharing.Protocol;
+using RaySharing.Wire;
 
 namespace RaySharing.Tests.Infrastructure;
 

@@ -1,4 +1,4 @@
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>The wire names of codecs, as written in envelopes: <c>XLANG</c>, <c>RAW</c>, <c>ARROW</c>.</summary>
 internal static class CodecNames

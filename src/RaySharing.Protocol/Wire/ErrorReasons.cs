@@ -1,4 +1,4 @@
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>
 /// Machine-readable error reasons, sent in the <c>rs-reason</c> trailer of a failed call. The table

@@ -1,4 +1,4 @@
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>Where the owner of an object runs: the worker's address and its instance id.</summary>
 /// <param name="Address">The worker's gRPC address, for example <c>http://127.0.0.1:7480</c>.</param>

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>
 /// UTF-8 that refuses what it cannot represent (invalid bytes when decoding, lone surrogates when

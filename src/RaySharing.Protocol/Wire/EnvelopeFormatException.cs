@@ -1,4 +1,4 @@
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>Bytes that were to be a ref envelope are not one: truncated, garbage, or an unknown version.</summary>
 internal sealed class EnvelopeFormatException : FormatException

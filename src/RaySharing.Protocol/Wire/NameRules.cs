@@ -1,4 +1,4 @@
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>
 /// What a namespace, holder name or registry key may be (protos/raysharing/v1/common.proto, "Names"):

@@ -1,7 +1,7 @@
 using System.Buffers;
 using MessagePack;
 
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>
 /// Encodes and decodes ref envelopes (<c>protos/ENVELOPE.md</c>). Written by hand rather than with

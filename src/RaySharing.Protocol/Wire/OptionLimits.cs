@@ -1,4 +1,4 @@
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>
 /// The ranges the client's and the worker's options share, in one place so the two sides agree on what

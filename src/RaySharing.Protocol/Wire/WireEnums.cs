@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace RaySharing.Protocol;
+namespace RaySharing.Wire;
 
 /// <summary>
 /// The enums of <c>protos/raysharing/v1/common.proto</c> (Codec, HolderLifetime) mapped to the library's,
