@@ -41,7 +41,7 @@ internal sealed class Machine
 
 /// <summary>
 /// How busy the machine was with other work during the run: the CPU time every other process used,
-/// as a share of all cores (Linux only; from /proc/stat and this process's own CPU time).
+/// as a share of all cores (Linux only; from /proc/stat and the CPU time of the client and server processes).
 /// </summary>
 internal sealed class Noise
 {
@@ -60,17 +60,18 @@ internal sealed class Noise
     /// <summary>Share of the machine's CPU that other processes used, 0 to 1; null where it cannot be read.</summary>
     public double? OthersShare { get; private set; }
 
-    /// <summary>Share of the machine's CPU this process used, 0 to 1; null where it cannot be read.</summary>
+    /// <summary>Share of the machine's CPU the benchmark's processes (client and server) used, 0 to 1; null where it cannot be read.</summary>
     public double? OwnShare { get; private set; }
 
     public string LoadAverage { get; private set; } = "n/a";
 
     public static Noise Start() => new();
 
-    public void Stop()
+    /// <param name="serverCpu">The server process's CPU time; it started after this sample, so all of it falls within the run.</param>
+    public void Stop(TimeSpan serverCpu)
     {
         var (busy, total) = ReadProcStat();
-        var ownSeconds = (Process.GetCurrentProcess().TotalProcessorTime - _startOwnCpu).TotalSeconds;
+        var ownSeconds = (Process.GetCurrentProcess().TotalProcessorTime - _startOwnCpu + serverCpu).TotalSeconds;
         var clockTicks = 100.0; // USER_HZ, 100 on every mainstream Linux
         if (total > _startTotalTicks)
         {

@@ -4,8 +4,8 @@ namespace RaySharing.Benchmarks;
 
 /// <summary>
 /// What an owner's death costs: holder A is filled with registered 100-byte objects, then killed while
-/// one caller keeps getting an object of holder B. Memory is this process's GC heap after a full,
-/// compacting collection (worker and client share the process; the client holds no refs of A by then).
+/// one caller keeps getting an object of holder B. Memory and GC figures are the server process's (the
+/// worker's): its GC heap after a full, aggressive, compacting collection, and its working set.
 /// </summary>
 internal sealed record OwnerDeathResult(
     int Objects,
@@ -29,10 +29,10 @@ internal sealed record OwnerDeathResult(
     int CollectionsDuringReclaim,
     int Gen2DuringReclaim)
 {
-    /// <summary>GC heap bytes per registered 100-byte object, payload included.</summary>
+    /// <summary>The server process's GC heap bytes per registered 100-byte object, payload included.</summary>
     public double BytesPerObject => (HeapFilledBytes - HeapBeforeBytes) / (double)Objects;
 
-    /// <summary>Process working set per object, for comparison (includes the GC's free space and segments not yet returned).</summary>
+    /// <summary>The server process's working set per object, for comparison (includes the GC's free space and segments not yet returned).</summary>
     public double WorkingSetPerObject => (WorkingSetFilledBytes - WorkingSetBeforeBytes) / (double)Objects;
 
     public static double Percentile(List<double> values, double p)
@@ -63,7 +63,7 @@ internal static class OwnerDeath
     {
         var client = workload.Client;
         var usedBefore = (await client.GetStoreStatsAsync(cancellationToken).ConfigureAwait(false)).UsedBytes;
-        var (heapBefore, setBefore) = Memory();
+        var (heapBefore, setBefore) = await MemoryAsync(workload, cancellationToken).ConfigureAwait(false);
         var doomed = await client.GetOrCreateHolderAsync("bench-doomed", HolderLifetime.Detached, cancellationToken: cancellationToken).ConfigureAwait(false);
 
         // Fill A: each filler puts a batch, registers it under its own key, and drops its refs, as executors do.
@@ -93,7 +93,7 @@ internal static class OwnerDeath
         }, cancellationToken)).ToArray();
         await Task.WhenAll(fillers).ConfigureAwait(false);
         fill.Stop();
-        var (heapFilled, setFilled) = Memory();
+        var (heapFilled, setFilled) = await MemoryAsync(workload, cancellationToken).ConfigureAwait(false);
 
         // One caller gets B's object back to back; each get is stamped with its start.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -110,8 +110,7 @@ internal static class OwnerDeath
         }, cancellationToken);
 
         await Task.Delay(Baseline, cancellationToken).ConfigureAwait(false);
-        var paused = GC.GetTotalPauseDuration();
-        var (gen0, gen2) = (GC.CollectionCount(0), GC.CollectionCount(2));
+        var server = await workload.SampleServerAsync(collect: false, cancellationToken).ConfigureAwait(false);
         var killed = Stopwatch.GetTimestamp();
         await doomed.KillAsync(cancellationToken).ConfigureAwait(false);
         var killCall = Stopwatch.GetElapsedTime(killed);
@@ -121,13 +120,14 @@ internal static class OwnerDeath
         }
 
         var reclaimed = Stopwatch.GetTimestamp();
-        var gcPause = GC.GetTotalPauseDuration() - paused;
-        var (collections, gen2s) = (GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
+        var serverAfter = await workload.SampleServerAsync(collect: false, cancellationToken).ConfigureAwait(false);
+        var gcPause = TimeSpan.FromMicroseconds(serverAfter.GcPauseMicros - server.GcPauseMicros);
+        var (collections, gen2s) = (serverAfter.Gen0Collections - server.Gen0Collections, serverAfter.Gen2Collections - server.Gen2Collections);
         await stop.CancelAsync().ConfigureAwait(false);
         await getter.ConfigureAwait(false);
         // The reclaim trims the worker's tables just after its last batch gave the bytes back.
         await Task.Delay(SettleAfterReclaim, cancellationToken).ConfigureAwait(false);
-        var (heapAfter, setAfter) = Memory();
+        var (heapAfter, setAfter) = await MemoryAsync(workload, cancellationToken).ConfigureAwait(false);
 
         static double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
         var during = gets.Where(g => g.Start >= killed && g.Start <= reclaimed).Select(g => Micros(g.Ticks)).ToList();
@@ -140,12 +140,10 @@ internal static class OwnerDeath
             gcPause, collections, gen2s);
     }
 
-    private static (long Heap, long WorkingSet) Memory()
+    /// <summary>The server process's GC heap and working set after a full, aggressive, compacting collection.</summary>
+    private static async Task<(long Heap, long WorkingSet)> MemoryAsync(Workload workload, CancellationToken cancellationToken)
     {
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
-        var heap = GC.GetTotalMemory(forceFullCollection: true);
-        using var process = Process.GetCurrentProcess();
-        return (heap, process.WorkingSet64);
+        var sample = await workload.SampleServerAsync(collect: true, cancellationToken).ConfigureAwait(false);
+        return (sample.HeapBytes, sample.WorkingSetBytes);
     }
 }

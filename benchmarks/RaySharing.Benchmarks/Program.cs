@@ -1,5 +1,12 @@
 using System.Diagnostics;
 using RaySharing.Benchmarks;
+using RaySharing.Testing;
+
+// The same executable started again as the server process: the worker and the echo baseline.
+if (args is [Serve.Mode])
+{
+    return await Serve.RunAsync();
+}
 
 // A report, not a test: exit code 0 whatever the verdict, non-zero only when the run itself fails.
 var settings = BenchmarkSettings.Parse(args, out var error);
@@ -9,6 +16,9 @@ if (settings is null)
     Console.Error.WriteLine(BenchmarkSettings.Usage);
     return 2;
 }
+
+// The server process dies with this one, however it ends.
+ChildProcess.KillAllOnExit();
 
 // Bounds the whole run; every phase has a tighter bound of its own.
 using var run = new CancellationTokenSource(TimeSpan.FromMinutes(20));
@@ -32,6 +42,7 @@ try
     IReadOnlyList<LatencyResult> latency;
     IReadOnlyList<ThroughputResult> throughput;
     long objectsLeft;
+    TimeSpan serverCpu;
     OwnerDeathResult? ownerDeath = null;
 
     Workload workload;
@@ -47,18 +58,20 @@ try
         latency = await runner.MeasureLatencyAsync(run.Token);
         throughput = await runner.MeasureThroughputAsync(run.Token);
         objectsLeft = await workload.StoredObjectsAsync(run.Token);
-        // Last: it fills the heap with a million objects, which would weigh on the phases before it.
+        // Last: it fills the server's heap with a million objects, which would weigh on the phases before it.
         if (settings.OwnerDeathObjects > 0)
         {
             ownerDeath = await OwnerDeath.RunAsync(workload, settings.OwnerDeathObjects, Console.Error, run.Token);
         }
+
+        serverCpu = TimeSpan.FromMicroseconds((await workload.SampleServerAsync(collect: false, run.Token)).CpuMicros);
     }
     finally
     {
         await workload.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
     }
 
-    noise.Stop();
+    noise.Stop(serverCpu);
     var report = new Report(settings, machine, noise, started, clock.Elapsed, latency, throughput, objectsLeft, ownerDeath);
     Console.WriteLine();
     Console.Write(report.ToConsole());

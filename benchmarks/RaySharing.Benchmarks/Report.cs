@@ -78,10 +78,11 @@ internal sealed class Report
         }
 
         text.AppendLine();
-        text.AppendLine(Invariant, $"{"kind",-8}{"callers",8}{"median/s",12}{"rate/echo",11}{"CPU µs/call",13}{"alloc B/call",14}{"GC pause",10}  rounds (calls/s)");
+        text.AppendLine("per call, client process / server process:");
+        text.AppendLine(Invariant, $"{"kind",-8}{"callers",8}{"median/s",12}{"rate/echo",11}{"CPU µs/call",16}{"alloc B/call",16}{"GC pause",16}  rounds (calls/s)");
         foreach (var row in _throughput)
         {
-            text.AppendLine(Invariant, $"{row.Kind,-8}{row.Callers,8}{row.Median,12:0}{ThroughputRatio(row),11:0.00}{row.CpuMicrosPerCall,13:0.0}{row.AllocatedBytesPerCall,14:0}{row.GcPauseShare,10:0.0%}  {Rounds(row)}");
+            text.AppendLine(Invariant, $"{row.Kind,-8}{row.Callers,8}{row.Median,12:0}{ThroughputRatio(row),11:0.00}{Pair(row.Client.CpuMicros, row.Server.CpuMicros, "0.0"),16}{Pair(row.Client.AllocatedBytes, row.Server.AllocatedBytes, "0"),16}{Pair(row.Client.GcPauseShare, row.Server.GcPauseShare, "0.0%"),16}  {Rounds(row)}");
         }
 
         if (_ownerDeath is { } death)
@@ -116,7 +117,7 @@ internal sealed class Report
         md.AppendLine(Invariant, $"- CPU: {_machine.Cpu}, {_machine.Cores} logical cores");
         md.AppendLine(Invariant, $"- OS: {_machine.Os}");
         md.AppendLine(Invariant, $"- Runtime: {_machine.Runtime}, {_machine.Gc} GC, {_machine.Configuration} build");
-        md.AppendLine(Invariant, $"- Other processes' CPU during the run: {Share(_noise.OthersShare)} of all cores (this process: {Share(_noise.OwnShare)}); load average, this process included: {_noise.LoadAverage}");
+        md.AppendLine(Invariant, $"- Other processes' CPU during the run: {Share(_noise.OthersShare)} of all cores (the benchmark's client and server processes: {Share(_noise.OwnShare)}); load average, these processes included: {_noise.LoadAverage}");
         md.AppendLine();
         foreach (var caveat in Caveats())
         {
@@ -140,16 +141,19 @@ internal sealed class Report
         md.AppendLine();
         md.AppendLine(Invariant, $"## Throughput ({_settings.Callers} concurrent callers)");
         md.AppendLine();
-        md.AppendLine("| kind | median calls/s | / echo | CPU µs per call | allocated B per call | GC pause | per round (calls/s) |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---|");
+        md.AppendLine("| kind | median calls/s | / echo | client CPU µs per call | server CPU µs per call | client allocated B per call | server allocated B per call | client GC pause | server GC pause | per round (calls/s) |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         foreach (var row in _throughput)
         {
-            md.AppendLine(Invariant, $"| {row.Kind} | {row.Median:0} | {ThroughputRatio(row):0.00} | {row.CpuMicrosPerCall:0.0} | {row.AllocatedBytesPerCall:0} | {row.GcPauseShare:0.0%} | {Rounds(row)} |");
+            md.AppendLine(Invariant, $"| {row.Kind} | {row.Median:0} | {ThroughputRatio(row):0.00} | {row.Client.CpuMicros:0.0} | {row.Server.CpuMicros:0.0} | {row.Client.AllocatedBytes:0} | {row.Server.AllocatedBytes:0} | {row.Client.GcPauseShare:0.0%} | {row.Server.GcPauseShare:0.0%} | {Rounds(row)} |");
         }
 
         md.AppendLine();
-        md.AppendLine("CPU, allocation and GC pause are this process's (client and worker together) over the windows. CPU per call is");
-        md.AppendLine("less sensitive to other processes than calls/s, and when the cores are saturated calls/s ≈ cores / CPU per call.");
+        md.AppendLine("CPU, allocation and GC pause are each process's own over the windows: the client process (the callers, with the");
+        md.AppendLine("RaySharing client or the bare gRPC channel) and the server process (the worker, which also serves the echo), whose");
+        md.AppendLine("counters are read by a benchmark-only gRPC call just before and after each window. GC pause is the share of the");
+        md.AppendLine("windows' wall-clock time. CPU per call is less sensitive to other processes than calls/s, and when the cores are");
+        md.AppendLine("saturated calls/s ≈ cores / (client + server CPU per call).");
 
         if (_ownerDeath is { } death)
         {
@@ -179,9 +183,12 @@ internal sealed class Report
         $"Holder A was filled with {d.Objects:N0} registered {Workload.PayloadBytes}-byte objects ({OwnerDeath.Fillers} callers putting batches of {OwnerDeath.Batch:N0}, registering each batch under its own key and releasing their refs) in {d.FillTime.TotalSeconds:0.0} s, " +
         $"then killed while one caller got holder B's object back to back. The kill call took {d.KillCall.TotalMilliseconds:0.0} ms; the store's usage was back to its level before the fill {d.Reclaim.TotalMilliseconds:0} ms after the kill was sent. " +
         $"Gets of B started in that time: {d.GetsDuringReclaim:N0}, p50 {d.GetP50Micros:0} µs, p99 {d.GetP99Micros:0} µs, max {d.GetMaxMicros:0} µs (before the kill: {d.GetsBeforeKill:N0} gets, p99 {d.GetP99BeforeMicros:0} µs, max {d.GetMaxBeforeMicros:0} µs). " +
-        $"This process's GC paused {d.GcPauseDuringReclaim.TotalMilliseconds:0.0} ms in that time ({d.CollectionsDuringReclaim} collections, {d.Gen2DuringReclaim} of them gen2). " +
-        $"Memory, GC heap after a full compacting collection (worker and client share this process; the client holds no ref of A): {Mib(d.HeapBeforeBytes)} before the fill, {Mib(d.HeapFilledBytes)} filled, {Mib(d.HeapAfterBytes)} {OwnerDeath.SettleAfterReclaim.TotalMilliseconds:0} ms after the reclaim; " +
-        $"{d.BytesPerObject:0} B per registered object, payload included. Working set: {Mib(d.WorkingSetBeforeBytes)}, {Mib(d.WorkingSetFilledBytes)}, {Mib(d.WorkingSetAfterBytes)} ({d.WorkingSetPerObject:0} B per object; it includes GC segments not yet returned to the OS).");
+        $"The server process's GC paused {d.GcPauseDuringReclaim.TotalMilliseconds:0.0} ms in that time ({d.CollectionsDuringReclaim} collections, {d.Gen2DuringReclaim} of them gen2). " +
+        $"Memory of the server process (the worker alone), GC heap after a full, aggressive, compacting collection: {Mib(d.HeapBeforeBytes)} before the fill, {Mib(d.HeapFilledBytes)} filled, {Mib(d.HeapAfterBytes)} {OwnerDeath.SettleAfterReclaim.TotalMilliseconds:0} ms after the reclaim; " +
+        $"{d.BytesPerObject:0} B per registered object, payload included. Its working set: {Mib(d.WorkingSetBeforeBytes)}, {Mib(d.WorkingSetFilledBytes)}, {Mib(d.WorkingSetAfterBytes)} ({d.WorkingSetPerObject:0} B per object; it includes GC segments not yet returned to the OS).");
+
+    private static string Pair(double client, double server, string format) =>
+        $"{client.ToString(format, Invariant)} / {server.ToString(format, Invariant)}";
 
     private static string Mib(long bytes) => string.Create(Invariant, $"{bytes / 1048576.0:0.0} MiB");
 
@@ -190,6 +197,8 @@ internal sealed class Report
     private static string Rounds(ThroughputResult row) => string.Join(", ", row.PerRound.Select(r => r.ToString("0", Invariant)));
 
     private string Method() => string.Create(Invariant,
+        $"The worker runs as its own process, as users deploy it: this program started again in {Serve.Mode} mode, with the echo baseline mapped on the worker's Kestrel, " +
+        $"so both sides cross the same process boundary; the client process makes and times the calls. " +
         $"Payload {Workload.PayloadBytes} bytes (a RAW byte[] put with the holder as owner; the echo carries the same bytes). " +
         $"Latency: a warm-up of at least {_settings.WarmupCalls} calls per kind and {_settings.WarmupTime.TotalSeconds:0} s, then {_settings.LatencyRounds} rounds of {_settings.CallsPerRound} sequential calls of each kind " +
         $"(echo, put, fetch of a key holding 1 ref, get), in an order rotated every round; percentiles over all rounds. " +

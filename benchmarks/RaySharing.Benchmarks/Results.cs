@@ -33,13 +33,40 @@ internal sealed class LatencyResult
     }
 }
 
+/// <summary>What one process spent over a throughput window: CPU time, bytes allocated and GC pauses.</summary>
+internal sealed record ProcessUsage(TimeSpan Cpu, long AllocatedBytes, TimeSpan GcPause);
+
 /// <summary>
-/// One throughput window: calls completed, and the wall-clock time, CPU time, bytes allocated and GC
-/// pauses they took (this whole process: client and worker together).
+/// One throughput window: calls completed, the wall-clock time they took, and what the client process
+/// (the callers) and the server process (the worker, or the echo service) spent on them.
 /// </summary>
-internal sealed record Window(long Calls, TimeSpan Elapsed, TimeSpan Cpu, long AllocatedBytes, TimeSpan GcPause)
+internal sealed record Window(long Calls, TimeSpan Elapsed, ProcessUsage Client, ProcessUsage Server)
 {
     public double CallsPerSecond => Calls / Elapsed.TotalSeconds;
+}
+
+/// <summary>One process's cost per call over all rounds of one kind.</summary>
+internal sealed class PerCall
+{
+    public PerCall(IReadOnlyList<Window> windows, Func<Window, ProcessUsage> process)
+    {
+        var calls = Math.Max(1, windows.Sum(w => w.Calls));
+        CpuMicros = windows.Sum(w => process(w).Cpu.TotalMicroseconds) / calls;
+        AllocatedBytes = windows.Sum(w => (double)process(w).AllocatedBytes) / calls;
+        GcPauseShare = windows.Sum(w => process(w).GcPause.TotalSeconds) / windows.Sum(w => w.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// CPU time per call, in microseconds. Less sensitive to other processes than calls/s: when the cores
+    /// are saturated, calls/s ≈ cores / (client + server CPU per call).
+    /// </summary>
+    public double CpuMicros { get; }
+
+    /// <summary>Bytes allocated per call.</summary>
+    public double AllocatedBytes { get; }
+
+    /// <summary>The share of the windows' wall-clock time the process spent paused for garbage collection.</summary>
+    public double GcPauseShare { get; }
 }
 
 /// <summary>Calls per second of one kind, one figure per round.</summary>
@@ -51,17 +78,11 @@ internal sealed class ThroughputResult(string kind, int callers, IReadOnlyList<W
 
     public IReadOnlyList<double> PerRound { get; } = windows.Select(w => w.CallsPerSecond).ToList();
 
-    /// <summary>
-    /// CPU time per call over all rounds, client and worker together, in microseconds. Less sensitive
-    /// to other processes than calls/s: when the cores are saturated, calls/s ≈ cores / this.
-    /// </summary>
-    public double CpuMicrosPerCall { get; } = windows.Sum(w => w.Cpu.TotalMicroseconds) / Math.Max(1, windows.Sum(w => w.Calls));
+    /// <summary>The client process's cost per call: the callers and the RaySharing client or the gRPC channel.</summary>
+    public PerCall Client { get; } = new(windows, w => w.Client);
 
-    /// <summary>Bytes allocated per call over all rounds, client and worker together.</summary>
-    public double AllocatedBytesPerCall { get; } = windows.Sum(w => (double)w.AllocatedBytes) / Math.Max(1, windows.Sum(w => w.Calls));
-
-    /// <summary>The share of the windows' wall-clock time the process spent paused for garbage collection.</summary>
-    public double GcPauseShare { get; } = windows.Sum(w => w.GcPause.TotalSeconds) / windows.Sum(w => w.Elapsed.TotalSeconds);
+    /// <summary>The server process's cost per call: the worker, or the echo service on the same Kestrel.</summary>
+    public PerCall Server { get; } = new(windows, w => w.Server);
 
     public double Median
     {

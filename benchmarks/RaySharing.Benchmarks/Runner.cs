@@ -134,6 +134,8 @@ internal sealed class Runner(Workload workload, BenchmarkSettings settings, Text
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(window + BlockTimeout);
+        // The server's counters are read just outside the window: one small call each side, against thousands in it.
+        var server = await workload.SampleServerAsync(collect: false, timeout.Token).ConfigureAwait(false);
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var obtained = new List<ObjectRef>[settings.Callers];
         var completed = new long[settings.Callers];
@@ -175,8 +177,13 @@ internal sealed class Runner(Workload workload, BenchmarkSettings settings, Text
         {
             await Task.WhenAll(callers).WaitAsync(timeout.Token).ConfigureAwait(false);
             var elapsed = Stopwatch.GetElapsedTime(start);
-            var result = new Window(completed.Sum(), elapsed, Environment.CpuUsage.TotalTime - cpu,
+            var client = new ProcessUsage(Environment.CpuUsage.TotalTime - cpu,
                 GC.GetTotalAllocatedBytes(precise: false) - allocated, GC.GetTotalPauseDuration() - paused);
+            var serverAfter = await workload.SampleServerAsync(collect: false, timeout.Token).ConfigureAwait(false);
+            var result = new Window(completed.Sum(), elapsed, client, new ProcessUsage(
+                TimeSpan.FromMicroseconds(serverAfter.CpuMicros - server.CpuMicros),
+                serverAfter.AllocatedBytes - server.AllocatedBytes,
+                TimeSpan.FromMicroseconds(serverAfter.GcPauseMicros - server.GcPauseMicros)));
             foreach (var refs in obtained)
             {
                 await workload.ReleaseAsync(refs, timeout.Token).ConfigureAwait(false);

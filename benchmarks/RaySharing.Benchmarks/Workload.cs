@@ -1,8 +1,7 @@
 using System.Net.Http;
 using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
 using RaySharing.Benchmarks.V1;
-using RaySharing.Worker;
+using RaySharing.Testing;
 
 namespace RaySharing.Benchmarks;
 
@@ -10,9 +9,9 @@ namespace RaySharing.Benchmarks;
 internal delegate Task TimedCall(List<ObjectRef> obtained, CancellationToken cancellationToken);
 
 /// <summary>
-/// A worker with the echo service on its Kestrel, a RaySharing session with a holder, and a bare gRPC
-/// channel to the same server configured like the RaySharing client's, so that only RaySharing's own
-/// work separates the two sides.
+/// A worker in its own server process (this program in <c>serve</c> mode) with the echo service on its
+/// Kestrel, a RaySharing session with a holder, and a bare gRPC channel to the same server configured like
+/// the RaySharing client's, so that only RaySharing's own work separates the two sides.
 /// </summary>
 internal sealed class Workload : IAsyncDisposable
 {
@@ -22,22 +21,26 @@ internal sealed class Workload : IAsyncDisposable
     private const string FetchKey = "bench-fetch";
     private const int ReleaseBatch = 1_000;
 
-    private readonly RaySharingWorker _worker;
+    private static readonly TimeSpan ServerStartTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly ChildProcess _server;
     private readonly RaySharingClient _client;
     private readonly ObjectHolder _holder;
     private readonly GrpcChannel _echoChannel;
     private readonly Echo.EchoClient _echo;
+    private readonly ServerStats.ServerStatsClient _stats;
     private readonly EchoMessage _echoRequest;
     private readonly byte[] _payload;
     private readonly ObjectRef<byte[]> _stored;
 
-    private Workload(RaySharingWorker worker, RaySharingClient client, ObjectHolder holder, GrpcChannel echoChannel, byte[] payload, ObjectRef<byte[]> stored)
+    private Workload(ChildProcess server, RaySharingClient client, ObjectHolder holder, GrpcChannel echoChannel, byte[] payload, ObjectRef<byte[]> stored)
     {
-        _worker = worker;
+        _server = server;
         _client = client;
         _holder = holder;
         _echoChannel = echoChannel;
         _echo = new Echo.EchoClient(echoChannel);
+        _stats = new ServerStats.ServerStatsClient(echoChannel);
         _payload = payload;
         _echoRequest = new EchoMessage { Payload = Google.Protobuf.ByteString.CopyFrom(payload) };
         _stored = stored;
@@ -45,23 +48,24 @@ internal sealed class Workload : IAsyncDisposable
 
     public static async Task<Workload> StartAsync(CancellationToken cancellationToken)
     {
-        var worker = await RaySharingWorker.StartAsync(
-            // Room for every put of a run even if releases lag; the store never refuses one.
-            new WorkerOptions { Port = 0, StoreCapacityBytes = 4L << 30 },
-            configureEndpoints: app => app.MapGrpcService<EchoService>(),
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+        // The server's GC runs as the worker host's does (ConserveMemory 7 in its runtimeconfig); the child
+        // inherits the variable, and this process's GC, already started, is unaffected.
+        Environment.SetEnvironmentVariable("DOTNET_GCConserveMemory", "7");
+        var server = ChildProcess.StartSelf("benchmark server", Serve.Mode);
         RaySharingClient? client = null;
         GrpcChannel? echoChannel = null;
         try
         {
-            client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = new Uri(worker.Address), ClientName = "bench" }, cancellationToken).ConfigureAwait(false);
+            var line = await server.WaitForLineAsync(Serve.ListeningPrefix, ServerStartTimeout, cancellationToken).ConfigureAwait(false);
+            var address = new Uri(line[Serve.ListeningPrefix.Length..].Trim());
+            client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = address, ClientName = "bench" }, cancellationToken).ConfigureAwait(false);
             var holder = await client.GetOrCreateHolderAsync("bench-holder", HolderLifetime.Session, cancellationToken: cancellationToken).ConfigureAwait(false);
             var payload = new byte[PayloadBytes];
             new Random(42).NextBytes(payload);
             var stored = await client.PutAsync(payload, holder, cancellationToken).ConfigureAwait(false);
             await holder.RegisterAsync(FetchKey, [stored], cancellationToken).ConfigureAwait(false);
-            echoChannel = CreateEchoChannel(new Uri(worker.Address));
-            return new Workload(worker, client, holder, echoChannel, payload, stored);
+            echoChannel = CreateEchoChannel(address);
+            return new Workload(server, client, holder, echoChannel, payload, stored);
         }
         catch
         {
@@ -71,7 +75,7 @@ internal sealed class Workload : IAsyncDisposable
                 await client.DisposeAsync().ConfigureAwait(false);
             }
 
-            await worker.DisposeAsync().ConfigureAwait(false);
+            server.Dispose();
             throw;
         }
     }
@@ -116,10 +120,18 @@ internal sealed class Workload : IAsyncDisposable
         obtained.Clear();
     }
 
+    /// <summary>
+    /// The server process's counters, read over the echo channel; with <paramref name="collect"/>, its heap and
+    /// working set after a full, aggressive, compacting collection.
+    /// </summary>
+    public async Task<ServerSample> SampleServerAsync(bool collect, CancellationToken cancellationToken) =>
+        await _stats.SampleAsync(new SampleRequest { Collect = collect }, cancellationToken: cancellationToken).ConfigureAwait(false);
+
     /// <summary>The worker's object count, to check that releases keep up.</summary>
     public async Task<long> StoredObjectsAsync(CancellationToken cancellationToken) =>
         (await _client.GetStoreStatsAsync(cancellationToken).ConfigureAwait(false)).Objects;
 
+    /// <summary>Closes the session, then kills the server process (nothing of it is needed any more).</summary>
     public async ValueTask DisposeAsync()
     {
         _echoChannel.Dispose();
@@ -129,7 +141,7 @@ internal sealed class Workload : IAsyncDisposable
         }
         finally
         {
-            await _worker.DisposeAsync().ConfigureAwait(false);
+            _server.Dispose();
         }
     }
 
