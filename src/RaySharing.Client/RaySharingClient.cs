@@ -151,6 +151,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     public async Task<ObjectHolder> GetOrCreateHolderAsync(string name, HolderLifetime lifetime = HolderLifetime.Detached, string? holderNamespace = null, CancellationToken cancellationToken = default)
     {
         ValidateName(name);
+        ValidateNamespace(holderNamespace);
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("GetOrCreateHolder", _holders.GetOrCreateAsync(new GetOrCreateHolderRequest
         {
@@ -166,6 +167,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     public async Task<ObjectHolder> GetHolderAsync(string name, string? holderNamespace = null, CancellationToken cancellationToken = default)
     {
         ValidateName(name);
+        ValidateNamespace(holderNamespace);
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("GetHolder", _holders.GetAsync(
             new GetHolderRequest { Name = name, Namespace = holderNamespace ?? string.Empty },
@@ -176,6 +178,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <summary>Lists the live holders of a namespace (null for the session's).</summary>
     public async Task<IReadOnlyList<ObjectHolder>> ListHoldersAsync(string? holderNamespace = null, CancellationToken cancellationToken = default)
     {
+        ValidateNamespace(holderNamespace);
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("ListHolders", _holders.ListAsync(
             new ListHoldersRequest { Namespace = holderNamespace ?? string.Empty },
@@ -509,6 +512,15 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         if (NameRules.Problem(name, "holder name") is { } problem)
         {
             throw new ArgumentException(problem, nameof(name));
+        }
+    }
+
+    /// <summary>A namespace argument: null or empty means the session's; anything else follows the name rules.</summary>
+    private static void ValidateNamespace(string? holderNamespace)
+    {
+        if (!string.IsNullOrEmpty(holderNamespace) && NameRules.Problem(holderNamespace, "namespace") is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(holderNamespace));
         }
     }
 

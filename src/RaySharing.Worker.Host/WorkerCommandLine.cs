@@ -41,9 +41,18 @@ internal sealed class WorkerCommandLine
         var capacity = new Option<long>("--capacity-mb") { HelpName = "MiB", Description = "The object store's capacity, in MiB; a put that does not fit fails with STORE_FULL.", DefaultValueFactory = _ => Defaults.StoreCapacityBytes >> 20 };
         capacity.Validators.Add(result =>
         {
-            // The one conversion that can overflow: MiB to bytes.
-            var mib = result.GetValueOrDefault<long>();
-            if (mib > long.MaxValue >> 20 || mib < long.MinValue >> 20)
+            // The one conversion that can overflow: MiB to bytes. A value that does not parse is the parser's to report.
+            if (result.Tokens.Count == 0 || !long.TryParse(result.Tokens[^1].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var mib))
+            {
+                return;
+            }
+
+            if (mib <= 0)
+            {
+                // Said here in the flag's unit; the option's own rule would say it in bytes.
+                result.AddError($"--capacity-mb must be positive; got {mib.ToString(CultureInfo.InvariantCulture)}.");
+            }
+            else if (mib > long.MaxValue >> 20)
             {
                 result.AddError($"--capacity-mb {mib.ToString(CultureInfo.InvariantCulture)} is too large: at most {(long.MaxValue >> 20).ToString(CultureInfo.InvariantCulture)} MiB.");
             }

@@ -84,6 +84,7 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<OwnershipGraph>();
         services.TryAddSingleton<RegistryVersions>();
         services.AddHostedService<LeaseMonitor>();
+        services.AddHostedService<MemoryReturner>();
         services.AddHostedService<AddressPublisher>();
         // Per service, so the host application's own gRPC services keep their settings.
         services.AddGrpc();

@@ -29,7 +29,7 @@ public sealed class NameTests
     }
 
     [Fact]
-    public async Task GetOrCreate_ControlCharacterInNamespace_InvalidRequest()
+    public async Task GetOrCreate_ControlCharacterInNamespace_InvalidRequestFromWorkerAndArgumentExceptionFromClient()
     {
         await using var worker = await TestWorker.StartAsync();
         var client = await worker.ConnectAsync();
@@ -40,6 +40,18 @@ public sealed class NameTests
 
         Assert.Equal(StatusCode.InvalidArgument, status);
         Assert.Equal("INVALID_REQUEST", reason);
+        foreach (var call in new Func<Task>[]
+        {
+            () => client.GetOrCreateHolderAsync("H", holderNamespace: "ns\n"),
+            () => client.GetHolderAsync("H", holderNamespace: "a\0"),
+            () => client.ListHoldersAsync(holderNamespace: "   "),
+        })
+        {
+            var ex = await Assert.ThrowsAsync<ArgumentException>(() => call().Within());
+            Assert.Equal("holderNamespace", ex.ParamName);
+        }
+
+        Assert.Empty(await client.ListHoldersAsync().Within());
     }
 
     [Theory]

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using RaySharing.Wire;
 using RaySharing.Tests.Infrastructure;
 using RaySharing.Worker;
+using RaySharing.Worker.Hosting;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Storage;
 using Xunit;
@@ -262,6 +263,42 @@ public sealed class OwnerDeathTests
         Assert.Equal(100, (await client.GetAsync(kept).Within()).Length);
         var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.GetBytesAsync(refs[0]).Within());
         Assert.Equal(doomed.Incarnation, ex.Incarnation);
+    }
+
+    [Theory]
+    [InlineData(100_000, 0, 0, 0, true)]
+    [InlineData(200_000, 100_000, 0, 0, true)]
+    [InlineData(99_999, 0, 0, 0, false)]
+    [InlineData(300_000, 200_000, 0, 0, false)]
+    [InlineData(0, 0, 512L << 20, 256L << 20, true)]
+    [InlineData(0, 0, 256L << 20, 1, false)]
+    [InlineData(5, 5, 1L << 30, 1L << 30, false)]
+    public void ShouldReturn_DropFromPeak_OnlyLargeDropsToHalfOrLess(long peakObjects, long objects, long peakBytes, long bytes, bool expected) =>
+        Assert.Equal(expected, MemoryReturner.ShouldReturn(peakObjects, objects, peakBytes, bytes));
+
+    [Fact]
+    public async Task MemoryReturner_HolderOfManyObjectsKilled_CollectsOnceTheReclaimIsDone()
+    {
+        var (graph, store) = NewGraph();
+        var returner = new MemoryReturner(graph, TimeProvider.System, NullLogger<MemoryReturner>.Instance);
+        var session = graph.OpenSession("", TimeSpan.FromSeconds(30), "test");
+        graph.GetOrCreateHolder(session.Token, "", "A", HolderLifetimeKind.Detached);
+        PutMany(graph, store, session, "A", (int)MemoryReturner.MinFreedObjects + 1);
+        Assert.False(returner.Check());
+
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        graph.BeforeReclaimBatch = () => hold.Task;
+        graph.KillHolder(session.Token, new HolderAddress("", "A", null));
+        // Not while the reclaim is under way: the objects' pages are not free yet.
+        Assert.False(returner.Check());
+        hold.SetResult();
+        await ReclaimedAsync(graph);
+
+        var collections = GC.CollectionCount(GC.MaxGeneration);
+        Assert.True(returner.Check());
+        Assert.True(GC.CollectionCount(GC.MaxGeneration) > collections);
+        // The peak starts again from what is left: nothing more to return.
+        Assert.False(returner.Check());
     }
 
     private static (OwnershipGraph Graph, ObjectStore Store) NewGraph()

@@ -71,10 +71,10 @@ internal static class ExceptionFactory
         return rpc.StatusCode switch
         {
             StatusCode.DeadlineExceeded => new RaySharingTimeoutException(
-                $"{operation}{subject.Describe()} on worker {address} did not complete within its deadline: {message}. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.",
+                $"{operation}{subject.Describe()} on worker {address} did not complete within its deadline: {message.TrimEnd('.')}. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.",
                 operation, address, TimeSpan.Zero, requestSent: null, subject.ObjectId, subject.HolderNamespace, subject.HolderName, rpc),
             StatusCode.Unavailable => new WorkerUnavailableException(
-                $"{operation} could not reach the worker at {address}: {message}. Check that a worker is running there.", address, rpc),
+                $"{operation} could not reach the worker at {address}: {message.TrimEnd('.')}. Check that a worker is running there.", address, rpc),
             StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
             // Made up by this client's transport: a message over its MaxMessageBytes (or a worker's bare status).
             StatusCode.ResourceExhausted => new RaySharingException(ErrorReasons.MessageTooLarge,
@@ -94,7 +94,7 @@ internal static class ExceptionFactory
 
     /// <summary>A transport failure that reached the client without a gRPC status (a stream's reset, an aborted request).</summary>
     public static WorkerUnavailableException ConnectionLost(string operation, string address, Exception inner) =>
-        new($"{operation} lost its connection to the worker at {address}: {inner.Message}. The call may be tried again.", address, inner);
+        new($"{operation} lost its connection to the worker at {address}: {inner.Message.TrimEnd('.')}. The call may be tried again.", address, inner);
 
     public static InvalidEnvelopeException InvalidEnvelope(EnvelopeFormatException ex) =>
         new($"The bytes are not a valid ref envelope: {ex.Message}", ex);

@@ -38,6 +38,9 @@ internal static partial class WorkerLog
     [LoggerMessage(3003, LogLevel.Error, "Reclaiming the objects of dead owner {Owner} failed")]
     public static partial void ReclaimFailed(ILogger logger, ObjectOwner owner, Exception exception);
 
+    [LoggerMessage(3004, LogLevel.Information, "Objects fell from {PeakObjects} to {Objects}: memory returned to the system (managed heap {BeforeMiB} MiB -> {AfterMiB} MiB)")]
+    public static partial void MemoryReturned(ILogger logger, long peakObjects, long objects, long beforeMiB, long afterMiB);
+
     [LoggerMessage(4001, LogLevel.Information, "RaySharing worker {WorkerId} listening on {Address}")]
     public static partial void Listening(ILogger logger, ObjectId workerId, string address);
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Hosting;
@@ -34,6 +35,8 @@ internal sealed class AddressPublisher(IServer server, IHostApplicationLifetime 
             uri.Host = "127.0.0.1";
         }
 
-        identity.Address = uri.Uri.ToString().TrimEnd('/');
+        // Written out whole: Uri drops a scheme's default port (http://host:80 prints as http://host), and
+        // parents read the port from this address.
+        identity.Address = $"{uri.Scheme}://{uri.Host}:{uri.Port.ToString(CultureInfo.InvariantCulture)}";
     }
 }
