@@ -415,37 +415,43 @@ internal sealed class OwnershipGraph
     {
         var session = RequireSession(sessionToken);
         List<StoredObject>? toFree = null;
-        lock (session.Gate)
+        try
         {
-            ThrowIfEnded(session);
-            var borrows = session.Borrows;
-            foreach (var id in ids)
+            lock (session.Gate)
             {
-                if (!borrows.TryGetValue(id, out var count))
+                ThrowIfEnded(session);
+                var borrows = session.Borrows;
+                foreach (var id in ids)
                 {
-                    continue;
+                    if (!borrows.TryGetValue(id, out var count))
+                    {
+                        continue;
+                    }
+
+                    if (count == 1)
+                    {
+                        borrows.Remove(id);
+                    }
+                    else
+                    {
+                        borrows[id] = count - 1;
+                    }
+
+                    if (Shard(id).TryGet(id, out var stored) && stored.Release(1))
+                    {
+                        (toFree ??= []).Add(stored);
+                    }
                 }
 
-                if (count == 1)
-                {
-                    borrows.Remove(id);
-                }
-                else
-                {
-                    borrows[id] = count - 1;
-                }
-
-                if (Shard(id).TryGet(id, out var stored) && stored.Release(1))
-                {
-                    (toFree ??= []).Add(stored);
-                }
+                TrimIfSparse(borrows);
             }
-
-            TrimIfSparse(borrows);
         }
-
-        // Outside the session's gate: freeing takes the owner's, which comes earlier in the lock order.
-        FreeAll(toFree);
+        finally
+        {
+            // Outside the session's gate: freeing takes the owner's, which comes earlier in the lock order. In a
+            // finally, so objects whose count reached zero are freed even if enumerating the ids throws midway.
+            FreeAll(toFree);
+        }
     }
 
     public GraphStats Stats() =>
@@ -611,8 +617,9 @@ internal sealed class OwnershipGraph
             stored.Owner.Unlink(stored);
         }
 
-        Drop(stored, ErrorReasons.ObjectFreed);
+        // The tombstone first: a lookup that misses the index then finds it, and answers OBJECT_FREED, never NOT_FOUND.
         _tombstones.ObjectFreed(stored.Id, stored.Owner);
+        Drop(stored, ErrorReasons.ObjectFreed);
     }
 
     /// <summary>Removes a freed object from the index and gives its bytes back to the store.</summary>
@@ -719,7 +726,9 @@ internal sealed class OwnershipGraph
                 shard.TrimIfSparse();
             }
 
-            Volatile.Write(ref _reclaiming, 0);
+            // A full fence, not a release write: the queue is read below only after the flag's drop is visible, or a
+            // concurrent Bury could both miss the flag's drop and be missed by this read (its owner never reclaimed).
+            Interlocked.Exchange(ref _reclaiming, 0);
             // An owner queued after the loop saw the queue empty, but before the flag dropped, must not wait.
             if (_dead.IsEmpty || Interlocked.CompareExchange(ref _reclaiming, 1, 0) != 0)
             {
