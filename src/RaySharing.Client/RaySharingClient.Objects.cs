@@ -1,3 +1,5 @@
+using System.Runtime.ExceptionServices;
+using System.Buffers;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
@@ -46,25 +48,16 @@ public sealed partial class RaySharingClient
     private Task<TRef> PutCoreAsync<TRef>(ReadOnlyMemory<byte> data, ObjectCodec codec, string typeName, ObjectHolder? owner, RefFactory<TRef> create, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
-        ArgumentNullException.ThrowIfNull(typeName);
-        var wireCodec = WireEnums.CodecToWire<Codec>(codec);
-
-        if (owner is not null && !ReferenceEquals(owner.Client, this))
+        var header = NewPutHeader(data.Length, codec, typeName, owner);
+        if (_session.Arena is not null && data.Length >= SharedMemoryMinBytes)
         {
-            throw new ArgumentException($"{owner} was obtained from another client; get the holder through this client (GetHolderAsync) to put with it as owner.", nameof(owner));
+            return PutInArenaAsync(header, new MemorySource(new ReadOnlySequence<byte>(data)), create, progress: null, cancellationToken);
         }
 
-        var header = new PutHeader
-        {
-            OwnerHolder = owner?.Ref,
-            Codec = wireCodec,
-            TypeName = typeName,
-            Size = (ulong)data.Length,
-            Checksum = Crc32.HashToUInt32(data.Span),
-        };
+        header.Checksum = Crc32.HashToUInt32(data.Span);
         return data.Length <= MaxUnaryObjectBytes
             ? PutUnaryAsync(header, data, create, cancellationToken)
-            : PutStreamAsync(header, data, create, cancellationToken);
+            : PutStreamAsync(header, new MemorySource(new ReadOnlySequence<byte>(data)), create, progress: null, cancellationToken);
     }
 
     /// <summary>Gets the object as <typeparamref name="T"/>, pulling the bytes straight from the worker that stores them.</summary>
@@ -304,7 +297,11 @@ public sealed partial class RaySharingClient
         return AdoptBorrowed(reply.Envelope, create, session);
     }
 
-    private async Task<TRef> PutStreamAsync<TRef>(PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
+    /// <summary>
+    /// A put over gRPC streaming, chunk by chunk from <paramref name="source"/>. When the header says the checksum
+    /// follows (a stream source, read once), it is computed on the way and sent in the last message.
+    /// </summary>
+    private async Task<TRef> PutStreamAsync<TRef>(PutHeader header, PutSource source, RefFactory<TRef> create, IProgress<long>? progress, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -313,6 +310,7 @@ public sealed partial class RaySharingClient
         using var call = _objects.PutStream(new CallOptions(session.Headers, cancellationToken: idle.Token));
         var stored = false;
         var accepted = false;
+        ExceptionDispatchInfo? sourceFailure = null;
         try
         {
             try
@@ -325,16 +323,45 @@ public sealed partial class RaySharingClient
                 var headers = await call.ResponseHeadersAsync.WaitAsync(idle.Token).ConfigureAwait(false);
                 // A refusal is a trailers-only response, whose headers arrive too, without the go-ahead.
                 accepted = headers.GetValue(WireHeaders.PutAccepted) is not null;
-                for (long offset = 0; accepted && offset < data.Length && !HasEnded(call); offset += _options.ChunkBytes)
+                var crc = header.ChecksumFollows ? new Crc32() : null;
+                long sent = 0;
+                if (accepted)
                 {
-                    var length = (int)Math.Min(_options.ChunkBytes, data.Length - offset);
-                    idle.CancelAfter(_options.StreamIdleTimeout);
-                    await call.RequestStream.WriteAsync(new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(data.Slice((int)offset, length)) }, idle.Token).ConfigureAwait(false);
+                    await using var chunks = source.ChunksAsync(_options.ChunkBytes, idle.Token).GetAsyncEnumerator(idle.Token);
+                    while (!HasEnded(call))
+                    {
+                        try
+                        {
+                            if (!await chunks.MoveNextAsync().ConfigureAwait(false))
+                            {
+                                break;
+                            }
+                        }
+                        catch (Exception ex) when (!idle.IsCancellationRequested)
+                        {
+                            // The caller's source failed (a short stream, an I/O error): its exception is the caller's to see.
+                            sourceFailure = ExceptionDispatchInfo.Capture(ex);
+                            break;
+                        }
+
+                        var chunk = chunks.Current;
+                        crc?.Append(chunk.Span);
+                        idle.CancelAfter(_options.StreamIdleTimeout);
+                        // The write serializes the message before it completes, so a stream source may reuse its buffer after it.
+                        await call.RequestStream.WriteAsync(new PutRequest { Data = UnsafeByteOperations.UnsafeWrap(chunk) }, idle.Token).ConfigureAwait(false);
+                        sent += chunk.Length;
+                        progress?.Report(sent);
+                    }
                 }
 
-                if (accepted && !HasEnded(call))
+                if (accepted && sourceFailure is null && !HasEnded(call))
                 {
                     idle.CancelAfter(_options.StreamIdleTimeout);
+                    if (crc is not null)
+                    {
+                        await call.RequestStream.WriteAsync(new PutRequest { Checksum = crc.GetCurrentHashAsUInt32() }, idle.Token).ConfigureAwait(false);
+                    }
+
                     await call.RequestStream.CompleteAsync().ConfigureAwait(false);
                 }
             }
@@ -344,12 +371,15 @@ public sealed partial class RaySharingClient
                 // call's status says why: the worker's reason, or the timeout or cancellation read below.
             }
 
+            // The call is reset in the finally below, so the worker stores nothing.
+            sourceFailure?.Throw();
+
             idle.CancelAfter(_options.StreamIdleTimeout);
             var reply = await call.ResponseAsync.WaitAsync(idle.Token).ConfigureAwait(false);
             stored = true;
             return AdoptBorrowed(reply.Envelope, create, session);
         }
-        catch (Exception ex) when (StreamFailure(ex, "PutStream", idle, cancellationToken, PutSubject(header), accepted, session) is { } mapped)
+        catch (Exception ex) when (sourceFailure is null && StreamFailure(ex, "PutStream", idle, cancellationToken, PutSubject(header), accepted, session) is { } mapped)
         {
             throw mapped;
         }
@@ -391,49 +421,39 @@ public sealed partial class RaySharingClient
     {
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
-        var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };
-        byte[] bytes;
-        if (envelope.Size <= MaxUnaryObjectBytes)
+        if (envelope.Size <= MaxUnaryObjectBytes && (_session.Arena is null || envelope.Size < SharedMemoryMinBytes))
         {
+            // The reply's array is adopted, not copied: the common small get allocates the bytes once.
+            var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };
             var scope = BeginCall(cancellationToken);
             var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
-            bytes = AdoptArray(reply.Data);
-        }
-        else
-        {
-            bytes = await GetStreamAsync(envelope, request, cancellationToken).ConfigureAwait(false);
+            var bytes = AdoptArray(reply.Data);
+            Verify(envelope, bytes.Length, Crc32.HashToUInt32(bytes));
+            return bytes;
         }
 
-        if (bytes.Length != envelope.Size)
-        {
-            throw ExceptionFactory.Corrupted(envelope, $"{bytes.Length} bytes arrived, the envelope says {envelope.Size}");
-        }
-
-        var checksum = Crc32.HashToUInt32(bytes);
-        if (checksum != envelope.Checksum)
-        {
-            throw ExceptionFactory.Corrupted(envelope, $"checksum {checksum:x8}, the envelope says {envelope.Checksum:x8}");
-        }
-
-        return bytes;
-    }
-
-    private async Task<byte[]> GetStreamAsync(RefEnvelope envelope, GetRequest request, CancellationToken cancellationToken)
-    {
         if (envelope.Size > Array.MaxLength)
         {
-            throw new NotSupportedException($"Object {envelope.ObjectId} is {envelope.Size} bytes, more than one .NET array holds ({Array.MaxLength}).");
+            throw new NotSupportedException($"Object {envelope.ObjectId} is {envelope.Size} bytes, more than one .NET array holds ({Array.MaxLength}); use CopyToAsync or GetLeaseAsync.");
         }
 
+        var sink = new ArraySink(envelope.Size);
+        await GetIntoAsync(objectRef, sink, progress: null, cancellationToken).ConfigureAwait(false);
+        return sink.Array;
+    }
+
+    private async Task GetStreamAsync(RefEnvelope envelope, GetRequest request, GetSink sink, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
         request.ChunkBytes = (uint)_options.ChunkBytes;
-        var bytes = new byte[envelope.Size];
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var session = _session;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
         using var call = _objects.GetStream(request, new CallOptions(session.Headers, cancellationToken: idle.Token));
         var received = false;
+        var sinkFailed = false;
         try
         {
+            var crc = new Crc32();
             long offset = 0;
             while (true)
             {
@@ -444,21 +464,36 @@ public sealed partial class RaySharingClient
                 }
 
                 received = true;
-                var chunk = call.ResponseStream.Current.Data.Span;
-                if (chunk.Length > bytes.Length - offset)
+                var chunk = call.ResponseStream.Current.Data.Memory;
+                if (chunk.Length > envelope.Size - offset)
                 {
                     throw ExceptionFactory.Corrupted(envelope, $"more than the {envelope.Size} bytes the envelope promises arrived");
                 }
 
-                chunk.CopyTo(bytes.AsSpan((int)offset));
+                crc.Append(chunk.Span);
+                try
+                {
+                    await sink.WriteAsync(chunk, idle.Token).ConfigureAwait(false);
+                }
+                catch (Exception) when (!idle.IsCancellationRequested)
+                {
+                    // The caller's destination failed: its exception is the caller's to see, not a transfer failure.
+                    sinkFailed = true;
+                    throw;
+                }
+
                 offset += chunk.Length;
+                progress?.Report(offset);
             }
 
-            return offset == bytes.Length
-                ? bytes
-                : throw ExceptionFactory.Corrupted(envelope, $"the stream ended after {offset} of {envelope.Size} bytes");
+            if (offset != envelope.Size)
+            {
+                throw ExceptionFactory.Corrupted(envelope, $"the stream ended after {offset} of {envelope.Size} bytes");
+            }
+
+            Verify(envelope, offset, crc.GetCurrentHashAsUInt32());
         }
-        catch (Exception ex) when (StreamFailure(ex, "GetStream", idle, cancellationToken, CallSubject.Object(envelope.ObjectId), received, session) is { } mapped)
+        catch (Exception ex) when (!sinkFailed && StreamFailure(ex, "GetStream", idle, cancellationToken, CallSubject.Object(envelope.ObjectId), received, session) is { } mapped)
         {
             throw mapped;
         }

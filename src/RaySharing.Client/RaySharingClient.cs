@@ -291,6 +291,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         }
         finally
         {
+            _session.Arena?.Dispose();
             _channel.Dispose();
             _deadlines.Dispose();
             _stopping.Dispose();
@@ -316,6 +317,11 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             TimeSpan.FromMilliseconds(reply.LeaseMillis),
             reply.MaxUnaryObjectBytes == 0 ? _options.MaxUnaryObjectBytes : (int)Math.Min(_options.MaxUnaryObjectBytes, reply.MaxUnaryObjectBytes));
         ClientLog.SessionOpened(_logger, session.Id, _address, session.WorkerId, reply.LeaseMillis);
+        if (reply.SharedMemory is { } offer)
+        {
+            session.Arena = await AttachArenaAsync(session, offer, cancellationToken).ConfigureAwait(false);
+        }
+
         return session;
     }
 
@@ -343,6 +349,8 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         {
             var fresh = await OpenSessionAsync(_stopping.Token).ConfigureAwait(false);
             _session = fresh;
+            // Leases taken in the old session keep its mapping until they are disposed.
+            expired.Arena?.Dispose();
             ClientLog.SessionReplaced(_logger, expired.Id, fresh.Id, expired.WorkerId, fresh.WorkerId, _address);
             try
             {
@@ -432,15 +440,18 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// </remarks>
     private CallScope BeginCall(CancellationToken cancellationToken) => BeginCall(cancellationToken, null);
 
-    private CallScope BeginCall(CancellationToken cancellationToken, Metadata? headers)
+    private CallScope BeginCall(CancellationToken cancellationToken, Metadata? headers) => BeginCall(cancellationToken, headers, _options.CallTimeout);
+
+    /// <summary>A call whose work grows with an object's size (a seal checks every byte): <paramref name="timeout"/> instead of CallTimeout.</summary>
+    private CallScope BeginCall(CancellationToken cancellationToken, Metadata? headers, TimeSpan timeout)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var session = _session;
         headers ??= session.Headers;
-        var deadline = _deadlines.TokenFor(_options.CallTimeout);
+        var deadline = _deadlines.TokenFor(timeout);
         return cancellationToken.CanBeCanceled
-            ? new CallScope(new CallOptions(headers, cancellationToken: cancellationToken), deadline, armDeadline: true, session)
-            : new CallScope(new CallOptions(headers, cancellationToken: deadline), deadline, armDeadline: false, session);
+            ? new CallScope(new CallOptions(headers, cancellationToken: cancellationToken), deadline, armDeadline: true, session, timeout)
+            : new CallScope(new CallOptions(headers, cancellationToken: deadline), deadline, armDeadline: false, session, timeout);
     }
 
     private async Task<TReply> UnaryAsync<TReply>(string operation, AsyncUnaryCall<TReply> call, CallScope scope, CancellationToken cancellationToken, CallSubject subject = default)
@@ -464,7 +475,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         // The deadline fired: whatever status the cut-off call ended with (Cancelled, or Internal when it
         // was cut while starting), this is a timeout.
         scope.DeadlinePassed && !cancellationToken.IsCancellationRequested
-            ? ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, subject, RequestSent(call.ResponseHeadersAsync.IsCompletedSuccessfully), exception)
+            ? ExceptionFactory.Deadline(operation, _address, scope.Timeout, subject, RequestSent(call.ResponseHeadersAsync.IsCompletedSuccessfully), exception)
             : Observe(ExceptionFactory.FromRpc(exception, operation, _address, scope.Session?.Id ?? ObjectId.Empty, cancellationToken, subject), scope.Session);
 
     /// <summary>
@@ -493,9 +504,12 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// carries that token and the deadline cancels the call by disposing it: cheaper, per call, than
     /// linking the two tokens into a new source.
     /// </summary>
-    private readonly struct CallScope(CallOptions options, CancellationToken deadline, bool armDeadline, ClientSession? session)
+    private readonly struct CallScope(CallOptions options, CancellationToken deadline, bool armDeadline, ClientSession? session, TimeSpan timeout)
     {
         public CallOptions Options => options;
+
+        /// <summary>The bound the deadline enforces.</summary>
+        public TimeSpan Timeout => timeout;
 
         /// <summary>The session the call runs in; null while connecting.</summary>
         public ClientSession? Session => session;

@@ -84,6 +84,14 @@ public sealed class RaySharingClientOptions
     public MessagePackSerializerOptions SerializerOptions { get; set; } =
         MessagePackSerializerOptions.Standard.WithResolver(ContractlessStandardResolver.Instance).WithSecurity(MessagePackSecurity.UntrustedData);
 
+    /// <summary>
+    /// Whether to move bytes through the worker's shared memory when it is on this host (Linux, same user or
+    /// root): puts are written straight into the worker's store and gets read from it, and
+    /// <see cref="RaySharingClient.GetLeaseAsync"/> is zero-copy. Detected when the session opens, nothing to
+    /// configure; false sends every byte over the network. Default true.
+    /// </summary>
+    public bool UseSharedMemory { get; set; } = true;
+
     /// <summary>Where the client logs (lease renewals, failures). Default null: no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 

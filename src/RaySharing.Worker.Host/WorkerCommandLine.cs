@@ -59,6 +59,9 @@ internal sealed class WorkerCommandLine
         });
         Add(capacity, nameof(WorkerOptions.StoreCapacityBytes), (o, v) => o.StoreCapacityBytes = v << 20);
 
+        Add(new Option<bool>("--shared-memory") { HelpName = "true|false", Description = "Let clients on this host move bytes through shared memory (an arena in /dev/shm that processes of this user can map); false sends every byte over the network.", DefaultValueFactory = _ => Defaults.SharedMemory, Arity = ArgumentArity.ExactlyOne },
+            nameof(WorkerOptions.SharedMemory), (o, v) => o.SharedMemory = v);
+
         AddMilliseconds("--lease-ms", "The lease granted to a session that asks for none.", nameof(WorkerOptions.DefaultLease), Defaults.DefaultLease, (o, v) => o.DefaultLease = v);
         AddMilliseconds("--min-lease-ms", "The shortest lease a session may ask for; shorter requests are raised to it.", nameof(WorkerOptions.MinLease), Defaults.MinLease, (o, v) => o.MinLease = v);
         AddMilliseconds("--max-lease-ms", "The longest lease a session may ask for; longer requests are lowered to it.", nameof(WorkerOptions.MaxLease), Defaults.MaxLease, (o, v) => o.MaxLease = v);

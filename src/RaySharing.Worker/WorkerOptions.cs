@@ -28,6 +28,14 @@ public sealed class WorkerOptions
     /// <summary>The object store's capacity, in bytes; positive. A put that does not fit fails with STORE_FULL. Default 1 GiB.</summary>
     public long StoreCapacityBytes { get; set; } = 1L << 30;
 
+    /// <summary>
+    /// Whether clients on this host may move bytes through shared memory: the store's arena is then a file in
+    /// <c>/dev/shm</c> (mode 0600, unlinked at once) that processes of the worker's user, and root, can map.
+    /// False keeps the arena private, and every byte goes over the network paths. Linux only; elsewhere the
+    /// arena is always private. Default true.
+    /// </summary>
+    public bool SharedMemory { get; set; } = true;
+
     /// <summary>The lease granted to a session that does not ask for one; between <see cref="MinLease"/> and <see cref="MaxLease"/>. Default 10 seconds.</summary>
     public TimeSpan DefaultLease { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RaySharing.Worker.Hosting;
 using RaySharing.Worker.Ownership;
@@ -80,7 +81,11 @@ public static class WorkerServiceCollectionExtensions
         // The clock of leases and their checks: the host's TimeProvider where it registers one.
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<WorkerIdentity>();
-        services.TryAddSingleton(sp => new ObjectStore(sp.GetRequiredService<WorkerOptions>().StoreCapacityBytes));
+        services.TryAddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<WorkerOptions>();
+            return new ObjectStore(options.StoreCapacityBytes, options.SharedMemory, sp.GetRequiredService<ILogger<ObjectStore>>());
+        });
         services.TryAddSingleton<OwnershipGraph>();
         services.TryAddSingleton<RegistryVersions>();
         services.AddHostedService<LeaseMonitor>();

@@ -10,6 +10,12 @@ using RaySharing;
 //       rebuilds the ref (a borrow), prints "BORROWED", and waits to be killed.
 //   get --address A --envelope HEX
 //       rebuilds the ref from the envelope, gets the bytes and prints "GOT <size> <crc32 hex>".
+//   lease --address A --envelope HEX
+//       rebuilds the ref, takes a lease on its bytes, prints "LEASED <zero-copy true|false> <crc32 hex>",
+//       and waits to be killed holding it.
+//   stall-put --address A --size N [--holder NAME]
+//       starts a put of N bytes from a stream that stalls after its first MiB, prints "STALLED", and waits
+//       to be killed mid-transfer.
 // Failures print "ERROR <exception type> <message>" and exit 1.
 var mode = args.Length > 0 ? args[0] : string.Empty;
 string? Arg(string name)
@@ -58,6 +64,34 @@ try
             return 0;
         }
 
+        case "lease":
+        {
+            var envelope = Convert.FromHexString(Arg("--envelope") ?? throw new ArgumentException("--envelope is required"));
+            var objectRef = await client.BorrowFromEnvelopeAsync(envelope, timeout.Token);
+            var lease = await client.GetLeaseAsync(objectRef, timeout.Token);
+            var crc = new System.IO.Hashing.Crc32();
+            foreach (var segment in lease.Bytes)
+            {
+                crc.Append(segment.Span);
+            }
+
+            Console.WriteLine($"LEASED {lease.IsZeroCopy.ToString().ToLowerInvariant()} {crc.GetCurrentHashAsUInt32():x8}");
+            await Task.Delay(Timeout.Infinite, timeout.Token);
+            return 0;
+        }
+
+        case "stall-put":
+        {
+            var size = long.Parse(Arg("--size") ?? "4194304", CultureInfo.InvariantCulture);
+            var holder = Arg("--holder") is { } name ? await client.GetHolderAsync(name, cancellationToken: timeout.Token) : null;
+            var stalled = new TaskCompletionSource();
+            var put = client.PutEncodedAsync(new StallingStream(1 << 20, stalled), size, owner: holder, cancellationToken: timeout.Token);
+            await stalled.Task.WaitAsync(timeout.Token);
+            Console.WriteLine("STALLED");
+            await put;
+            return 0;
+        }
+
         case "borrow":
         {
             var envelope = Convert.FromHexString(Arg("--envelope") ?? throw new ArgumentException("--envelope is required"));
@@ -75,4 +109,46 @@ catch (Exception ex)
 {
     Console.WriteLine($"ERROR {ex.GetType().Name} {ex.Message.ReplaceLineEndings(" ")}");
     return 1;
+}
+
+/// <summary>Gives <c>before</c> bytes, then signals and never gives another: a writer stuck mid-transfer.</summary>
+internal sealed class StallingStream(int before, TaskCompletionSource stalled) : Stream
+{
+    private int _given;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => _given; set => throw new NotSupportedException(); }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_given >= before)
+        {
+            stalled.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
+        var count = Math.Min(buffer.Length, before - _given);
+        buffer.Span[..count].Fill(7);
+        _given += count;
+        return count;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -157,7 +157,7 @@ public sealed class TimeoutContextTests
     {
         await using var worker = await TestWorker.StartAsync();
         await using var proxy = new FreezableProxy(worker.Address);
-        var client = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = TimeSpan.FromSeconds(1); o.ChunkBytes = 64 << 10; });
+        var client = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = TimeSpan.FromSeconds(1); o.ChunkBytes = 64 << 10; o.UseSharedMemory = false; });
         try
         {
             proxy.FreezeToWorkerAfter(1 << 20);

@@ -95,8 +95,8 @@ public sealed class OwnerDeathTests
         var owner = graph.ResolvePutOwner(session.Token, new HolderAddress("", "A", null));
         graph.KillHolder(session.Token, new HolderAddress("", "A", null));
 
-        AssertReason(ErrorReasons.OwnerDied, () => graph.CommitPut(session.Token, new HolderAddress(owner.Namespace, owner.Name, owner.Incarnation), Data(1), ObjectCodec.Raw, "", 0));
-        AssertReason(ErrorReasons.HolderNotFound, () => graph.CommitPut(session.Token, new HolderAddress("", "A", null), Data(1), ObjectCodec.Raw, "", 0));
+        AssertReason(ErrorReasons.OwnerDied, () => graph.CommitPut(session.Token, new HolderAddress(owner.Namespace, owner.Name, owner.Incarnation), Data(store, 1), ObjectCodec.Raw, "", 0));
+        AssertReason(ErrorReasons.HolderNotFound, () => graph.CommitPut(session.Token, new HolderAddress("", "A", null), Data(store, 1), ObjectCodec.Raw, "", 0));
 
         await ReclaimedAsync(graph);
         Assert.Equal(0, graph.Stats().Objects);
@@ -309,7 +309,7 @@ public sealed class OwnerDeathTests
         return (new OwnershipGraph(identity, store, options, NullLogger<OwnershipGraph>.Instance, TimeProvider.System), store);
     }
 
-    private static ObjectData Data(int size) => new(new byte[size]);
+    private static StoredBytes Data(ObjectStore store, int size) => store.Reserve(size);
 
     /// <summary>Puts objects of 100 bytes as the service does (reserve, then commit); returns their envelopes.</summary>
     private static List<RefEnvelope> PutMany(OwnershipGraph graph, ObjectStore store, SessionState session, string? holder, int count)
@@ -317,8 +317,7 @@ public sealed class OwnerDeathTests
         var envelopes = new List<RefEnvelope>(count);
         for (var i = 0; i < count; i++)
         {
-            Assert.True(store.TryReserve(100));
-            var stored = graph.CommitPut(session.Token, holder is null ? null : new HolderAddress("", holder, null), Data(100), ObjectCodec.Raw, "", 0);
+            var stored = graph.CommitPut(session.Token, holder is null ? null : new HolderAddress("", holder, null), Data(store, 100), ObjectCodec.Raw, "", 0);
             envelopes.Add(EnvelopeCodec.Decode(stored.EnvelopeBytes));
         }
 

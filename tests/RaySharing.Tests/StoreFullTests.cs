@@ -6,14 +6,16 @@ namespace RaySharing.Tests;
 
 public sealed class StoreFullTests
 {
-    [Fact]
-    public async Task PutStream_StoreFullWithConcurrentPutters_EveryRefusalIsStoreFullAndGetsKeepWorking()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Put_StoreFullWithConcurrentPutters_EveryRefusalIsStoreFullAndGetsKeepWorking(bool sharedMemory)
     {
         const int Putters = 8;
         const int PutsEach = 25;
         const int ObjectBytes = 3 << 20;
         await using var worker = await TestWorker.StartAsync(o => o.StoreCapacityBytes = 10L << 20);
-        var client = await worker.ConnectAsync();
+        var client = await worker.ConnectAsync(o => o.UseSharedMemory = sharedMemory);
         var small = await client.PutAsync("existing").Within();
         var largeBytes = Payload(ObjectBytes, seed: 1);
         var large = await client.PutAsync(largeBytes).Within();
@@ -77,7 +79,7 @@ public sealed class StoreFullTests
         await using var worker = await TestWorker.StartAsync(o => o.StoreCapacityBytes = 4L << 20);
         var client = await worker.ConnectAsync();
         await using var proxy = new FreezableProxy(worker.Address);
-        var proxied = await TestWorker.ConnectAsync(proxy.Address);
+        var proxied = await TestWorker.ConnectAsync(proxy.Address, o => o.UseSharedMemory = false);
         try
         {
             await client.PutAsync(Payload(3 << 20, seed: 1)).Within();

@@ -29,6 +29,18 @@ internal static partial class ClientLog
     [LoggerMessage(1008, LogLevel.Error, "A SessionReplaced handler threw; the client ignores it")]
     public static partial void SessionReplacedHandlerFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(1009, LogLevel.Debug, "Session {SessionId} moves bytes through the worker's shared memory")]
+    public static partial void SharedMemoryAttached(ILogger logger, ObjectId sessionId);
+
+    [LoggerMessage(1010, LogLevel.Debug, "Session {SessionId} does not use the worker's shared memory: {Why}")]
+    public static partial void SharedMemoryNotUsed(ILogger logger, ObjectId sessionId, string why);
+
+    [LoggerMessage(2002, LogLevel.Debug, "Unpinning {Count} object(s) failed; the worker drops the pins when the session ends")]
+    public static partial void UnpinFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(2003, LogLevel.Debug, "Aborting an unsealed in-place put failed; the worker drops it after its stream idle timeout or when the session ends")]
+    public static partial void AbortFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(2001, LogLevel.Debug, "Releasing {Count} ref(s) failed; the worker drops them when the session ends")]
     public static partial void ReleaseFailed(ILogger logger, int count, Exception exception);
 }

@@ -20,6 +20,9 @@ internal sealed class ClientSession(ObjectId id, ObjectId token, ObjectId worker
     /// <summary>Objects up to this size use the unary put and get: the smaller of the client's and the worker's limit.</summary>
     public int MaxUnaryObjectBytes { get; } = maxUnaryObjectBytes;
 
+    /// <summary>The worker's arena, mapped, when the session proved it is on the worker's host; null otherwise.</summary>
+    public SharedMemory.ArenaMapping? Arena { get; set; }
+
     /// <summary>The session token header; the token is the session's credential and never leaves it.</summary>
     public Metadata Headers { get; } = [new(Wire.WireHeaders.SessionToken, token.ToString())];
 }

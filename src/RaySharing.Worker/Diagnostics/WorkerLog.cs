@@ -41,6 +41,12 @@ internal static partial class WorkerLog
     [LoggerMessage(3004, LogLevel.Information, "Objects fell from {PeakObjects} to {Objects}: memory returned to the system (managed heap {BeforeMiB} MiB -> {AfterMiB} MiB)")]
     public static partial void MemoryReturned(ILogger logger, long peakObjects, long objects, long beforeMiB, long afterMiB);
 
+    [LoggerMessage(3005, LogLevel.Warning, "The object store's {Bytes}-byte arena is private memory, so same-host clients will not share it: {Why}")]
+    public static partial void ArenaNotShared(ILogger logger, long bytes, string why);
+
+    [LoggerMessage(3006, LogLevel.Debug, "Session {SessionId} attached the shared-memory arena")]
+    public static partial void SharedMemoryAttached(ILogger logger, ObjectId sessionId);
+
     [LoggerMessage(4001, LogLevel.Information, "RaySharing worker {WorkerId} listening on {Address}")]
     public static partial void Listening(ILogger logger, ObjectId workerId, string address);
 

@@ -147,6 +147,9 @@ internal sealed class SessionState(ObjectId id, ObjectId token, string ns, strin
     /// </summary>
     public Dictionary<ObjectId, int> Borrows { get; set; } = [];
 
+    /// <summary>Set once the session proved it maps the arena (same host); what it pins and writes there.</summary>
+    public ArenaSession? Arena { get; set; }
+
     /// <summary>Session-lifetime holders the session created (under the graph's lock): they die with it.</summary>
     public List<HolderState> OwnedHolders { get; } = [];
 }
@@ -173,7 +176,7 @@ internal sealed class HolderState(HolderKey key, ObjectId incarnation, HolderLif
 /// location are the owner's), the envelope is encoded when asked for rather than kept, and the bytes are
 /// one reference.
 /// </summary>
-internal sealed class StoredObject(ObjectId id, OwnerState owner, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
+internal sealed class StoredObject(ObjectId id, OwnerState owner, StoredBytes bytes, ObjectCodec codec, string typeName, uint checksum)
 {
     private int _refs = 1;
     private int _freed;
@@ -182,7 +185,8 @@ internal sealed class StoredObject(ObjectId id, OwnerState owner, ObjectData dat
 
     public OwnerState Owner { get; } = owner;
 
-    public ObjectData Data { get; } = data;
+    /// <summary>The bytes in the store; freed with the object, given back to the arena when no reader holds them.</summary>
+    public StoredBytes Bytes { get; } = bytes;
 
     public ObjectCodec Codec { get; } = codec;
 
@@ -206,29 +210,14 @@ internal sealed class StoredObject(ObjectId id, OwnerState owner, ObjectData dat
         ObjectId = Id,
         Owner = Owner.AsOwner,
         Location = Owner.Location,
-        Size = Data.Length,
+        Size = Bytes.Length,
         Codec = Codec,
         TypeName = TypeName,
         Checksum = Checksum,
     });
 
     /// <summary>Takes one more reference, unless the count already reached zero (the object is being freed).</summary>
-    public bool TryAddRef()
-    {
-        var refs = Volatile.Read(ref _refs);
-        while (refs > 0)
-        {
-            var seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
-            if (seen == refs)
-            {
-                return true;
-            }
-
-            refs = seen;
-        }
-
-        return false;
-    }
+    public bool TryAddRef() => RefCount.TryIncrement(ref _refs);
 
     /// <summary>Drops references; true when that left none, and the caller must free the object.</summary>
     public bool Release(int count) => Interlocked.Add(ref _refs, -count) == 0;
@@ -245,7 +234,7 @@ internal sealed class StoredObject(ObjectId id, OwnerState owner, ObjectData dat
     public bool Matches(RefEnvelope envelope) =>
         envelope.ObjectId == Id
         && envelope.Owner == Owner.AsOwner
-        && envelope.Size == Data.Length
+        && envelope.Size == Bytes.Length
         && envelope.Codec == Codec
         && envelope.TypeName == TypeName
         && envelope.Checksum == Checksum;

@@ -26,7 +26,7 @@ namespace RaySharing.Worker.Ownership;
 /// OWNER_DIED at once, and the objects and their bytes are reclaimed in the background, in batches that
 /// each hold a lock for at most <see cref="ReclaimBatch"/> objects.</para>
 /// </remarks>
-internal sealed class OwnershipGraph
+internal sealed partial class OwnershipGraph
 {
     /// <summary>Objects freed per background reclaim batch; the dead owner's gate is held only to unlink them (tens of microseconds).</summary>
     internal const int ReclaimBatch = 2048;
@@ -131,6 +131,10 @@ internal sealed class OwnershipGraph
             if (session.ExpiresAtMillis < now && EndSession(session, "lease lapsed"))
             {
                 ended++;
+            }
+            else
+            {
+                session.Arena?.ExpireCreates(now);
             }
         }
 
@@ -349,16 +353,16 @@ internal sealed class OwnershipGraph
 
     /// <summary>
     /// Seals a put: records the object under its owner (the holder at <paramref name="holder"/>, or the
-    /// session when null) and lets the putting session borrow it. The caller has reserved the space; on
-    /// failure it releases it.
+    /// session when null) and lets the putting session borrow it. The caller reserved and filled the bytes;
+    /// on failure it frees them.
     /// </summary>
-    public StoredObject CommitPut(ObjectId sessionToken, HolderAddress? holder, ObjectData data, ObjectCodec codec, string typeName, uint checksum)
+    public StoredObject CommitPut(ObjectId sessionToken, HolderAddress? holder, StoredBytes bytes, ObjectCodec codec, string typeName, uint checksum)
     {
         var session = RequireSession(sessionToken);
         // For a stream the owner was checked before the bytes came; it may have died since.
         var owningHolder = holder is { } address ? ResolveHolder(address, session) : null;
         OwnerState owner = owningHolder is null ? session : owningHolder;
-        var stored = new StoredObject(_ids.Next(), owner, data, codec, typeName, checksum);
+        var stored = new StoredObject(_ids.Next(), owner, bytes, codec, typeName, checksum);
         if (owningHolder is not null)
         {
             lock (owningHolder.Gate)
@@ -372,7 +376,7 @@ internal sealed class OwnershipGraph
             CommitLocked(session, stored);
         }
 
-        WorkerLog.ObjectPut(_logger, stored.Id, data.Length, owner.AsOwner);
+        WorkerLog.ObjectPut(_logger, stored.Id, bytes.Length, owner.AsOwner);
         return stored;
     }
 
@@ -627,8 +631,8 @@ internal sealed class OwnershipGraph
     {
         Shard(stored.Id).Remove(stored.Id);
         Interlocked.Decrement(ref _objectCount);
-        _store.Release(stored.Data.Length);
-        WorkerLog.ObjectFreed(_logger, stored.Id, stored.Data.Length, reason);
+        stored.Bytes.Free();
+        WorkerLog.ObjectFreed(_logger, stored.Id, stored.Bytes.Length, reason);
     }
 
     // ---- Death and reclaim ----
@@ -658,6 +662,7 @@ internal sealed class OwnershipGraph
         }
 
         Bury(session, $"the owning session ended ({why})");
+        session.Arena?.Close();
         WorkerLog.SessionEnded(_logger, session.Id, why);
         return true;
     }

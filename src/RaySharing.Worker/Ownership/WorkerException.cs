@@ -141,6 +141,10 @@ internal static class WorkerErrors
         new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
             $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in use. Release or unregister objects, or raise the worker's StoreCapacityBytes.");
 
+    public static WorkerException StoreFragmented(long requested, long used, long capacity, long largestFree) =>
+        new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
+            $"The object store cannot take {requested} bytes in one piece: {used} of {capacity} bytes are in use and the largest free range is {largestFree} bytes. Release or unregister objects, or raise the worker's StoreCapacityBytes.");
+
     // The caller presented a token; echoing a credential into trailers (and logs) would be careless.
     public static WorkerException SessionExpired() =>
         new(StatusCode.FailedPrecondition, ErrorReasons.SessionExpired,
@@ -157,6 +161,9 @@ internal static class WorkerErrors
     public static WorkerException StreamIdle(TimeSpan idle) =>
         new(StatusCode.DeadlineExceeded, ErrorReasons.Timeout,
             $"The put stream sent nothing for {idle.TotalSeconds:0.###} s and was abandoned; nothing was stored.");
+
+    public static WorkerException Unauthorized(string detail) =>
+        new(StatusCode.PermissionDenied, ErrorReasons.Unauthorized, detail);
 
     public static WorkerException InvalidRequest(string detail) =>
         new(StatusCode.InvalidArgument, ErrorReasons.InvalidRequest, detail);

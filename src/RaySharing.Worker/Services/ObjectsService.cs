@@ -22,6 +22,11 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
             throw WorkerErrors.UnaryPutTooLarge(header.Size, options.MaxUnaryObjectBytes);
         }
 
+        if (header.ChecksumFollows)
+        {
+            throw WorkerErrors.InvalidRequest("A unary put carries its checksum in the header; checksum_follows is for PutStream.");
+        }
+
         // A wrong count is the sender's bug (gRPC delivers messages whole), not bytes damaged on the way.
         if ((ulong)request.Data.Length != header.Size)
         {
@@ -34,9 +39,9 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
             throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the header declared {header.Checksum:x8}; nothing was stored.");
         }
 
-        // ByteString is immutable, so its memory is adopted as the object's bytes without a copy.
-        var data = new ObjectData(request.Data.Memory);
-        return Task.FromResult(Commit(session, header.OwnerHolder?.ToAddress(), data, codec, header));
+        var bytes = store.Reserve((long)header.Size);
+        request.Data.Span.CopyTo(bytes.Writable(0, request.Data.Length));
+        return Task.FromResult(Commit(session, header.OwnerHolder?.ToAddress(), bytes, codec, header));
     }
 
     public override async Task<PutReply> PutStream(IAsyncStreamReader<PutRequest> requestStream, ServerCallContext context)
@@ -51,16 +56,16 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         var (header, codec) = ValidateHeader(first.Header);
         var owner = graph.ResolvePutOwner(session, header.OwnerHolder?.ToAddress());
         var size = (long)header.Size;
-        Reserve(size);
+        var bytes = store.Reserve(size);
         var committed = false;
         try
         {
             // The go-ahead: clients send the header alone and wait for these headers before sending bytes, so a
             // refusal (thrown above) reaches them before any byte is in flight.
             await context.WriteResponseHeadersAsync(AcceptedHeaders).ConfigureAwait(false);
-            var chunks = new List<ReadOnlyMemory<byte>>();
             var crc = new Crc32();
             long received = 0;
+            uint? trailingChecksum = null;
             var message = first;
             while (true)
             {
@@ -71,16 +76,17 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
                 if (!message.Data.IsEmpty)
                 {
-                    received += message.Data.Length;
-                    if (received > size)
+                    if (message.Data.Length > size - received)
                     {
                         throw WorkerErrors.InvalidRequest($"The put declared {size} bytes but sent more; nothing was stored.");
                     }
 
                     crc.Append(message.Data.Span);
-                    chunks.Add(message.Data.Memory);
+                    message.Data.Span.CopyTo(bytes.Writable(received, message.Data.Length));
+                    received += message.Data.Length;
                 }
 
+                trailingChecksum = message.HasChecksum ? message.Checksum : null;
                 if (!await NextAsync(requestStream, context).ConfigureAwait(false))
                 {
                     break;
@@ -94,14 +100,17 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
                 throw WorkerErrors.InvalidRequest($"The put declared {size} bytes but sent {received}; nothing was stored.");
             }
 
+            var declared = header.ChecksumFollows
+                ? trailingChecksum ?? throw WorkerErrors.InvalidRequest("The put's header said its checksum follows, but the last message carried none; nothing was stored.")
+                : header.Checksum;
             var checksum = crc.GetCurrentHashAsUInt32();
-            if (checksum != header.Checksum)
+            if (checksum != declared)
             {
-                throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the header declared {header.Checksum:x8}; nothing was stored.");
+                throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the sender declared {declared:x8}; nothing was stored.");
             }
 
             var pinned = owner.Kind == OwnerKind.Holder ? new HolderAddress(owner.Namespace, owner.Name, owner.Incarnation) : (HolderAddress?)null;
-            var stored = graph.CommitPut(session, pinned, new ObjectData([.. chunks]), codec, header.TypeName, header.Checksum);
+            var stored = graph.CommitPut(session, pinned, bytes, codec, header.TypeName, declared);
             committed = true;
             return new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) };
         }
@@ -109,35 +118,44 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         {
             if (!committed)
             {
-                store.Release(size);
+                bytes.Free();
             }
         }
     }
 
     public override Task<GetReply> Get(GetRequest request, ServerCallContext context)
     {
+        var session = context.SessionToken();
         var envelope = request.Envelope.DecodeEnvelope();
-        var stored = graph.Resolve(context.SessionToken(), envelope);
-        if (stored.Data.Length > options.MaxUnaryObjectBytes)
+        var stored = graph.Resolve(session, envelope);
+        if (stored.Bytes.Length > options.MaxUnaryObjectBytes)
         {
-            throw WorkerErrors.ObjectTooLarge(stored.Id, stored.Data.Length, options.MaxUnaryObjectBytes);
+            throw WorkerErrors.ObjectTooLarge(stored.Id, stored.Bytes.Length, options.MaxUnaryObjectBytes);
         }
 
         var reply = NewHeaderReply(stored);
-        reply.Data = UnsafeByteOperations.UnsafeWrap(stored.Data.ToContiguous());
+        using (Pin(stored, session, envelope))
+        {
+            // Copied: the reply is serialized after this returns, when nothing would hold the range any more.
+            reply.Data = ByteString.CopyFrom(stored.Bytes.AsMemory().Span);
+        }
+
         return Task.FromResult(reply);
     }
 
     public override async Task GetStream(GetRequest request, IServerStreamWriter<GetReply> responseStream, ServerCallContext context)
     {
+        var session = context.SessionToken();
         var envelope = request.Envelope.DecodeEnvelope();
-        var stored = graph.Resolve(context.SessionToken(), envelope);
+        var stored = graph.Resolve(session, envelope);
         var chunkBytes = request.ChunkBytes == 0 ? options.StreamChunkBytes : (int)Math.Clamp(request.ChunkBytes, OptionLimits.MinChunkBytes, (uint)options.MaxStreamChunkBytes);
         var reply = NewHeaderReply(stored);
         var sentHeader = false;
-        // A reader that stops reading must not pin the object's buffers forever (they may already be freed).
+        // Each write serializes its chunk into the stream before it completes, so the pin can end with the loop.
+        using var pin = Pin(stored, session, envelope);
+        // A reader that stops reading must not pin the object's range forever.
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-        foreach (var slice in stored.Data.Slices(chunkBytes))
+        foreach (var slice in stored.Bytes.Slices(chunkBytes))
         {
             reply ??= new GetReply();
             reply.Data = UnsafeByteOperations.UnsafeWrap(slice);
@@ -161,14 +179,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
     public override Task<ReleaseReply> Release(ReleaseRequest request, ServerCallContext context)
     {
-        var session = context.SessionToken();
-        var ids = new ObjectId[request.ObjectIds.Count];
-        for (var i = 0; i < ids.Length; i++)
-        {
-            ids[i] = request.ObjectIds[i].OptionalId("object id") ?? throw WorkerErrors.InvalidRequest("An object id to release is empty.");
-        }
-
-        graph.Release(session, ids);
+        graph.Release(context.SessionToken(), ObjectIds(request.ObjectIds, "object id to release"));
         return Task.FromResult(new ReleaseReply());
     }
 
@@ -186,27 +197,83 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         });
     }
 
-    private PutReply Commit(ObjectId session, HolderAddress? owner, ObjectData data, ObjectCodec codec, PutHeader header)
+    public override Task<CreateReply> Create(CreateRequest request, ServerCallContext context)
     {
-        Reserve(data.Length);
+        var (header, codec) = ValidateHeader(request.Header);
+        var (handle, offset) = graph.CreateInArena(context.SessionToken(), header.OwnerHolder?.ToAddress(), codec, header.TypeName, (long)header.Size, options.StreamIdleTimeout);
+        return Task.FromResult(new CreateReply { Handle = UnsafeByteOperations.UnsafeWrap(handle.ToByteArray()), Offset = (ulong)offset });
+    }
+
+    public override Task<PutReply> Seal(SealRequest request, ServerCallContext context)
+    {
+        var stored = graph.Seal(context.SessionToken(), Handle(request.Handle), request.Checksum);
+        return Task.FromResult(new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) });
+    }
+
+    public override Task<AbortReply> Abort(AbortRequest request, ServerCallContext context)
+    {
+        graph.AbortCreate(context.SessionToken(), Handle(request.Handle));
+        return Task.FromResult(new AbortReply());
+    }
+
+    public override Task<PinReply> Pin(PinRequest request, ServerCallContext context)
+    {
+        var stored = graph.Pin(context.SessionToken(), request.Envelope.DecodeEnvelope());
+        return Task.FromResult(new PinReply
+        {
+            Offset = stored.Bytes.Offset < 0 ? 0 : (ulong)stored.Bytes.Offset,
+            Size = (ulong)stored.Bytes.Length,
+            Codec = WireEnums.CodecToWire<Codec>(stored.Codec),
+            TypeName = stored.TypeName,
+            Checksum = stored.Checksum,
+        });
+    }
+
+    public override Task<UnpinReply> Unpin(UnpinRequest request, ServerCallContext context)
+    {
+        graph.Unpin(context.SessionToken(), ObjectIds(request.ObjectIds, "object id to unpin"));
+        return Task.FromResult(new UnpinReply());
+    }
+
+    private static ObjectId Handle(ByteString handle) =>
+        handle.OptionalId("handle") ?? throw WorkerErrors.InvalidRequest("The handle is empty.");
+
+    private static ObjectId[] ObjectIds(Google.Protobuf.Collections.RepeatedField<ByteString> ids, string what)
+    {
+        var result = new ObjectId[ids.Count];
+        for (var i = 0; i < result.Length; i++)
+        {
+            result[i] = ids[i].OptionalId(what) ?? throw WorkerErrors.InvalidRequest($"An {what} is empty.");
+        }
+
+        return result;
+    }
+
+    private PutReply Commit(ObjectId session, HolderAddress? owner, StoredBytes bytes, ObjectCodec codec, PutHeader header)
+    {
         try
         {
-            var stored = graph.CommitPut(session, owner, data, codec, header.TypeName, header.Checksum);
+            var stored = graph.CommitPut(session, owner, bytes, codec, header.TypeName, header.Checksum);
             return new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) };
         }
         catch
         {
-            store.Release(data.Length);
+            bytes.Free();
             throw;
         }
     }
 
-    private void Reserve(long size)
+    /// <summary>Holds the object's range while its bytes are read; a range already given back is the object's typed error.</summary>
+    private BytesPin Pin(StoredObject stored, ObjectId session, RefEnvelope envelope)
     {
-        if (!store.TryReserve(size))
+        if (!stored.Bytes.TryPin())
         {
-            throw WorkerErrors.StoreFull(size, store.UsedBytes, store.CapacityBytes);
+            // Freed since it was resolved: resolving again gives the reason (freed, owner died).
+            graph.Resolve(session, envelope);
+            throw WorkerErrors.ObjectFreed(stored.Id);
         }
+
+        return new BytesPin(stored.Bytes);
     }
 
     private async Task<bool> NextAsync(IAsyncStreamReader<PutRequest> stream, ServerCallContext context)
@@ -250,7 +317,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
 
     private static GetReply NewHeaderReply(StoredObject stored) => new()
     {
-        Size = (ulong)stored.Data.Length,
+        Size = (ulong)stored.Bytes.Length,
         Codec = WireEnums.CodecToWire<Codec>(stored.Codec),
         TypeName = stored.TypeName,
         Checksum = stored.Checksum,

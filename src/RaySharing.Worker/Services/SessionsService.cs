@@ -3,11 +3,12 @@ using Grpc.Core;
 using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 using RaySharing.Worker.Ownership;
+using RaySharing.Worker.Storage;
 
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions options) : Sessions.SessionsBase
+internal sealed class SessionsService(OwnershipGraph graph, ObjectStore store, WorkerOptions options) : Sessions.SessionsBase
 {
     public override Task<OpenSessionReply> Open(OpenSessionRequest request, ServerCallContext context)
     {
@@ -32,7 +33,16 @@ internal sealed class SessionsService(OwnershipGraph graph, WorkerOptions option
             WorkerAddress = graph.Identity.Address,
             SessionToken = UnsafeByteOperations.UnsafeWrap(session.Token.ToByteArray()),
             MaxUnaryObjectBytes = (uint)options.MaxUnaryObjectBytes,
+            SharedMemory = store.Arena.IsShared
+                ? new SharedMemoryOffer { WorkerPid = (uint)Environment.ProcessId, ArenaFd = store.Arena.FileDescriptor, ArenaBytes = (ulong)store.Arena.Length }
+                : null,
         });
+    }
+
+    public override Task<AttachSharedMemoryReply> AttachSharedMemory(AttachSharedMemoryRequest request, ServerCallContext context)
+    {
+        graph.AttachSharedMemory(context.SessionToken(), request.Secret.Span);
+        return Task.FromResult(new AttachSharedMemoryReply());
     }
 
     public override Task<KeepAliveReply> KeepAlive(KeepAliveRequest request, ServerCallContext context) =>

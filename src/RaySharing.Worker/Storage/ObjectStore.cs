@@ -1,23 +1,79 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using RaySharing.Worker.Ownership;
+
 namespace RaySharing.Worker.Storage;
 
 /// <summary>
-/// Accounts for the bytes of stored objects against the capacity. Space is reserved before a put's
-/// bytes arrive, so a put that cannot fit fails before it transfers anything.
+/// Where objects' bytes live: ranges of a <see cref="SharedArena"/>, one copy per object. Space is reserved,
+/// and its range allocated, before a put's bytes arrive, so a put that cannot fit fails before it transfers
+/// anything. <see cref="UsedBytes"/> counts objects' bytes, as users reckon capacity; the arena is larger by
+/// an allowance for alignment and fragmentation.
 /// </summary>
-internal sealed class ObjectStore
+internal sealed class ObjectStore : IDisposable
 {
+    private readonly ArenaAllocator _allocator;
     private long _usedBytes;
 
-    public ObjectStore(long capacityBytes)
+    public ObjectStore(long capacityBytes, bool shareArena = false, ILogger<ObjectStore>? logger = null)
     {
         CapacityBytes = capacityBytes;
+        Arena = SharedArena.Create(ArenaDataBytes(capacityBytes), shareArena, logger ?? NullLogger<ObjectStore>.Instance);
+        _allocator = new ArenaAllocator(Arena.DataStart, Arena.Length - Arena.DataStart);
     }
 
     public long CapacityBytes { get; }
 
     public long UsedBytes => Volatile.Read(ref _usedBytes);
 
-    public bool TryReserve(long bytes)
+    public SharedArena Arena { get; }
+
+    /// <summary>
+    /// The arena's data size for a capacity: an eighth more (at least 1 MiB), for the padding that aligns each
+    /// object to 64 bytes and for the gaps frees leave between objects.
+    /// </summary>
+    internal static long ArenaDataBytes(long capacityBytes)
+    {
+        var allowance = Math.Max(capacityBytes / 8, 1L << 20);
+        return ArenaAllocator.Footprint(capacityBytes + allowance);
+    }
+
+    /// <summary>Reserves room for an object of <paramref name="size"/> bytes; throws STORE_FULL when there is none.</summary>
+    public StoredBytes Reserve(long size)
+    {
+        if (!TryCharge(size))
+        {
+            throw WorkerErrors.StoreFull(size, UsedBytes, CapacityBytes);
+        }
+
+        if (size == 0)
+        {
+            return new StoredBytes(this, -1, 0);
+        }
+
+        if (!_allocator.TryAllocate(size, out var offset))
+        {
+            Interlocked.Add(ref _usedBytes, -size);
+            throw WorkerErrors.StoreFragmented(size, UsedBytes, CapacityBytes, _allocator.LargestFreeBytes);
+        }
+
+        return new StoredBytes(this, offset, size);
+    }
+
+    /// <summary>Called by <see cref="StoredBytes"/> when its last count is dropped: the range is free again.</summary>
+    internal void Return(StoredBytes bytes)
+    {
+        if (bytes.Length > 0)
+        {
+            _allocator.Free(bytes.Offset, bytes.Length);
+        }
+
+        Interlocked.Add(ref _usedBytes, -bytes.Length);
+    }
+
+    public void Dispose() => Arena.Dispose();
+
+    private bool TryCharge(long bytes)
     {
         while (true)
         {
@@ -33,6 +89,4 @@ internal sealed class ObjectStore
             }
         }
     }
-
-    public void Release(long bytes) => Interlocked.Add(ref _usedBytes, -bytes);
 }

@@ -19,15 +19,27 @@ internal static class ChildRole
     /// session ends fast. Deadlines are half the defaults: well within the run, yet long enough for a
     /// child's first call, which JIT-compiles the whole client, on a 2-core machine shared with others.
     /// </summary>
-    public static RaySharingClientOptions ClientOptions(Uri address, string clientName) => new()
+    public static RaySharingClientOptions ClientOptions(Uri address, string clientName, bool sharedMemory) => new()
     {
         Address = address,
         ClientName = clientName,
+        UseSharedMemory = sharedMemory,
         CallTimeout = TimeSpan.FromSeconds(15),
         StreamIdleTimeout = TimeSpan.FromSeconds(15),
         ConnectTimeout = TimeSpan.FromSeconds(5),
         // Late lease renewals and a lost session go to stderr, which the harness reads when a child fails.
         LoggerFactory = StderrLoggerFactory.Instance,
+    };
+
+    /// <summary>
+    /// How a child moves bytes, from its <c>--path</c>: <c>shm</c> (the default), the worker's shared memory
+    /// on this host; <c>network</c>, gRPC only. The harness mixes both in every round.
+    /// </summary>
+    public static bool SharedMemory(CommandLine commandLine) => commandLine.Optional("--path") switch
+    {
+        null or "shm" => true,
+        "network" => false,
+        var other => throw new ArgumentException($"--path must be shm or network; got '{other}'."),
     };
 
     /// <summary>

@@ -1,0 +1,114 @@
+using System.Buffers;
+
+namespace RaySharing.Internal;
+
+/// <summary>Where a get's bytes go: a new array, the caller's buffer writer, or the caller's stream.</summary>
+internal abstract class GetSink
+{
+    public abstract ValueTask WriteAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken);
+}
+
+/// <summary>A new array of the object's size; a chunk beyond it is a corrupted transfer, caught by the caller.</summary>
+internal sealed class ArraySink(long size) : GetSink
+{
+    private int _written;
+
+    public byte[] Array { get; } = size == 0 ? [] : GC.AllocateUninitializedArray<byte>(checked((int)size));
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
+    {
+        chunk.Span.CopyTo(Array.AsSpan(_written));
+        _written += chunk.Length;
+        return ValueTask.CompletedTask;
+    }
+}
+
+internal sealed class BufferWriterSink(IBufferWriter<byte> writer) : GetSink
+{
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
+    {
+        var source = chunk.Span;
+        while (!source.IsEmpty)
+        {
+            var target = writer.GetSpan(Math.Min(source.Length, 1 << 20));
+            var length = Math.Min(target.Length, source.Length);
+            source[..length].CopyTo(target);
+            writer.Advance(length);
+            source = source[length..];
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
+
+internal sealed class StreamSink(Stream stream) : GetSink
+{
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken) =>
+        stream.WriteAsync(chunk, cancellationToken);
+}
+
+/// <summary>
+/// Where a put's bytes come from: memory the caller already has (sent without copying over gRPC), or a
+/// stream read in chunks into one rented buffer, so a put of any size holds at most a chunk.
+/// </summary>
+internal abstract class PutSource
+{
+    public abstract long Length { get; }
+
+    /// <summary>
+    /// The bytes in chunks of at most <paramref name="maxChunkBytes"/>. A chunk is valid until the next one
+    /// is asked for; the last one is followed by nothing, and a source that ends early throws.
+    /// </summary>
+    public abstract IAsyncEnumerable<ReadOnlyMemory<byte>> ChunksAsync(int maxChunkBytes, CancellationToken cancellationToken);
+}
+
+internal sealed class MemorySource(ReadOnlySequence<byte> data) : PutSource
+{
+    public ReadOnlySequence<byte> Data { get; } = data;
+
+    public override long Length => Data.Length;
+
+#pragma warning disable CS1998 // Memory needs no awaiting; the signature is shared with the stream source.
+    public override async IAsyncEnumerable<ReadOnlyMemory<byte>> ChunksAsync(int maxChunkBytes, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+#pragma warning restore CS1998
+    {
+        foreach (var segment in Data)
+        {
+            for (var offset = 0; offset < segment.Length; offset += maxChunkBytes)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                yield return segment.Slice(offset, Math.Min(maxChunkBytes, segment.Length - offset));
+            }
+        }
+    }
+}
+
+internal sealed class StreamSource(Stream stream, long length) : PutSource
+{
+    public override long Length => length;
+
+    public override async IAsyncEnumerable<ReadOnlyMemory<byte>> ChunksAsync(int maxChunkBytes, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(maxChunkBytes, Math.Max(length, 1)));
+        try
+        {
+            long remaining = length;
+            while (remaining > 0)
+            {
+                var want = (int)Math.Min(buffer.Length, remaining);
+                var read = await stream.ReadAtLeastAsync(buffer.AsMemory(0, want), want, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+                if (read < want)
+                {
+                    throw new ArgumentException($"The stream ended after {length - remaining + read} of the {length} bytes the put declared; nothing was stored.", "source");
+                }
+
+                remaining -= read;
+                yield return buffer.AsMemory(0, read);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}

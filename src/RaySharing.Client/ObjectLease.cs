@@ -1,0 +1,68 @@
+using System.Buffers;
+
+namespace RaySharing;
+
+/// <summary>
+/// An object's bytes held for reading in place (<see cref="RaySharingClient.GetLeaseAsync"/>). When
+/// <see cref="IsZeroCopy"/>, they are the worker's own copy in shared memory, mapped read-only into this process,
+/// and the object's range stays pinned until the lease is disposed: dispose it as soon as you are done, and do
+/// not touch memory obtained from it afterwards (the range may hold another object by then). A lease that is
+/// never disposed is released when the client's session ends.
+/// </summary>
+public sealed class ObjectLease : IDisposable
+{
+    private readonly ReadOnlySequence<byte> _bytes;
+    private Action? _release;
+    private int _disposed;
+
+    internal ObjectLease(ObjectRef objectRef, ReadOnlySequence<byte> bytes, bool isZeroCopy, Action? release)
+    {
+        Ref = objectRef;
+        _bytes = bytes;
+        IsZeroCopy = isZeroCopy;
+        _release = release;
+    }
+
+    /// <summary>The object leased.</summary>
+    public ObjectRef Ref { get; }
+
+    /// <summary>The object's size in bytes.</summary>
+    public long Length => _bytes.Length;
+
+    /// <summary>True when the bytes are the worker's shared memory itself; false when they were copied into this process.</summary>
+    public bool IsZeroCopy { get; }
+
+    /// <summary>The bytes, of any size (in segments of under 2 GiB).</summary>
+    /// <exception cref="ObjectDisposedException">The lease was disposed.</exception>
+    public ReadOnlySequence<byte> Bytes
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            return _bytes;
+        }
+    }
+
+    /// <summary>The bytes as one block.</summary>
+    /// <exception cref="ObjectDisposedException">The lease was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The object is 2 GiB or larger; read <see cref="Bytes"/>.</exception>
+    public ReadOnlyMemory<byte> Memory
+    {
+        get
+        {
+            var bytes = Bytes;
+            return bytes.IsSingleSegment
+                ? bytes.First
+                : throw new InvalidOperationException($"Object {Ref.Id} is {Length} bytes, more than one block spans; read Bytes.");
+        }
+    }
+
+    /// <summary>Unpins the object (the worker may reuse its range once it is freed). Idempotent; never throws.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Interlocked.Exchange(ref _release, null)?.Invoke();
+        }
+    }
+}

@@ -1,0 +1,437 @@
+using System.Buffers;
+using System.IO.Hashing;
+using Google.Protobuf;
+using Grpc.Core;
+using RaySharing.Internal;
+using RaySharing.Internal.SharedMemory;
+using RaySharing.Protocol.V1;
+using RaySharing.Wire;
+
+namespace RaySharing;
+
+public sealed partial class RaySharingClient
+{
+    /// <summary>
+    /// Objects at least this large move through shared memory when the session has it. Smaller ones take one
+    /// unary call: an in-place put is two calls (create, seal) and a get one call plus an unpin.
+    /// </summary>
+    internal const int SharedMemoryMinBytes = 64 << 10;
+
+    /// <summary>
+    /// In-place copies go in chunks of this size: the checksum then reads bytes still in the cache, and
+    /// progress and cancellation are seen between chunks.
+    /// </summary>
+    private const int CopyChunkBytes = 1 << 20;
+
+    /// <summary>
+    /// True when this client's session moves bytes through the worker's shared memory (same host, same user,
+    /// <see cref="RaySharingClientOptions.UseSharedMemory"/> on); false when every byte goes over the network.
+    /// </summary>
+    public bool UsesSharedMemory => _session.Arena is not null;
+
+    /// <summary>
+    /// Puts encoded bytes held in a <see cref="ReadOnlySequence{T}"/> (for example from a pipe), of any size;
+    /// see <see cref="PutEncodedAsync(ReadOnlyMemory{byte}, ObjectCodec, string, ObjectHolder?, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="data">The object's bytes; not copied over the network paths, copied once into shared memory on the same host.</param>
+    /// <param name="codec">How the bytes are to be read.</param>
+    /// <param name="typeName">The type name to record; empty for untyped.</param>
+    /// <param name="owner">The owning holder; null for this session.</param>
+    /// <param name="progress">Told how many bytes have been sent so far, after each chunk; null for none.</param>
+    /// <param name="cancellationToken">Cancels the put; nothing is stored then.</param>
+    public Task<ObjectRef> PutEncodedAsync(ReadOnlySequence<byte> data, ObjectCodec codec = ObjectCodec.Raw, string typeName = "", ObjectHolder? owner = null, IProgress<long>? progress = null, CancellationToken cancellationToken = default) =>
+        PutFromSourceAsync(new MemorySource(data), codec, typeName, owner, progress, cancellationToken);
+
+    /// <summary>
+    /// Puts <paramref name="length"/> encoded bytes read from <paramref name="source"/>, of any size, holding at
+    /// most one chunk (<see cref="RaySharingClientOptions.ChunkBytes"/>, or 1 MiB in shared memory) at a time.
+    /// The stream is read from its current position and not disposed.
+    /// </summary>
+    /// <param name="source">Where the bytes come from.</param>
+    /// <param name="length">How many bytes to put: the worker reserves room for them before any is sent.</param>
+    /// <param name="codec">How the bytes are to be read.</param>
+    /// <param name="typeName">The type name to record; empty for untyped.</param>
+    /// <param name="owner">The owning holder; null for this session.</param>
+    /// <param name="progress">Told how many bytes have been sent so far, after each chunk; null for none.</param>
+    /// <param name="cancellationToken">Cancels the put; nothing is stored then.</param>
+    /// <exception cref="ArgumentException">The stream ended before <paramref name="length"/> bytes; nothing was stored.</exception>
+    public Task<ObjectRef> PutEncodedAsync(Stream source, long length, ObjectCodec codec = ObjectCodec.Raw, string typeName = "", ObjectHolder? owner = null, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (!source.CanRead)
+        {
+            throw new ArgumentException("The stream cannot be read.", nameof(source));
+        }
+
+        return PutFromSourceAsync(new StreamSource(source, length), codec, typeName, owner, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes the object's bytes, as stored, into <paramref name="destination"/>, of any size: the client holds
+    /// no more than a chunk of them besides what the writer keeps. The checksum is verified as they pass;
+    /// on <see cref="ChecksumMismatchException"/> the writer has received bytes that must be discarded.
+    /// </summary>
+    /// <param name="objectRef">The object.</param>
+    /// <param name="destination">Receives the bytes in order.</param>
+    /// <param name="progress">Told how many bytes have arrived so far, after each chunk; null for none.</param>
+    /// <param name="cancellationToken">Cancels the get.</param>
+    public Task CopyToAsync(ObjectRef objectRef, IBufferWriter<byte> destination, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(objectRef);
+        ArgumentNullException.ThrowIfNull(destination);
+        return GetIntoAsync(objectRef, new BufferWriterSink(destination), progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes the object's bytes, as stored, to <paramref name="destination"/>, of any size; see
+    /// <see cref="CopyToAsync(ObjectRef, IBufferWriter{byte}, IProgress{long}?, CancellationToken)"/>. The stream is not disposed.
+    /// </summary>
+    public Task CopyToAsync(ObjectRef objectRef, Stream destination, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(objectRef);
+        ArgumentNullException.ThrowIfNull(destination);
+        if (!destination.CanWrite)
+        {
+            throw new ArgumentException("The stream cannot be written.", nameof(destination));
+        }
+
+        return GetIntoAsync(objectRef, new StreamSink(destination), progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Gets the object's bytes, as stored, for reading in place. When this client uses shared memory
+    /// (<see cref="UsesSharedMemory"/>) the lease is zero-copy: its memory is the worker's own copy, mapped
+    /// read-only, and the object's range stays pinned (never reused, even if the object is freed meanwhile)
+    /// until the lease is disposed or this session ends. Otherwise the bytes are copied into a new array first.
+    /// A zero-copy lease is not checked against the object's checksum (the worker checked it when the object was
+    /// sealed); read <see cref="ObjectRef.Checksum"/> to check it yourself.
+    /// </summary>
+    /// <exception cref="OwnerDiedException">The object's owner died; the object went with it.</exception>
+    /// <exception cref="ObjectFreedException">The object was released by reference counting.</exception>
+    /// <exception cref="NotSupportedException">Without shared memory, an object larger than a .NET array; use CopyToAsync.</exception>
+    public async Task<ObjectLease> GetLeaseAsync(ObjectRef objectRef, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(objectRef);
+        ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
+        if (_session.Arena is not null)
+        {
+            var scope = BeginCall(cancellationToken);
+            var session = scope.Session!;
+            var arena = session.Arena;
+            if (arena?.TryAcquire() != true)
+            {
+                // The session was replaced since: its arena is another worker's, or none.
+                return await GetLeaseAsync(objectRef, cancellationToken).ConfigureAwait(false);
+            }
+
+            try
+            {
+                var (offset, size) = await PinAsync(scope, objectRef, cancellationToken).ConfigureAwait(false);
+                return new ObjectLease(objectRef, Segments(arena, offset, size), isZeroCopy: true, () =>
+                {
+                    _ = UnpinQuietlyAsync(session, objectRef.Id);
+                    arena.Release();
+                });
+            }
+            catch
+            {
+                arena.Release();
+                throw;
+            }
+        }
+
+        var bytes = await GetBytesCoreAsync(objectRef, cancellationToken).ConfigureAwait(false);
+        return new ObjectLease(objectRef, new ReadOnlySequence<byte>(bytes), isZeroCopy: false, release: null);
+    }
+
+    private async Task<ObjectRef> PutFromSourceAsync(PutSource source, ObjectCodec codec, string typeName, ObjectHolder? owner, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var header = NewPutHeader(source.Length, codec, typeName, owner);
+        if (_session.Arena is not null && source.Length >= SharedMemoryMinBytes)
+        {
+            return await PutInArenaAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (source is MemorySource memory)
+        {
+            header.Checksum = Checksum(memory.Data);
+            if (memory.Data.IsSingleSegment && memory.Length <= MaxUnaryObjectBytes)
+            {
+                var reference = await PutUnaryAsync(header, memory.Data.First, RefFactories<object>.Untyped, cancellationToken).ConfigureAwait(false);
+                progress?.Report(source.Length);
+                return reference;
+            }
+        }
+        else
+        {
+            header.ChecksumFollows = true;
+        }
+
+        return await PutStreamAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    private PutHeader NewPutHeader(long size, ObjectCodec codec, string typeName, ObjectHolder? owner)
+    {
+        ArgumentNullException.ThrowIfNull(typeName);
+        var wireCodec = WireEnums.CodecToWire<Codec>(codec);
+        if (owner is not null && !ReferenceEquals(owner.Client, this))
+        {
+            throw new ArgumentException($"{owner} was obtained from another client; get the holder through this client (GetHolderAsync) to put with it as owner.", nameof(owner));
+        }
+
+        return new PutHeader { OwnerHolder = owner?.Ref, Codec = wireCodec, TypeName = typeName, Size = (ulong)size };
+    }
+
+    private static uint Checksum(ReadOnlySequence<byte> data)
+    {
+        if (data.IsSingleSegment)
+        {
+            return Crc32.HashToUInt32(data.FirstSpan);
+        }
+
+        var crc = new Crc32();
+        foreach (var segment in data)
+        {
+            crc.Append(segment.Span);
+        }
+
+        return crc.GetCurrentHashAsUInt32();
+    }
+
+    /// <summary>
+    /// A put in place: the worker reserves the object's range in its arena, this process writes the bytes
+    /// straight into its mapping of it, and the worker checks them and seals the object.
+    /// </summary>
+    private async Task<TRef> PutInArenaAsync<TRef>(PutHeader header, PutSource source, RefFactory<TRef> create, IProgress<long>? progress, CancellationToken cancellationToken)
+        where TRef : ObjectRef
+    {
+        var scope = BeginCall(cancellationToken);
+        var session = scope.Session!;
+        var arena = session.Arena!;
+        var created = await UnaryAsync("Create", _objects.CreateAsync(new CreateRequest { Header = header }, scope.Options), scope, cancellationToken, PutSubject(header)).ConfigureAwait(false);
+        var sealedObject = false;
+        try
+        {
+            var offset = (long)created.Offset;
+            var crc = new Crc32();
+            long written = 0;
+            await foreach (var chunk in source.ChunksAsync(CopyChunkBytes, cancellationToken).ConfigureAwait(false))
+            {
+                chunk.Span.CopyTo(arena.Write(offset + written, chunk.Length).Span);
+                crc.Append(chunk.Span);
+                written += chunk.Length;
+                progress?.Report(written);
+            }
+
+            var seal = BeginCall(cancellationToken, session.Headers, SealTimeout(source.Length));
+            var reply = await UnaryAsync("Seal", _objects.SealAsync(new SealRequest { Handle = created.Handle, Checksum = crc.GetCurrentHashAsUInt32() }, seal.Options), seal, cancellationToken, PutSubject(header)).ConfigureAwait(false);
+            sealedObject = true;
+            return AdoptBorrowed(reply.Envelope, create, session);
+        }
+        finally
+        {
+            if (!sealedObject)
+            {
+                _ = AbortQuietlyAsync(session, created.Handle);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A seal reads every byte to check its CRC-32: CallTimeout, plus a second per 256 MiB (far slower than a
+    /// core checks them, so only a stuck worker meets it).
+    /// </summary>
+    private TimeSpan SealTimeout(long size) => _options.CallTimeout + TimeSpan.FromSeconds(size / (256.0 * (1 << 20)));
+
+    /// <summary>The object's bytes into <paramref name="sink"/>, by the fastest path this session has, checked against the envelope.</summary>
+    private async Task GetIntoAsync(ObjectRef objectRef, GetSink sink, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
+        var envelope = objectRef.Envelope;
+        if (_session.Arena is not null && envelope.Size >= SharedMemoryMinBytes)
+        {
+            await GetFromArenaAsync(objectRef, sink, progress, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };
+        if (envelope.Size <= MaxUnaryObjectBytes)
+        {
+            var scope = BeginCall(cancellationToken);
+            var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
+            Verify(envelope, reply.Data.Length, Crc32.HashToUInt32(reply.Data.Span));
+            await sink.WriteAsync(reply.Data.Memory, cancellationToken).ConfigureAwait(false);
+            progress?.Report(reply.Data.Length);
+            return;
+        }
+
+        await GetStreamAsync(envelope, request, sink, progress, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Pins the object in the worker's arena, copies it out of this process's mapping, and unpins it.</summary>
+    private async Task GetFromArenaAsync(ObjectRef objectRef, GetSink sink, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var envelope = objectRef.Envelope;
+        var scope = BeginCall(cancellationToken);
+        var session = scope.Session!;
+        var arena = session.Arena!;
+        var (offset, size) = await PinAsync(scope, objectRef, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var crc = new Crc32();
+            long done = 0;
+            while (done < size)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var chunk = arena.Read(offset + done, (int)Math.Min(CopyChunkBytes, size - done));
+                await sink.WriteAsync(chunk, cancellationToken).ConfigureAwait(false);
+                crc.Append(chunk.Span);
+                done += chunk.Length;
+                progress?.Report(done);
+            }
+
+            Verify(envelope, size, crc.GetCurrentHashAsUInt32());
+        }
+        finally
+        {
+            _ = UnpinQuietlyAsync(session, objectRef.Id);
+        }
+    }
+
+    /// <summary>Pins an object for this scope's session; returns where its bytes are in the arena.</summary>
+    private async Task<(long Offset, long Size)> PinAsync(CallScope scope, ObjectRef objectRef, CancellationToken cancellationToken)
+    {
+        var envelope = objectRef.Envelope;
+        var reply = await UnaryAsync("Pin", _objects.PinAsync(new PinRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) }, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
+        if ((long)reply.Size != envelope.Size)
+        {
+            _ = UnpinQuietlyAsync(scope.Session!, envelope.ObjectId);
+            throw ExceptionFactory.Corrupted(envelope, $"the worker holds {reply.Size} bytes, the envelope says {envelope.Size}");
+        }
+
+        return ((long)reply.Offset, (long)reply.Size);
+    }
+
+    private static void Verify(RefEnvelope envelope, long size, uint checksum)
+    {
+        if (size != envelope.Size)
+        {
+            throw ExceptionFactory.Corrupted(envelope, $"{size} bytes arrived, the envelope says {envelope.Size}");
+        }
+
+        if (checksum != envelope.Checksum)
+        {
+            throw ExceptionFactory.Corrupted(envelope, $"checksum {checksum:x8}, the envelope says {envelope.Checksum:x8}");
+        }
+    }
+
+    /// <summary>A pinned object's bytes in this process's mapping, as one sequence (segments stay within what a Memory spans).</summary>
+    private static ReadOnlySequence<byte> Segments(ArenaMapping arena, long offset, long size)
+    {
+        const int MaxSegmentBytes = 0x7FFF_F000;
+        if (size <= MaxSegmentBytes)
+        {
+            return new ReadOnlySequence<byte>(arena.Read(offset, (int)size));
+        }
+
+        MemorySegment? first = null;
+        MemorySegment? last = null;
+        for (long done = 0; done < size; done += MaxSegmentBytes)
+        {
+            var memory = arena.Read(offset + done, (int)Math.Min(MaxSegmentBytes, size - done));
+            last = last is null ? first = new MemorySegment(memory, 0) : last.Append(memory);
+        }
+
+        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
+    }
+
+    private async Task<ArenaMapping?> AttachArenaAsync(ClientSession session, SharedMemoryOffer offer, CancellationToken cancellationToken)
+    {
+        if (!_options.UseSharedMemory)
+        {
+            ClientLog.SharedMemoryNotUsed(_logger, session.Id, "UseSharedMemory is off");
+            return null;
+        }
+
+        var arena = ArenaMapping.TryOpen(offer, out var why);
+        if (arena is null)
+        {
+            ClientLog.SharedMemoryNotUsed(_logger, session.Id, why!);
+            return null;
+        }
+
+        try
+        {
+            var scope = BeginCall(cancellationToken, session.Headers);
+            await UnaryAsync("AttachSharedMemory", _sessions.AttachSharedMemoryAsync(new AttachSharedMemoryRequest { Secret = ByteString.CopyFrom(arena.Secret) }, scope.Options), scope, cancellationToken).ConfigureAwait(false);
+            ClientLog.SharedMemoryAttached(_logger, session.Id);
+            return arena;
+        }
+        catch (RaySharingException ex)
+        {
+            // The worker's answer to a mapping that is not its arena (UNAUTHORIZED): not the same host after all.
+            ClientLog.SharedMemoryNotUsed(_logger, session.Id, ex.Message);
+            arena.Dispose();
+            return null;
+        }
+        catch
+        {
+            arena.Dispose();
+            throw;
+        }
+    }
+
+    private async Task UnpinQuietlyAsync(ClientSession session, ObjectId id)
+    {
+        // Nothing to unpin once the client is disposed or the session ended: the worker dropped its pins.
+        if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
+        {
+            return;
+        }
+
+        try
+        {
+            var scope = BeginCall(CancellationToken.None, session.Headers);
+            await UnaryAsync("Unpin", _objects.UnpinAsync(new UnpinRequest { ObjectIds = { UnsafeByteOperations.UnsafeWrap(id.ToByteArray()) } }, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
+        {
+            ClientLog.UnpinFailed(_logger, 1, ex);
+        }
+    }
+
+    private async Task AbortQuietlyAsync(ClientSession session, ByteString handle)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
+        {
+            return;
+        }
+
+        try
+        {
+            var scope = BeginCall(CancellationToken.None, session.Headers);
+            await UnaryAsync("Abort", _objects.AbortAsync(new AbortRequest { Handle = handle }, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
+        {
+            ClientLog.AbortFailed(_logger, ex);
+        }
+    }
+
+    private sealed class MemorySegment : ReadOnlySequenceSegment<byte>
+    {
+        public MemorySegment(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+        }
+
+        public MemorySegment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new MemorySegment(memory, RunningIndex + Memory.Length);
+            Next = next;
+            return next;
+        }
+    }
+}
