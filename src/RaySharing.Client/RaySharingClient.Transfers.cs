@@ -114,20 +114,13 @@ public sealed partial class RaySharingClient
     {
         ArgumentNullException.ThrowIfNull(objectRef);
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
-        if (_session.Arena is not null)
+        var session = _session;
+        if (session.Arena is { } arena && arena.TryAcquire())
         {
-            var scope = BeginCall(cancellationToken);
-            var session = scope.Session!;
-            var arena = session.Arena;
-            if (arena?.TryAcquire() != true)
-            {
-                // The session was replaced since: its arena is another worker's, or none.
-                return await GetLeaseAsync(objectRef, cancellationToken).ConfigureAwait(false);
-            }
-
             try
             {
-                var (offset, size) = await PinAsync(scope, objectRef, cancellationToken).ConfigureAwait(false);
+                var scope = BeginCall(cancellationToken, session.Headers);
+                var (offset, size) = await PinAsync(scope, session, objectRef, cancellationToken).ConfigureAwait(false);
                 return new ObjectLease(objectRef, Segments(arena, offset, size), isZeroCopy: true, () =>
                 {
                     _ = UnpinQuietlyAsync(session, objectRef.Id);
@@ -148,17 +141,21 @@ public sealed partial class RaySharingClient
     private async Task<ObjectRef> PutFromSourceAsync(PutSource source, ObjectCodec codec, string typeName, ObjectHolder? owner, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var header = NewPutHeader(source.Length, codec, typeName, owner);
-        if (_session.Arena is not null && source.Length >= SharedMemoryMinBytes)
-        {
-            return await PutInArenaAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false);
-        }
+        return _session.Arena is not null && source.Length >= SharedMemoryMinBytes
+            ? await PutInArenaAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false)
+            : await PutOverNetworkAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false);
+    }
 
+    /// <summary>A put over gRPC: one unary call when the bytes are in memory and small, else a stream.</summary>
+    private async Task<TRef> PutOverNetworkAsync<TRef>(PutHeader header, PutSource source, RefFactory<TRef> create, IProgress<long>? progress, CancellationToken cancellationToken)
+        where TRef : ObjectRef
+    {
         if (source is MemorySource memory)
         {
-            header.Checksum = Checksum(memory.Data);
+            header.Checksum = Checksums.Compute(memory.Data);
             if (memory.Data.IsSingleSegment && memory.Length <= MaxUnaryObjectBytes)
             {
-                var reference = await PutUnaryAsync(header, memory.Data.First, RefFactories<object>.Untyped, cancellationToken).ConfigureAwait(false);
+                var reference = await PutUnaryAsync(header, memory.Data.First, create, cancellationToken).ConfigureAwait(false);
                 progress?.Report(source.Length);
                 return reference;
             }
@@ -168,7 +165,7 @@ public sealed partial class RaySharingClient
             header.ChecksumFollows = true;
         }
 
-        return await PutStreamAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false);
+        return await PutStreamAsync(header, source, create, progress, cancellationToken).ConfigureAwait(false);
     }
 
     private PutHeader NewPutHeader(long size, ObjectCodec codec, string typeName, ObjectHolder? owner)
@@ -183,22 +180,6 @@ public sealed partial class RaySharingClient
         return new PutHeader { OwnerHolder = owner?.Ref, Codec = wireCodec, TypeName = typeName, Size = (ulong)size };
     }
 
-    private static uint Checksum(ReadOnlySequence<byte> data)
-    {
-        if (data.IsSingleSegment)
-        {
-            return Crc32.HashToUInt32(data.FirstSpan);
-        }
-
-        var crc = new Crc32();
-        foreach (var segment in data)
-        {
-            crc.Append(segment.Span);
-        }
-
-        return crc.GetCurrentHashAsUInt32();
-    }
-
     /// <summary>
     /// A put in place: the worker reserves the object's range in its arena, this process writes the bytes
     /// straight into its mapping of it, and the worker checks them and seals the object.
@@ -206,9 +187,28 @@ public sealed partial class RaySharingClient
     private async Task<TRef> PutInArenaAsync<TRef>(PutHeader header, PutSource source, RefFactory<TRef> create, IProgress<long>? progress, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
-        var scope = BeginCall(cancellationToken);
-        var session = scope.Session!;
-        var arena = session.Arena!;
+        var session = _session;
+        var arena = session.Arena;
+        if (arena?.TryAcquire() != true)
+        {
+            // The session was replaced since the caller looked: put over the network rather than into a closed mapping.
+            return await PutOverNetworkAsync(header, source, create, progress, cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await PutInArenaAsync(session, arena, header, source, create, progress, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            arena.Release();
+        }
+    }
+
+    private async Task<TRef> PutInArenaAsync<TRef>(ClientSession session, ArenaMapping arena, PutHeader header, PutSource source, RefFactory<TRef> create, IProgress<long>? progress, CancellationToken cancellationToken)
+        where TRef : ObjectRef
+    {
+        var scope = BeginCall(cancellationToken, session.Headers);
         var created = await UnaryAsync("Create", _objects.CreateAsync(new CreateRequest { Header = header }, scope.Options), scope, cancellationToken, PutSubject(header)).ConfigureAwait(false);
         var sealedObject = false;
         try
@@ -218,14 +218,17 @@ public sealed partial class RaySharingClient
             long written = 0;
             await foreach (var chunk in source.ChunksAsync(CopyChunkBytes, cancellationToken).ConfigureAwait(false))
             {
-                chunk.Span.CopyTo(arena.Write(offset + written, chunk.Length).Span);
-                crc.Append(chunk.Span);
+                var target = arena.Write(offset + written, chunk.Length).Span;
+                chunk.Span.CopyTo(target);
+                // Checked where they landed, while the chunk is still in the cache: no second trip to memory.
+                crc.Append(target);
                 written += chunk.Length;
                 progress?.Report(written);
             }
 
+            var checksum = crc.GetCurrentHashAsUInt32();
             var seal = BeginCall(cancellationToken, session.Headers, SealTimeout(source.Length));
-            var reply = await UnaryAsync("Seal", _objects.SealAsync(new SealRequest { Handle = created.Handle, Checksum = crc.GetCurrentHashAsUInt32() }, seal.Options), seal, cancellationToken, PutSubject(header)).ConfigureAwait(false);
+            var reply = await UnaryAsync("Seal", _objects.SealAsync(new SealRequest { Handle = created.Handle, Checksum = checksum }, seal.Options), seal, cancellationToken, PutSubject(header)).ConfigureAwait(false);
             sealedObject = true;
             return AdoptBorrowed(reply.Envelope, create, session);
         }
@@ -249,10 +252,18 @@ public sealed partial class RaySharingClient
     {
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
-        if (_session.Arena is not null && envelope.Size >= SharedMemoryMinBytes)
+        var session = _session;
+        if (session.Arena is { } arena && envelope.Size >= SharedMemoryMinBytes && arena.TryAcquire())
         {
-            await GetFromArenaAsync(objectRef, sink, progress, cancellationToken).ConfigureAwait(false);
-            return;
+            try
+            {
+                await GetFromArenaAsync(session, arena, objectRef, sink, progress, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            finally
+            {
+                arena.Release();
+            }
         }
 
         var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };
@@ -270,13 +281,11 @@ public sealed partial class RaySharingClient
     }
 
     /// <summary>Pins the object in the worker's arena, copies it out of this process's mapping, and unpins it.</summary>
-    private async Task GetFromArenaAsync(ObjectRef objectRef, GetSink sink, IProgress<long>? progress, CancellationToken cancellationToken)
+    private async Task GetFromArenaAsync(ClientSession session, ArenaMapping arena, ObjectRef objectRef, GetSink sink, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var envelope = objectRef.Envelope;
-        var scope = BeginCall(cancellationToken);
-        var session = scope.Session!;
-        var arena = session.Arena!;
-        var (offset, size) = await PinAsync(scope, objectRef, cancellationToken).ConfigureAwait(false);
+        var scope = BeginCall(cancellationToken, session.Headers);
+        var (offset, size) = await PinAsync(scope, session, objectRef, cancellationToken).ConfigureAwait(false);
         try
         {
             var crc = new Crc32();
@@ -300,13 +309,13 @@ public sealed partial class RaySharingClient
     }
 
     /// <summary>Pins an object for this scope's session; returns where its bytes are in the arena.</summary>
-    private async Task<(long Offset, long Size)> PinAsync(CallScope scope, ObjectRef objectRef, CancellationToken cancellationToken)
+    private async Task<(long Offset, long Size)> PinAsync(CallScope scope, ClientSession session, ObjectRef objectRef, CancellationToken cancellationToken)
     {
         var envelope = objectRef.Envelope;
         var reply = await UnaryAsync("Pin", _objects.PinAsync(new PinRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) }, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
         if ((long)reply.Size != envelope.Size)
         {
-            _ = UnpinQuietlyAsync(scope.Session!, envelope.ObjectId);
+            _ = UnpinQuietlyAsync(session, envelope.ObjectId);
             throw ExceptionFactory.Corrupted(envelope, $"the worker holds {reply.Size} bytes, the envelope says {envelope.Size}");
         }
 
@@ -326,24 +335,17 @@ public sealed partial class RaySharingClient
         }
     }
 
-    /// <summary>A pinned object's bytes in this process's mapping, as one sequence (segments stay within what a Memory spans).</summary>
+    /// <summary>A pinned object's bytes in this process's mapping, as one sequence (blocks stay within what a Memory spans).</summary>
     private static ReadOnlySequence<byte> Segments(ArenaMapping arena, long offset, long size)
     {
-        const int MaxSegmentBytes = 0x7FFF_F000;
-        if (size <= MaxSegmentBytes)
+        const int MaxBlockBytes = 0x7FFF_F000;
+        var blocks = new List<ReadOnlyMemory<byte>>();
+        for (long done = 0; done < size; done += MaxBlockBytes)
         {
-            return new ReadOnlySequence<byte>(arena.Read(offset, (int)size));
+            blocks.Add(arena.Read(offset + done, (int)Math.Min(MaxBlockBytes, size - done)));
         }
 
-        MemorySegment? first = null;
-        MemorySegment? last = null;
-        for (long done = 0; done < size; done += MaxSegmentBytes)
-        {
-            var memory = arena.Read(offset + done, (int)Math.Min(MaxSegmentBytes, size - done));
-            last = last is null ? first = new MemorySegment(memory, 0) : last.Append(memory);
-        }
-
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
+        return Sequences.Of(blocks);
     }
 
     private async Task<ArenaMapping?> AttachArenaAsync(ClientSession session, SharedMemoryOffer offer, CancellationToken cancellationToken)
@@ -416,22 +418,6 @@ public sealed partial class RaySharingClient
         catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
         {
             ClientLog.AbortFailed(_logger, ex);
-        }
-    }
-
-    private sealed class MemorySegment : ReadOnlySequenceSegment<byte>
-    {
-        public MemorySegment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public MemorySegment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new MemorySegment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
         }
     }
 }

@@ -199,6 +199,9 @@ internal static class WorkerErrors
         new(StatusCode.ResourceExhausted, ErrorReasons.ObjectTooLarge,
             $"A unary Put takes objects of at most {limit} bytes; this one declares {size}. Use PutStream; nothing was stored.");
 
+    public static WorkerException Stopping() =>
+        new(StatusCode.Unavailable, ErrorReasons.Unavailable, "The worker is stopping: its object store is closed. Connect to a running worker.");
+
     public static WorkerException Starting() =>
         new(StatusCode.Unavailable, ErrorReasons.Unavailable, "The worker is starting and does not know its address yet; try again.");
 

@@ -40,7 +40,19 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         }
 
         var bytes = store.Reserve((long)header.Size);
-        request.Data.Span.CopyTo(bytes.Writable(0, request.Data.Length));
+        try
+        {
+            using (store.Arena.Access())
+            {
+                request.Data.Span.CopyTo(bytes.Writable(0, request.Data.Length));
+            }
+        }
+        catch
+        {
+            bytes.Free();
+            throw;
+        }
+
         return Task.FromResult(Commit(session, header.OwnerHolder?.ToAddress(), bytes, codec, header));
     }
 
@@ -82,7 +94,11 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
                     }
 
                     crc.Append(message.Data.Span);
-                    message.Data.Span.CopyTo(bytes.Writable(received, message.Data.Length));
+                    using (store.Arena.Access())
+                    {
+                        message.Data.Span.CopyTo(bytes.Writable(received, message.Data.Length));
+                    }
+
                     received += message.Data.Length;
                 }
 
@@ -273,7 +289,15 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
             throw WorkerErrors.ObjectFreed(stored.Id);
         }
 
-        return new BytesPin(stored.Bytes);
+        try
+        {
+            return new BytesPin(stored.Bytes, store.Arena.Access());
+        }
+        catch
+        {
+            stored.Bytes.Unpin();
+            throw;
+        }
     }
 
     private async Task<bool> NextAsync(IAsyncStreamReader<PutRequest> stream, ServerCallContext context)

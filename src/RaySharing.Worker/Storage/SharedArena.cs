@@ -32,6 +32,9 @@ internal sealed unsafe class SharedArena : IDisposable
     private readonly byte* _base;
     private readonly byte[] _secret = RandomNumberGenerator.GetBytes(SecretBytes);
 
+    // Accesses in flight, plus one for the arena itself until it is disposed: the mapping goes when this reaches zero.
+    private int _users = 1;
+
     private SharedArena(MemoryMappedFile map, SafeFileHandle? file, long length)
     {
         _map = map;
@@ -41,6 +44,7 @@ internal sealed unsafe class SharedArena : IDisposable
         byte* pointer = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
         _base = pointer + _view.PointerOffset;
+
         var header = new Span<byte>(_base, HeaderBytes);
         Magic.CopyTo(header);
         BinaryPrimitives.WriteUInt32LittleEndian(header[8..], 1);
@@ -115,14 +119,41 @@ internal sealed unsafe class SharedArena : IDisposable
         return new SharedArena(MemoryMappedFile.CreateNew(null, length, MemoryMappedFileAccess.ReadWrite), file: null, length);
     }
 
-    /// <summary>The memory at <paramref name="offset"/> (from the start of the mapping).</summary>
+    /// <summary>The memory at <paramref name="offset"/> (from the start of the mapping). Only inside an <see cref="Access"/>.</summary>
     public byte* At(long offset) => _base + offset;
 
+    /// <summary>
+    /// Holds the mapping while the caller touches arena memory, so that a worker stopping under a call in flight
+    /// (a seal checking a huge object, a stream still sending) unmaps only after it, never under it.
+    /// </summary>
+    /// <exception cref="Ownership.WorkerException">UNAVAILABLE: the arena is already closed.</exception>
+    public ArenaAccess Access() => RaySharing.Wire.RefCount.TryIncrement(ref _users) ? new ArenaAccess(this) : throw Ownership.WorkerErrors.Stopping();
+
+    /// <summary>Closes the arena: unmapped now, or when the last access in flight ends.</summary>
     public void Dispose()
     {
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
-        _file?.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Exit();
+        }
     }
+
+    internal void Exit()
+    {
+        if (Interlocked.Decrement(ref _users) == 0)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+            _map.Dispose();
+            _file?.Dispose();
+        }
+    }
+
+    private int _disposed;
+}
+
+/// <summary>An access to arena memory in flight (<see cref="SharedArena.Access"/>); dispose it when done.</summary>
+internal readonly struct ArenaAccess(SharedArena arena) : IDisposable
+{
+    public void Dispose() => arena.Exit();
 }
