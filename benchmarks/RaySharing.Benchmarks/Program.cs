@@ -8,6 +8,12 @@ if (args is [Serve.Mode])
     return await Serve.RunAsync();
 }
 
+// The data-plane benchmark: large objects against memcpy, shared memory, sockets, gRPC streaming and Redis.
+if (args.Contains(RaySharing.Benchmarks.DataPlane.DataPlaneSettings.Flag))
+{
+    return await RaySharing.Benchmarks.DataPlane.DataPlaneRun.RunAsync(args);
+}
+
 // A report, not a test: exit code 0 whatever the verdict, non-zero only when the run itself fails.
 var settings = BenchmarkSettings.Parse(args, out var error);
 if (settings is null)
