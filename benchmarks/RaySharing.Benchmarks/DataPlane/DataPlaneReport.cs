@@ -98,7 +98,7 @@ internal sealed class DataPlaneReport
         md.AppendLine(Invariant, $"- Date: {_started:yyyy-MM-dd HH:mm} UTC (run took {_duration.TotalSeconds:0} s)");
         md.AppendLine(Invariant, $"- CPU: {_machine.Cpu}, {_machine.Cores} logical cores; memory: {MachineMemory()}");
         md.AppendLine(Invariant, $"- OS: {_machine.Os}");
-        md.AppendLine(Invariant, $"- Runtime: {_machine.Runtime}, {_machine.Gc} GC, {_machine.Configuration} build; Redis {_redisVersion}, StackExchange.Redis {typeof(StackExchange.Redis.ConnectionMultiplexer).Assembly.GetName().Version}");
+        md.AppendLine(Invariant, $"- Runtime: {_machine.Runtime}, {_machine.Gc} GC, {_machine.Configuration} build; Redis {_redisVersion}, StackExchange.Redis {RedisClientVersion()}");
         md.AppendLine(Invariant, $"- Other processes' CPU during the run: {Share(_noise.OthersShare)} of all cores (the benchmark's client and server processes: {Share(_noise.OwnShare)}; redis-server counts among the others); load average: {_noise.LoadAverage}");
         md.AppendLine();
         foreach (var caveat in Caveats())
@@ -192,6 +192,15 @@ internal sealed class DataPlaneReport
         $"Through the {m.Path} path: the worker's resident set was {m.WorkerIdleBytes / 1048576.0:0} MiB idle and {m.WorkerHoldingBytes / 1048576.0:0} MiB holding the object " +
         $"(both after a full compacting collection), {m.WorkerGiBPerObjectGiB:0.00} GiB per GiB held. One get into a new array (GetBytesAsync) took the client's resident set from " +
         $"{m.ClientStartBytes / 1048576.0:0} MiB to a peak of {m.ClientPeakBytes / 1048576.0:0} MiB: {m.ClientPeakOverObjectMiB:0} MiB over the object's own size.");
+
+    private static string RedisClientVersion()
+    {
+        var version = typeof(StackExchange.Redis.ConnectionMultiplexer).Assembly
+            .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), inherit: false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "?";
+        // "3.4.35+commit": the package version without the source revision.
+        return version.Split('+')[0];
+    }
 
     private static string MachineMemory()
     {

@@ -52,7 +52,7 @@ internal sealed class DataPlaneSettings
     public int Warmups(long size) => size >= GiB ? 1 : size >= 64 * MiB ? 2 : Quick ? 5 : 20;
 
     /// <summary>Timed repetitions of a row; fewer of the large sizes, which take seconds each.</summary>
-    public int Repetitions(long size) => size >= GiB ? (Quick ? 2 : 5) : size >= 64 * MiB ? (Quick ? 4 : 15) : (Quick ? 20 : 100);
+    public int Repetitions(long size) => size >= GiB ? (Quick ? 2 : 5) : size >= 64 * MiB ? (Quick ? 4 : 10) : (Quick ? 20 : 100);
 
     public static string SizeName(long size) => size >= GiB && size % GiB == 0
         ? string.Create(CultureInfo.InvariantCulture, $"{size / GiB} GiB")
