@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using RaySharing.Benchmarks;
+using RaySharing.Benchmarks.DataPlane;
 using RaySharing.Testing;
 
 // The same executable started again as the server process: the worker and the echo baseline.
@@ -9,9 +10,9 @@ if (args is [Serve.Mode])
 }
 
 // The data-plane benchmark: large objects against memcpy, shared memory, sockets, gRPC streaming and Redis.
-if (args.Contains(RaySharing.Benchmarks.DataPlane.DataPlaneSettings.Flag))
+if (args.Contains(DataPlaneSettings.Flag))
 {
-    return await RaySharing.Benchmarks.DataPlane.DataPlaneRun.RunAsync(args);
+    return await DataPlaneRun.RunAsync(args);
 }
 
 // A report, not a test: exit code 0 whatever the verdict, non-zero only when the run itself fails.

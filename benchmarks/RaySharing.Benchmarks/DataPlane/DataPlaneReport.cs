@@ -123,15 +123,15 @@ internal sealed class DataPlaneReport
         foreach (var size in _settings.Sizes)
         {
             md.AppendLine();
-            md.AppendLine(Invariant, $"### {DataPlaneSettings.SizeName(size)} ({_settings.Repetitions(size)} repetitions after {_settings.Warmups(size)} warm-up)");
+            md.AppendLine(Invariant, $"### {DataPlaneSettings.SizeName(size)}");
             md.AppendLine();
-            md.AppendLine("| group | row | GB/s | min–max | / memcpy | CPU s/GiB (client + server) | client peak RSS MiB | server peak RSS MiB |");
-            md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
+            md.AppendLine("| group | row | GB/s | min–max | / memcpy | CPU s/GiB (client + server) | client peak RSS MiB | server peak RSS MiB | repetitions |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var row in _results.Transfers.Where(r => r.Size == size))
             {
                 md.AppendLine(row.Ran
-                    ? string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | {row.MedianGBps:0.00} | {row.MinGBps:0.00}–{row.MaxGBps:0.00} | {VsMemcpy(row)} | {row.CpuSecondsPerGiB:0.00} ({row.ClientCpu.TotalSeconds / Gib(row):0.00} + {(row.ServerCpu ?? TimeSpan.Zero).TotalSeconds / Gib(row):0.00}) | {Mib(row.ClientPeakBytes)} | {(row.ServerPeakBytes is { } s ? $"{Mib(s)} ({row.Case.Server!.Name})" : "–")} |")
-                    : string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | not run: {row.Case.TooLargeReason} | | | | | |"));
+                    ? string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | {row.MedianGBps:0.00} | {row.MinGBps:0.00}–{row.MaxGBps:0.00} | {VsMemcpy(row)} | {row.CpuSecondsPerGiB:0.00} ({row.ClientCpu.TotalSeconds / Gib(row):0.00} + {(row.ServerCpu ?? TimeSpan.Zero).TotalSeconds / Gib(row):0.00}) | {Mib(row.ClientPeakBytes)} | {(row.ServerPeakBytes is { } s ? $"{Mib(s)} ({row.Case.Server!.Name})" : "–")} | {row.Times.Count} |")
+                    : string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | not run: {row.Case.TooLargeReason} | | | | | | |"));
             }
         }
 
@@ -249,10 +249,13 @@ internal sealed class DataPlaneReport
             $"(checksum checked), over gRPC: unary up to 1 MiB, streamed above it in the client's default chunks ({new RaySharingClientOptions().ChunkBytes >> 10} KiB). " +
             $"A get row gets one stored object every repetition and releases it after the row; a put row releases each ref right after its put, outside the timing.");
         yield return string.Create(Invariant,
-            $"Repetitions per row: {_settings.Repetitions(DataPlaneSettings.MiB)} at 1 MiB (after {_settings.Warmups(DataPlaneSettings.MiB)} warm-up), " +
-            $"{_settings.Repetitions(64 * DataPlaneSettings.MiB)} at 64 MiB (after {_settings.Warmups(64 * DataPlaneSettings.MiB)}), {_settings.Repetitions(DataPlaneSettings.GiB)} at 1 GiB (after {_settings.Warmups(DataPlaneSettings.GiB)}). " +
+            $"Repetitions per row: {Repetitions(DataPlaneSettings.MiB)} at 1 MiB, {Repetitions(64 * DataPlaneSettings.MiB)} at 64 MiB, {Repetitions(DataPlaneSettings.GiB)} at 1 GiB; " +
+            $"past the least number, a row stops once its timed repetitions took {_settings.RowBudget.TotalSeconds:0} s (the table gives each row's count). " +
             $"At 1 MiB a repetition lasts well under a millisecond for the fast rows, so their CPU figures rest on few ticks of redis-server's clock; trust the 64 MiB and 1 GiB CPU figures more.");
     }
+
+    private string Repetitions(long size) => string.Create(Invariant,
+        $"{_settings.MinRepetitions(size)} to {_settings.Repetitions(size)} after {_settings.Warmups(size)} warm-up");
 
     private IEnumerable<string> Caveats()
     {

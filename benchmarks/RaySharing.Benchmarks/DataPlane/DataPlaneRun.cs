@@ -158,9 +158,11 @@ internal static class DataPlaneRun
 
                 var serverBefore = server is null ? TimeSpan.Zero : await server.CpuAsync(timeout.Token).ConfigureAwait(false);
                 var clientBefore = await client.CpuAsync(timeout.Token).ConfigureAwait(false);
-                for (var i = 0; i < settings.Repetitions(size); i++)
+                var spent = TimeSpan.Zero;
+                for (var i = 0; i < settings.Repetitions(size) && (i < settings.MinRepetitions(size) || spent < settings.RowBudget); i++)
                 {
                     times.Add(await transfer.RunOnceAsync(timeout.Token).ConfigureAwait(false));
+                    spent += times[^1];
                 }
 
                 clientCpu = await client.CpuAsync(timeout.Token).ConfigureAwait(false) - clientBefore;

@@ -51,8 +51,17 @@ internal sealed class DataPlaneSettings
     /// <summary>Untimed repetitions of a row before the timed ones (JIT, connections, pools, page faults of reused buffers).</summary>
     public int Warmups(long size) => size >= GiB ? 1 : size >= 64 * MiB ? 2 : Quick ? 5 : 20;
 
-    /// <summary>Timed repetitions of a row; fewer of the large sizes, which take seconds each.</summary>
+    /// <summary>Timed repetitions of a row, at most; fewer of the large sizes, which take seconds each.</summary>
     public int Repetitions(long size) => size >= GiB ? (Quick ? 2 : 5) : size >= 64 * MiB ? (Quick ? 4 : 10) : (Quick ? 20 : 100);
+
+    /// <summary>Timed repetitions of a row, at least, however long they take.</summary>
+    public int MinRepetitions(long size) => Math.Min(Repetitions(size), size >= GiB ? 3 : size >= 64 * MiB ? 5 : 20);
+
+    /// <summary>
+    /// Past <see cref="MinRepetitions"/>, a row stops once its timed repetitions took this long: a slow row on a
+    /// busy machine (10 s per GiB) would otherwise stretch the run far past the few minutes it takes on a quiet one.
+    /// </summary>
+    public TimeSpan RowBudget => TimeSpan.FromSeconds(Quick ? 10 : 25);
 
     public static string SizeName(long size) => size >= GiB && size % GiB == 0
         ? string.Create(CultureInfo.InvariantCulture, $"{size / GiB} GiB")
