@@ -52,7 +52,7 @@ internal sealed class DataPlaneReport
             foreach (var row in _results.Transfers.Where(r => r.Size == size))
             {
                 text.AppendLine(row.Ran
-                    ? string.Create(Invariant, $"         {row.Case.Label,-18}{row.MedianGBps,8:0.00}{VsMemcpy(row),9}{row.CpuSecondsPerGiB,11:0.00}{Mib(row.ClientPeakBytes),12}{(row.ServerPeakBytes is { } s ? Mib(s) : "-"),12}")
+                    ? string.Create(Invariant, $"         {row.Case.Label,-18}{row.MedianGBps,8:0.00}{VsMemcpy(row),9}{row.CpuSecondsPerGiB,11:0.00}{Mib(row.Client.PeakBytes),12}{(row.Server is { } s ? Mib(s.PeakBytes) : "-"),12}")
                     : string.Create(Invariant, $"         {row.Case.Label,-18}  not run: {row.Case.TooLargeReason}"));
             }
         }
@@ -119,19 +119,21 @@ internal sealed class DataPlaneReport
         md.AppendLine();
         md.AppendLine("GB/s is 10^9 bytes per second, the median of the repetitions (min–max beside it). CPU s/GiB is the client's plus the serving");
         md.AppendLine("process's CPU time over the repetitions, per GiB moved. Peak RSS is each process's VmHWM during the row (reset before it), buffers");
-        md.AppendLine("and objects of the row included; the server is the benchmark's server process (the worker) or redis-server, none for in-process rows.");
+        md.AppendLine("and objects of the row included, with the resident set when it was reset in brackets; the server is the benchmark's server process");
+        md.AppendLine("(the worker) or redis-server, none for in-process rows. Client GCs: collections in the client over the timed repetitions (gen2 ones");
+        md.AppendLine("are a share of the gen0 count); a get into a new array allocates on the large-object heap, whose collections are gen2.");
         foreach (var size in _settings.Sizes)
         {
             md.AppendLine();
             md.AppendLine(Invariant, $"### {DataPlaneSettings.SizeName(size)}");
             md.AppendLine();
-            md.AppendLine("| group | row | GB/s | min–max | / memcpy | CPU s/GiB (client + server) | client peak RSS MiB | server peak RSS MiB | repetitions |");
-            md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            md.AppendLine("| group | row | GB/s | min–max | / memcpy | CPU s/GiB (client + server) | client peak RSS MiB (at start) | server peak RSS MiB (at start) | client GCs gen0 / gen2 | repetitions |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var row in _results.Transfers.Where(r => r.Size == size))
             {
                 md.AppendLine(row.Ran
-                    ? string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | {row.MedianGBps:0.00} | {row.MinGBps:0.00}–{row.MaxGBps:0.00} | {VsMemcpy(row)} | {row.CpuSecondsPerGiB:0.00} ({row.ClientCpu.TotalSeconds / Gib(row):0.00} + {(row.ServerCpu ?? TimeSpan.Zero).TotalSeconds / Gib(row):0.00}) | {Mib(row.ClientPeakBytes)} | {(row.ServerPeakBytes is { } s ? $"{Mib(s)} ({row.Case.Server!.Name})" : "–")} | {row.Times.Count} |")
-                    : string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | not run: {row.Case.TooLargeReason} | | | | | | |"));
+                    ? string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | {row.MedianGBps:0.00} | {row.MinGBps:0.00}–{row.MaxGBps:0.00} | {VsMemcpy(row)} | {row.CpuSecondsPerGiB:0.00} ({row.ClientCpu.TotalSeconds / Gib(row):0.00} + {(row.ServerCpu ?? TimeSpan.Zero).TotalSeconds / Gib(row):0.00}) | {Mib(row.Client.PeakBytes)} ({Mib(row.Client.StartBytes)}) | {(row.Server is { } s ? $"{Mib(s.PeakBytes)} ({Mib(s.StartBytes)}, {row.Case.Server!.Name})" : "–")} | {row.ClientGen0} / {row.ClientGen2} | {row.Times.Count} |")
+                    : string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | not run: {row.Case.TooLargeReason} | | | | | | | |"));
             }
         }
 

@@ -146,9 +146,12 @@ internal static class DataPlaneRun
             var server = transferCase.Server;
             client.ResetPeak();
             server?.ResetPeak();
+            var clientStart = client.ResidentBytes();
+            var serverStart = server?.ResidentBytes();
             var times = new List<TimeSpan>();
             TimeSpan clientCpu;
             TimeSpan? serverCpu = null;
+            int gen0, gen2;
             await using (var transfer = await transferCase.Prepare(size, timeout.Token).ConfigureAwait(false))
             {
                 for (var i = 0; i < settings.Warmups(size); i++)
@@ -158,6 +161,7 @@ internal static class DataPlaneRun
 
                 var serverBefore = server is null ? TimeSpan.Zero : await server.CpuAsync(timeout.Token).ConfigureAwait(false);
                 var clientBefore = await client.CpuAsync(timeout.Token).ConfigureAwait(false);
+                (gen0, gen2) = (GC.CollectionCount(0), GC.CollectionCount(2));
                 var spent = TimeSpan.Zero;
                 for (var i = 0; i < settings.Repetitions(size) && (i < settings.MinRepetitions(size) || spent < settings.RowBudget); i++)
                 {
@@ -166,13 +170,15 @@ internal static class DataPlaneRun
                 }
 
                 clientCpu = await client.CpuAsync(timeout.Token).ConfigureAwait(false) - clientBefore;
+                (gen0, gen2) = (GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
                 if (server is not null)
                 {
                     serverCpu = await server.CpuAsync(timeout.Token).ConfigureAwait(false) - serverBefore;
                 }
             }
 
-            return new TransferResult(transferCase, size, times, clientCpu, serverCpu, client.PeakBytes(), server?.PeakBytes());
+            return new TransferResult(transferCase, size, times, clientCpu, serverCpu,
+                new Resident(clientStart, client.PeakBytes()), server is null ? null : new Resident(serverStart!.Value, server.PeakBytes()), gen0, gen2);
         }
         catch (Exception ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {

@@ -49,9 +49,13 @@ internal sealed class DelegateTransfer(Func<CancellationToken, Task<TimeSpan>> r
     }
 }
 
+/// <summary>A process's resident set when a row started (right after its peak was reset) and its peak during the row, in bytes.</summary>
+internal readonly record struct Resident(long StartBytes, long PeakBytes);
+
 /// <summary>
-/// One row's figures for one size: the time of each repetition, the CPU time of the client and of the
-/// server process over the repetitions, and each process's peak resident set during the row. Null times: not run.
+/// One row's figures for one size: the time of each repetition, the CPU time of the client and of the server
+/// process over the repetitions, each process's resident set during the row, and the client's garbage
+/// collections over the repetitions (gen0 and gen2 counts). No times: not run.
 /// </summary>
 internal sealed record TransferResult(
     TransferCase Case,
@@ -59,8 +63,10 @@ internal sealed record TransferResult(
     IReadOnlyList<TimeSpan> Times,
     TimeSpan ClientCpu,
     TimeSpan? ServerCpu,
-    long ClientPeakBytes,
-    long? ServerPeakBytes)
+    Resident Client,
+    Resident? Server,
+    int ClientGen0 = 0,
+    int ClientGen2 = 0)
 {
     public const double GiB = 1L << 30;
 
@@ -76,7 +82,7 @@ internal sealed record TransferResult(
     /// <summary>Client plus server CPU seconds over the repetitions, per GiB moved.</summary>
     public double CpuSecondsPerGiB => (ClientCpu + (ServerCpu ?? TimeSpan.Zero)).TotalSeconds / (Size * (double)Times.Count / GiB);
 
-    public static TransferResult NotRun(TransferCase transferCase, long size) => new(transferCase, size, [], TimeSpan.Zero, null, 0, null);
+    public static TransferResult NotRun(TransferCase transferCase, long size) => new(transferCase, size, [], TimeSpan.Zero, null, default, null);
 
     public static double Median(double[] values)
     {
