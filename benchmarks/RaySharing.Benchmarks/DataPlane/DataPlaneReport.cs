@@ -249,7 +249,9 @@ internal sealed class DataPlaneReport
             $"RaySharing rows, one pair per path ({string.Join(", ", _results.Paths)} in this run; the targets also name {string.Join(", ", DataPaths.Planned.Except(_results.Paths))}, not built yet): " +
             $"**grpc** is today's public client API: PutEncodedAsync of RAW bytes from a warm native buffer with the session's holder as owner, and GetBytesAsync into the new array it returns " +
             $"(checksum checked), over gRPC: unary up to 1 MiB, streamed above it in the client's default chunks ({new RaySharingClientOptions().ChunkBytes >> 10} KiB). " +
-            $"A get row gets one stored object every repetition and releases it after the row; a put row releases each ref right after its put, outside the timing.");
+            $"A get row gets one stored object every repetition and releases it after the row; a put row releases each ref right after its put, outside the timing. " +
+            $"A new path is a class implementing `IDataPath` (put, get, release) and one line in `DataPaths.Create` (benchmarks/RaySharing.Benchmarks/DataPlane/Paths.cs): " +
+            $"its large-object rows, its 100-byte rows and its targets follow.");
         yield return string.Create(Invariant,
             $"Repetitions per row: {Repetitions(DataPlaneSettings.MiB)} at 1 MiB, {Repetitions(64 * DataPlaneSettings.MiB)} at 64 MiB, {Repetitions(DataPlaneSettings.GiB)} at 1 GiB; " +
             $"past the least number, a row stops once its timed repetitions took {_settings.RowBudget.TotalSeconds:0} s (the table gives each row's count). " +

@@ -75,6 +75,11 @@ internal static class DataPlaneRun
 
             return 0;
         }
+        catch (RedisUnavailableException ex)
+        {
+            Console.Error.WriteLine(ex.Message);
+            return 1;
+        }
         catch (Exception ex)
         {
             Console.Error.WriteLine($"The data-plane benchmark failed: {ex}");

@@ -58,6 +58,10 @@ internal sealed class RedisServer : IAsyncDisposable
                 {
                     await Task.Delay(50, cancellationToken).ConfigureAwait(false);
                 }
+                catch (SocketException)
+                {
+                    throw new RedisUnavailableException($"redis-server did not listen on port {port} within {StartTimeout.TotalSeconds:0} s ({(process.HasExited ? "it exited" : "it still runs")}): {process.StderrTail}{process.StandardOutput.Split('\n')[^1]}");
+                }
             }
 
             var options = new ConfigurationOptions
@@ -106,7 +110,7 @@ internal sealed class RedisServer : IAsyncDisposable
             await AptGetAsync(cancellationToken, "install", "-y", "redis-server").ConfigureAwait(false);
         }
 
-        return Find() ?? throw new InvalidOperationException("redis-server is missing and `apt-get install -y redis-server` did not install it; install it (as root) and run again.");
+        return Find() ?? throw new RedisUnavailableException("redis-server is missing and `apt-get install -y redis-server` did not install it; install it (as root) and run again.");
     }
 
     private static string? Find() =>
@@ -147,3 +151,6 @@ internal sealed class RedisServer : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
+
+/// <summary>The Redis baseline cannot run: redis-server is missing and could not be installed, or did not start. The message is one line.</summary>
+internal sealed class RedisUnavailableException(string message) : Exception(message);
