@@ -68,6 +68,8 @@ internal static class Baselines
 
         var mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         var view = mapping.CreateViewAccessor(0, size, MemoryMappedFileAccess.Read);
+        // The mapping keeps the memory; unlinked now, the file cannot outlive a run that dies.
+        File.Delete(path);
         byte* pointer = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
         pointer += view.PointerOffset;
@@ -92,7 +94,6 @@ internal static class Baselines
                 view.SafeMemoryMappedViewHandle.ReleasePointer();
                 view.Dispose();
                 mapping.Dispose();
-                File.Delete(path);
                 return ValueTask.CompletedTask;
             });
     }
