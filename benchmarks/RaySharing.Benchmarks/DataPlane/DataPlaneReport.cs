@@ -243,8 +243,9 @@ internal sealed class DataPlaneReport
             "sent from a warm native buffer of the server's; a put is sent from a warm native buffer and lands in a warm one of the server's, which answers one byte when all arrived. " +
             $"**grpc-stream get / put**: bare gRPC server- and client-streaming calls in {Baselines.StreamChunkBytes >> 20} MiB chunks over a channel configured like the RaySharing client's, " +
             "to and from warm buffers on both sides (the same as the socket rows). " +
-            "**redis get / put**: StackExchange.Redis StringGet of one key into the new array it returns, and StringSet of the value from a warm native buffer; Redis refuses strings " +
-            "over 512 MB, so there is no 1 GiB Redis row.";
+            "**redis get / put**: StackExchange.Redis StringGet of one key into the new array it returns, and StringSet of the value from a warm native buffer " +
+            "(the targets compare with these). **redis-raw get / put**: the same commands over a bare socket of the client's, RESP written by hand and the value received " +
+            "straight into a new array: what redis-server itself delivers, without the client library's cost. Redis refuses strings over 512 MB, so there is no 1 GiB Redis row.";
         yield return string.Create(Invariant,
             $"RaySharing rows, one pair per path ({string.Join(", ", _results.Paths)} in this run; the targets also name {string.Join(", ", DataPaths.Planned.Except(_results.Paths))}, not built yet): " +
             $"**grpc** is today's public client API: PutEncodedAsync of RAW bytes from a warm native buffer with the session's holder as owner, and GetBytesAsync into the new array it returns " +

@@ -19,13 +19,17 @@ internal sealed class RedisServer : IAsyncDisposable
 
     private readonly ChildProcess _process;
 
-    private RedisServer(ChildProcess process, ConnectionMultiplexer connection, string version)
+    private RedisServer(ChildProcess process, int port, ConnectionMultiplexer connection, string version)
     {
         _process = process;
+        Port = port;
         Connection = connection;
         Version = version;
         Probe = ProcessProbe.Other("redis-server", process.Id);
     }
+
+    /// <summary>The loopback port it listens on.</summary>
+    public int Port { get; }
 
     public ConnectionMultiplexer Connection { get; }
 
@@ -74,7 +78,7 @@ internal sealed class RedisServer : IAsyncDisposable
             };
             var connection = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(StartTimeout, cancellationToken).ConfigureAwait(false);
             var version = connection.GetServer(IPAddress.Loopback, port).Version.ToString();
-            return new RedisServer(process, connection, version);
+            return new RedisServer(process, port, connection, version);
         }
         catch
         {
