@@ -10,6 +10,7 @@ internal sealed class BenchmarkSettings
                          objects holder A owns when it is killed (default 1000000; 100000 with --quick; 0 skips the phase)
           --out <path>   also write the results as markdown (the committed copy is benchmarks/RESULTS.md)
         The worker runs in a server process of its own: this program started again as `serve`, killed when the run ends.
+        With --data-plane, the large-object benchmark instead (--sizes 1m,64m,1g, --quick, --out; benchmarks/DATAPLANE.md).
         """;
 
     /// <summary>Sequential calls of each kind before anything is timed (JIT tiering, connection, pools).</summary>

@@ -1,11 +1,18 @@
 using System.Diagnostics;
 using RaySharing.Benchmarks;
+using RaySharing.Benchmarks.DataPlane;
 using RaySharing.Testing;
 
 // The same executable started again as the server process: the worker and the echo baseline.
 if (args is [Serve.Mode])
 {
     return await Serve.RunAsync();
+}
+
+// The data-plane benchmark: large objects against memcpy, shared memory, sockets, gRPC streaming and Redis.
+if (args.Contains(DataPlaneSettings.Flag))
+{
+    return await DataPlaneRun.RunAsync(args);
 }
 
 // A report, not a test: exit code 0 whatever the verdict, non-zero only when the run itself fails.

@@ -1,11 +1,13 @@
 using Microsoft.AspNetCore.Builder;
+using RaySharing.Benchmarks.DataPlane;
 using RaySharing.Worker;
 
 namespace RaySharing.Benchmarks;
 
 /// <summary>
 /// The benchmark's server process (<c>serve</c> mode): a worker with the echo baseline and the stats
-/// service on its Kestrel, as users deploy a worker, apart from the client process that measures it.
+/// service on its Kestrel, as users deploy a worker, apart from the client process that measures it; and the
+/// data-plane baselines (a gRPC streaming service on the same Kestrel, a raw TCP listener), idle unless called.
 /// </summary>
 internal static class Serve
 {
@@ -16,14 +18,18 @@ internal static class Serve
     /// <summary>Runs until stdin closes: the parent closes it when it is done, and the OS when the parent dies.</summary>
     public static async Task<int> RunAsync()
     {
+        await using var socket = new RawSocketServer();
         await using var worker = await RaySharingWorker.StartAsync(
-            // Room for every put of a run even if releases lag; the store never refuses one.
+            // Room for every put of a run even if releases lag, and for the data plane's 1 GiB objects; the store never refuses one.
             new WorkerOptions { Port = 0, StoreCapacityBytes = 4L << 30 },
             configureEndpoints: app =>
             {
                 app.MapGrpcService<EchoService>();
                 app.MapGrpcService<ServerStatsService>();
+                app.MapGrpcService<BulkStreamService>();
             }).ConfigureAwait(false);
+        // Before the listening line, which the client waits for.
+        Console.WriteLine($"{RawSocketServer.PortPrefix}{socket.Port}");
         Console.WriteLine($"{ListeningPrefix}{worker.Address}");
         Console.Out.Flush();
         await Console.In.ReadToEndAsync().ConfigureAwait(false);

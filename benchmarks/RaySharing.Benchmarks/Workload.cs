@@ -83,6 +83,15 @@ internal sealed class Workload : IAsyncDisposable
     /// <summary>The RaySharing session the workload calls through.</summary>
     public RaySharingClient Client => _client;
 
+    /// <summary>The session's holder, owner of everything the workload puts.</summary>
+    public ObjectHolder Holder => _holder;
+
+    /// <summary>The server process (its id for /proc, its stdout lines).</summary>
+    public ChildProcess Server => _server;
+
+    /// <summary>The bare gRPC channel to the server process, configured like the RaySharing client's.</summary>
+    public GrpcChannel Channel => _echoChannel;
+
     /// <summary>A bare unary echo, disposed after its reply as the RaySharing client disposes its calls.</summary>
     public async Task EchoAsync(List<ObjectRef> obtained, CancellationToken cancellationToken)
     {

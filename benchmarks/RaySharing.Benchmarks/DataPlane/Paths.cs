@@ -1,0 +1,100 @@
+namespace RaySharing.Benchmarks.DataPlane;
+
+/// <summary>
+/// One way RaySharing moves an object's bytes between the client and the worker. Every path stores into the
+/// same worker through the same session, so rows of different paths differ only in how the bytes travel.
+/// </summary>
+internal interface IDataPath
+{
+    /// <summary>The path's name in rows and target lines: grpc, shm, shm-lease, bulk.</summary>
+    string Name { get; }
+
+    /// <summary>Stores <paramref name="data"/> as a RAW object owned by the session's holder.</summary>
+    Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    /// <summary>Brings the object's bytes to the client, into memory of the client's (a new array, or a lease); returns their count.</summary>
+    Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken);
+
+    /// <summary>Gives refs back so the store does not fill between repetitions.</summary>
+    Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken);
+}
+
+/// <summary>The paths a run measures, and the ones the targets expect.</summary>
+internal static class DataPaths
+{
+    public const string Grpc = "grpc";
+    public const string Shm = "shm";
+    public const string ShmLease = "shm-lease";
+    public const string Bulk = "bulk";
+
+    /// <summary>Every path the targets name; the ones not in <see cref="Create"/> print as MISSING.</summary>
+    public static readonly IReadOnlyList<string> Planned = [Grpc, Shm, ShmLease, Bulk];
+
+    /// <summary>The paths to measure: one line each. Add shm, shm-lease and bulk here as they land.</summary>
+    public static IReadOnlyList<IDataPath> Create(Workload workload) =>
+    [
+        new GrpcPath(workload.Client, workload.Holder),
+    ];
+
+    /// <summary>The rows of one path: a put and a get of each size.</summary>
+    public static IEnumerable<TransferCase> Cases(IDataPath path, ProcessProbe server)
+    {
+        yield return new TransferCase("raysharing", path.Name, "get", server, (size, ct) => GetTransferAsync(path, size, ct));
+        yield return new TransferCase("raysharing", path.Name, "put", server, (size, ct) => Task.FromResult(PutTransfer(path, size)));
+    }
+
+    /// <summary>One object stored before the row, got once per repetition, released after it.</summary>
+    private static async Task<ITransfer> GetTransferAsync(IDataPath path, long size, CancellationToken cancellationToken)
+    {
+        ObjectRef stored;
+        using (var source = new NativeBuffer(size))
+        {
+            stored = await path.PutAsync(source.Memory, cancellationToken).ConfigureAwait(false);
+        }
+
+        return new DelegateTransfer(
+            ct => DelegateTransfer.TimeAsync(async () =>
+            {
+                var length = await path.GetAsync(stored, ct).ConfigureAwait(false);
+                if (length != size)
+                {
+                    throw new InvalidOperationException($"A {path.Name} get returned {length} bytes instead of {size}.");
+                }
+            }),
+            async () => await path.ReleaseAsync([stored], CancellationToken.None).ConfigureAwait(false));
+    }
+
+    /// <summary>A put from a warm native buffer per repetition; its ref is released right after, outside the timing.</summary>
+    private static ITransfer PutTransfer(IDataPath path, long size)
+    {
+        var source = new NativeBuffer(size);
+        return new DelegateTransfer(
+            async ct =>
+            {
+                ObjectRef? stored = null;
+                var time = await DelegateTransfer.TimeAsync(async () => stored = await path.PutAsync(source.Memory, ct).ConfigureAwait(false)).ConfigureAwait(false);
+                await path.ReleaseAsync([stored!], ct).ConfigureAwait(false);
+                return time;
+            },
+            () =>
+            {
+                source.Free();
+                return ValueTask.CompletedTask;
+            });
+    }
+}
+
+/// <summary>Today's public API: PutEncodedAsync of RAW bytes and GetBytesAsync into a new array, gRPC (streamed above 1 MiB) underneath.</summary>
+internal sealed class GrpcPath(RaySharingClient client, ObjectHolder holder) : IDataPath
+{
+    public string Name => DataPaths.Grpc;
+
+    public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+        client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
+
+    public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken) =>
+        (await client.GetBytesAsync(stored, cancellationToken).ConfigureAwait(false)).Length;
+
+    public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
+        client.ReleaseAsync(refs, cancellationToken);
+}
