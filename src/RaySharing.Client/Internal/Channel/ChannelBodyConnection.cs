@@ -198,6 +198,7 @@ internal sealed class ChannelBodyConnection : IAsyncDisposable
 
         try
         {
+            ThrowIfBroken();
             if (_bodyRemaining > 0)
             {
                 throw new InvalidOperationException($"The last response's body has {_bodyRemaining} unread byte(s); read it before the next exchange.");
@@ -258,11 +259,7 @@ internal sealed class ChannelBodyConnection : IAsyncDisposable
 
     private async Task GuardAsync(Func<CancellationToken, Task> exchange, CancellationToken cancellationToken)
     {
-        if (IsBroken)
-        {
-            throw new WorkerUnavailableException($"The body connection to {Endpoint} is broken; take another.", Endpoint.ToString());
-        }
-
+        ThrowIfBroken();
         try
         {
             await exchange(cancellationToken).ConfigureAwait(false);
@@ -294,6 +291,14 @@ internal sealed class ChannelBodyConnection : IAsyncDisposable
         return received > 0 ? received : throw new IOException(_bodyRemaining > 0
             ? $"The worker closed the connection with {_bodyRemaining} body byte(s) still to come."
             : "The worker closed the connection.");
+    }
+
+    private void ThrowIfBroken()
+    {
+        if (IsBroken)
+        {
+            throw new WorkerUnavailableException($"The body connection to {Endpoint} is broken; take another.", Endpoint.ToString());
+        }
     }
 
     private void Break()

@@ -315,6 +315,7 @@ internal sealed class ChannelServerConnection
         ChannelPreface.Write(_output.GetSpan(ChannelPreface.Size));
         _output.Advance(ChannelPreface.Size);
         _prefaceSent = true;
+        _outputMark = _output.WrittenCount;
         if (version != ChannelPreface.Version)
         {
             throw new ChannelProtocolException($"The client speaks channel version {version}; this worker speaks version {ChannelPreface.Version} (its preface says so).");
