@@ -1,0 +1,162 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using RaySharing.Internal.Channel;
+using RaySharing.Wire.Channel;
+using RaySharing.Worker.Transport.Channel;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace RaySharing.Tests.Channel;
+
+/// <summary>A fact that runs only when RS_CHANNEL_PROBE=1: measurements, not checks, for a quiet machine.</summary>
+public sealed class ProbeFactAttribute : FactAttribute
+{
+    public ProbeFactAttribute()
+    {
+        if (Environment.GetEnvironmentVariable("RS_CHANNEL_PROBE") != "1")
+        {
+            Skip = "A measurement; run with RS_CHANNEL_PROBE=1.";
+        }
+    }
+}
+
+/// <summary>
+/// The channel's micro-measure: p50/p99 of a 100-byte round trip (UDS, TCP loopback), calls per second with 32
+/// callers on one connection, and 1 GiB bodies each way (GB/s, CPU seconds per GiB, both ends in this process).
+/// </summary>
+public sealed class ChannelProbe(ITestOutputHelper output)
+{
+    private const long GiB = 1L << 30;
+
+    [ProbeFact]
+    public async Task Probe_SmallCallsAndBodies()
+    {
+        var handler = new ProbeHandler();
+        var channel = new ChannelListener(
+            new ChannelListenerOptions { TcpEndPoint = new IPEndPoint(IPAddress.Loopback, 0), UnixSocketPath = ChannelServer.TempSocketPath() },
+            handler);
+        await using var stopListener = channel.DisposedWithin();
+        channel.Start();
+        var endpoints = new[] { ("unix", ChannelEndpoint.Unix(channel.UnixSocketPath!)), ("tcp", ChannelEndpoint.Tcp("127.0.0.1", channel.TcpEndPoint!.Port)) };
+        var payload = new byte[100];
+
+        foreach (var (name, endpoint) in endpoints)
+        {
+            await using var connection = await ChannelConnection.ConnectAsync(endpoint).Within();
+            (await connection.SendAsync(ChannelOp.Hello, new byte[48]).Within()).Dispose();
+            for (var i = 0; i < 5000; i++)
+            {
+                (await connection.SendAsync(ChannelOp.Get, payload).Within()).Dispose();
+            }
+
+            var samples = new long[50_000];
+            for (var i = 0; i < samples.Length; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                (await connection.SendAsync(ChannelOp.Get, payload).Within()).Dispose();
+                samples[i] = Stopwatch.GetTimestamp() - start;
+            }
+
+            Array.Sort(samples);
+            Report($"{name}: 100-byte round trip, one caller: p50 {Micros(samples[samples.Length / 2]):0.0} us, p90 {Micros(samples[samples.Length * 9 / 10]):0.0} us, p99 {Micros(samples[samples.Length * 99 / 100]):0.0} us");
+
+            foreach (var callers in new[] { 1, 32 })
+            {
+                var stop = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+                var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                var clock = Stopwatch.StartNew();
+                var counts = await Task.WhenAll(Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
+                {
+                    long n = 0;
+                    while (DateTime.UtcNow < stop)
+                    {
+                        (await connection.SendAsync(ChannelOp.Get, payload).Within()).Dispose();
+                        n++;
+                    }
+
+                    return n;
+                }))).Within();
+                var seconds = clock.Elapsed.TotalSeconds;
+                var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+                var calls = counts.Sum();
+                Report($"{name}: {callers} caller(s) on one connection: {calls / seconds:N0} calls/s, {cpuSeconds / calls * 1e6:0.0} CPU-us per call (both ends)");
+            }
+        }
+
+        foreach (var (name, endpoint) in endpoints)
+        {
+            await using var body = await ChannelBodyConnection.ConnectAsync(endpoint).Within();
+            (await body.ExchangeAsync(ChannelOp.Hello, new byte[48]).Within()).Dispose();
+            for (var round = 0; round < 3; round++)
+            {
+                var (getSeconds, getCpu) = await MeasureAsync(async () =>
+                {
+                    using var reply = await body.ExchangeAsync(ChannelOp.BulkGet, new byte[16]).Within();
+                    await body.ReadBodyAsync(handler.Destination).Within(TimeSpan.FromMinutes(2));
+                }).Within(TimeSpan.FromMinutes(2));
+                Report($"{name}: 1 GiB BULK_GET: {GiB / getSeconds / 1e9:0.00} GB/s, {getCpu:0.00} CPU-s per GiB (both ends)");
+                var (putSeconds, putCpu) = await MeasureAsync(async () =>
+                {
+                    using var reply = await body.ExchangeAsync(ChannelOp.BulkPut, new byte[16], new ReadOnlySequence<byte>(handler.Source)).Within(TimeSpan.FromMinutes(2));
+                    Assert.True(reply.IsOk);
+                }).Within(TimeSpan.FromMinutes(2));
+                Report($"{name}: 1 GiB BULK_PUT: {GiB / putSeconds / 1e9:0.00} GB/s, {putCpu:0.00} CPU-s per GiB (both ends)");
+            }
+        }
+    }
+
+    private static double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
+
+    private static async Task<(double Seconds, double Cpu)> MeasureAsync(Func<Task> transfer)
+    {
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        await transfer().Within(TimeSpan.FromMinutes(2));
+        return (clock.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+    }
+
+    private void Report(string line)
+    {
+        output.WriteLine(line);
+        File.AppendAllText(Path.Combine(Path.GetTempPath(), "channel-probe.txt"), line + Environment.NewLine);
+    }
+
+    /// <summary>Echoes GET; BULK_GET sends a 1 GiB array; BULK_PUT reads into another in 64 MiB pieces.</summary>
+    private sealed class ProbeHandler : IChannelHandler
+    {
+        public byte[] Source { get; } = Filled();
+
+        public byte[] Destination { get; } = new byte[GiB];
+
+        public async ValueTask HandleAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
+        {
+            switch (request.Op)
+            {
+                case ChannelOp.Hello:
+                    request.Connection.Session = "probe";
+                    break;
+                case ChannelOp.BulkGet:
+                    await response.SendBodyAsync(new ReadOnlySequence<byte>(Source), cancellationToken).ConfigureAwait(false);
+                    break;
+                case ChannelOp.BulkPut:
+                    for (long at = 0; at < request.BodyLength; at += 64 << 20)
+                    {
+                        await request.ReadBodyAsync(Destination.AsMemory((int)at, (int)Math.Min(64 << 20, request.BodyLength - at)), cancellationToken).ConfigureAwait(false);
+                    }
+
+                    break;
+                default:
+                    response.Payload.Write(request.Payload.Span);
+                    break;
+            }
+        }
+
+        private static byte[] Filled()
+        {
+            var bytes = new byte[GiB];
+            new Random(1).NextBytes(bytes);
+            return bytes;
+        }
+    }
+}
