@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using RaySharing.Internal.Channel;
+using RaySharing.Tests.Infrastructure;
 using RaySharing.Wire.Channel;
 using RaySharing.Worker.Transport.Channel;
 using Xunit;
@@ -50,6 +51,14 @@ public sealed class ChannelProbe(ITestOutputHelper output)
                 (await connection.SendAsync(ChannelOp.Get, payload).Within()).Dispose();
             }
 
+            var allocated = GC.GetTotalAllocatedBytes(precise: true);
+            for (var i = 0; i < 20_000; i++)
+            {
+                (await connection.SendAsync(ChannelOp.Get, payload).Within()).Dispose();
+            }
+
+            // Both ends, and the probe's own Within (a Task and its state per await).
+            var perCall = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / 20_000.0;
             var samples = new long[50_000];
             for (var i = 0; i < samples.Length; i++)
             {
@@ -59,7 +68,7 @@ public sealed class ChannelProbe(ITestOutputHelper output)
             }
 
             Array.Sort(samples);
-            Report($"{name}: 100-byte round trip, one caller: p50 {Micros(samples[samples.Length / 2]):0.0} us, p90 {Micros(samples[samples.Length * 9 / 10]):0.0} us, p99 {Micros(samples[samples.Length * 99 / 100]):0.0} us");
+            Report($"{name}: 100-byte round trip, one caller: p50 {Micros(samples[samples.Length / 2]):0.0} us, p90 {Micros(samples[samples.Length * 9 / 10]):0.0} us, p99 {Micros(samples[samples.Length * 99 / 100]):0.0} us; {perCall:0} bytes allocated per call with the probe's Within");
 
             foreach (var callers in new[] { 1, 32 })
             {
@@ -84,6 +93,12 @@ public sealed class ChannelProbe(ITestOutputHelper output)
             }
         }
 
+        await ProbeGrpcAsync().Within(TimeSpan.FromMinutes(2));
+        if (Environment.GetEnvironmentVariable("RS_CHANNEL_PROBE_BODIES") == "0")
+        {
+            return;
+        }
+
         foreach (var (name, endpoint) in endpoints)
         {
             await using var body = await ChannelBodyConnection.ConnectAsync(endpoint).Within();
@@ -106,6 +121,45 @@ public sealed class ChannelProbe(ITestOutputHelper output)
         }
     }
 
+    /// <summary>The same 100-byte read over the gRPC API (a unary Objects.Get), on the same machine at the same time.</summary>
+    private async Task ProbeGrpcAsync()
+    {
+        await using var worker = await TestWorker.StartAsync().Within();
+        var client = await worker.ConnectAsync().Within();
+        var objectRef = await client.PutAsync(new byte[100]).Within();
+        for (var i = 0; i < 2000; i++)
+        {
+            await client.GetBytesAsync(objectRef).Within();
+        }
+
+        var samples = new long[10_000];
+        for (var i = 0; i < samples.Length; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await client.GetBytesAsync(objectRef).Within();
+            samples[i] = Stopwatch.GetTimestamp() - start;
+        }
+
+        Array.Sort(samples);
+        Report($"grpc: 100-byte Objects.Get, one caller: p50 {Micros(samples[samples.Length / 2]):0.0} us, p90 {Micros(samples[samples.Length * 9 / 10]):0.0} us, p99 {Micros(samples[samples.Length * 99 / 100]):0.0} us");
+        var stop = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+        var counts = await Task.WhenAll(Enumerable.Range(0, 32).Select(_ => Task.Run(async () =>
+        {
+            long n = 0;
+            while (DateTime.UtcNow < stop)
+            {
+                await client.GetBytesAsync(objectRef).Within();
+                n++;
+            }
+
+            return n;
+        }))).Within();
+        var calls = counts.Sum();
+        Report($"grpc: 32 callers on one client: {calls / clock.Elapsed.TotalSeconds:N0} calls/s, {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / calls * 1e6:0.0} CPU-us per call (both ends)");
+    }
+
     private static double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
 
     private static async Task<(double Seconds, double Cpu)> MeasureAsync(Func<Task> transfer)
@@ -125,9 +179,12 @@ public sealed class ChannelProbe(ITestOutputHelper output)
     /// <summary>Echoes GET; BULK_GET sends a 1 GiB array; BULK_PUT reads into another in 64 MiB pieces.</summary>
     private sealed class ProbeHandler : IChannelHandler
     {
-        public byte[] Source { get; } = Filled();
+        private readonly Lazy<byte[]> _source = new(Filled);
+        private readonly Lazy<byte[]> _destination = new(() => new byte[GiB]);
 
-        public byte[] Destination { get; } = new byte[GiB];
+        public byte[] Source => _source.Value;
+
+        public byte[] Destination => _destination.Value;
 
         public async ValueTask HandleAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
         {

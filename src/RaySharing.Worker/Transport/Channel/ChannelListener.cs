@@ -103,12 +103,15 @@ internal sealed class ChannelListener : IAsyncDisposable
             socket.Dispose();
         }
 
-        foreach (var (connection, _) in _connections.Values)
+        // Accept loops first, so no connection joins the table after the snapshot below.
+        await Task.WhenAll(_listeners.Select(l => l.Accept)).ConfigureAwait(false);
+        var open = _connections.Values.ToArray();
+        foreach (var (connection, _) in open)
         {
             connection.Abort();
         }
 
-        await Task.WhenAll(_listeners.Select(l => l.Accept).Concat(_connections.Values.Select(c => c.Run))).ConfigureAwait(false);
+        await Task.WhenAll(open.Select(c => c.Run)).ConfigureAwait(false);
         DeleteOwnSocketFile();
         _stop.Dispose();
     }
