@@ -80,6 +80,45 @@ public sealed class ChannelCallTests
     }
 
     [Fact]
+    public async Task SendAsync_ManyCanceledAmongAnswered_AnsweredOnesCorrectAndConnectionWhole()
+    {
+        await using var server = ChannelServer.Start();
+        await using var connection = await server.ConnectAsync("unix").Within();
+
+        // Cancellations race with replies and with the reuse of pooled waiters.
+        var calls = Enumerable.Range(0, 2000).Select(async i =>
+        {
+            await Task.Yield();
+            using var cancel = new CancellationTokenSource();
+            var payload = BitConverter.GetBytes(i);
+            var call = connection.SendAsync(ChannelOp.Get, payload, cancel.Token);
+            if (i % 2 == 0)
+            {
+                cancel.CancelAfter(i % 7);
+            }
+
+            try
+            {
+                using var reply = await call.Within();
+                Assert.Equal(payload, reply.Payload.ToArray());
+                return 1;
+            }
+            catch (OperationCanceledException) when (i % 2 == 0)
+            {
+                return 0;
+            }
+        }).ToArray();
+
+        var answered = (await Task.WhenAll(calls).Within()).Sum();
+
+        Assert.InRange(answered, 1000, 2000);
+        Assert.False(connection.IsBroken);
+        await Bounded.Eventually(() => Task.FromResult(connection.PendingCount == 0), TimeSpan.FromSeconds(5), "no call is left waiting");
+        using var last = await connection.SendAsync(ChannelOp.Ping, new byte[] { 1 }).Within();
+        Assert.True(last.IsOk);
+    }
+
+    [Fact]
     public async Task SendAsync_HandlerThrows_InternalErrorAndConnectionStillWorks()
     {
         await using var server = ChannelServer.Start();

@@ -78,6 +78,52 @@ public sealed class ChannelProtocolTests
         Assert.Equal(ErrorReasons.Timeout, error.Reason);
     }
 
+    [Fact]
+    public async Task Frames_PipelinedInOneWrite_AnsweredInOrder()
+    {
+        await using var server = ChannelServer.Start();
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(server.Listener.TcpEndPoint!).Within();
+        var hello = ChannelServer.HelloPayload();
+        var request = new MemoryStream();
+        request.Write(ChannelPreface.Create());
+        var header = new byte[ChannelFrameHeader.Size];
+        new ChannelFrameHeader(hello.Length, 1000, (byte)ChannelOp.Hello, 0, 0).Write(header);
+        request.Write(header);
+        request.Write(hello);
+        for (var i = 0; i < 200; i++)
+        {
+            // Ids deliberately not increasing: the answers follow the order of the requests, not of the ids.
+            new ChannelFrameHeader(1, (uint)(999 - i), (byte)(i % 2 == 0 ? ChannelOp.Ping : ChannelOp.Get), 0, 0).Write(header);
+            request.Write(header);
+            request.WriteByte((byte)i);
+        }
+
+        await socket.SendAsync(request.ToArray(), SocketFlags.None).Within();
+
+        var expected = ChannelPreface.Size + ChannelFrameHeader.Size + (200 * (ChannelFrameHeader.Size + 1));
+        var answer = new byte[expected];
+        for (var at = 0; at < expected;)
+        {
+            var received = await socket.ReceiveAsync(answer.AsMemory(at), SocketFlags.None).Within();
+            Assert.NotEqual(0, received);
+            at += received;
+        }
+
+        var frames = answer.AsMemory(ChannelPreface.Size);
+        Assert.True(ChannelFrameHeader.TryRead(frames.Span, 1024, out var first));
+        Assert.Equal((1000u, ChannelOps.Response(ChannelOp.Hello), ChannelOps.StatusOk), (first.RequestId, first.Op, first.Status));
+        frames = frames[first.FrameLength..];
+        for (var i = 0; i < 200; i++)
+        {
+            Assert.True(ChannelFrameHeader.TryRead(frames.Span, 1024, out var frame));
+            Assert.Equal((uint)(999 - i), frame.RequestId);
+            Assert.Equal(ChannelOps.Response(i % 2 == 0 ? ChannelOp.Ping : ChannelOp.Get), frame.Op);
+            Assert.Equal((byte)i, frames.Span[ChannelFrameHeader.Size]);
+            frames = frames[frame.FrameLength..];
+        }
+    }
+
     /// <summary>Sends <paramref name="bytes"/>, then reads until the server closes.</summary>
     private static async Task<byte[]> ExchangeRawAsync(ChannelServer server, byte[] bytes)
     {

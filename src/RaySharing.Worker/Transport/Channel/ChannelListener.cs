@@ -147,6 +147,9 @@ internal sealed class ChannelListener : IAsyncDisposable
             if (!unix)
             {
                 socket.NoDelay = true;
+
+                // Idle connections have no frame timeout; keep-alive finds the peers that vanished.
+                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
             }
 
             var id = Interlocked.Increment(ref _nextConnectionId);
