@@ -4,6 +4,7 @@ using System.IO.Hashing;
 using System.Net;
 using System.Net.Sockets;
 using RaySharing.Internal.Channel;
+using RaySharing.Wire;
 using RaySharing.Wire.Channel;
 using Xunit;
 
@@ -111,6 +112,18 @@ public sealed class ChannelBodyTests
 
         using var ping = await body.ExchangeAsync(ChannelOp.Ping, new byte[] { 7 }).Within();
         Assert.Equal(new byte[] { 7 }, ping.Payload.ToArray());
+    }
+
+    [Fact]
+    public async Task Body_BeforeHello_ConnectionErrorUnauthorized()
+    {
+        await using var server = ChannelServer.Start();
+        await using var body = await ChannelBodyConnection.ConnectAsync(server.Tcp).Within();
+
+        var ex = await Assert.ThrowsAsync<WorkerUnavailableException>(() => body.ExchangeAsync(ChannelOp.Ping, default, new ReadOnlySequence<byte>(new byte[1000])).Within());
+
+        Assert.Equal(ErrorReasons.Unauthorized, Assert.IsType<ChannelProtocolException>(ex.InnerException).Reason);
+        Assert.True(body.IsBroken);
     }
 
     [Fact]

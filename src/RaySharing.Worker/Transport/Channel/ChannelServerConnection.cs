@@ -216,9 +216,10 @@ internal sealed class ChannelServerConnection
 
         _request.Reset(header, payload);
         var op = (ChannelOp)header.Op;
-        if (op != ChannelOp.Hello && op != ChannelOp.Ping && State.Session is null)
+        if (State.Session is null && ((op != ChannelOp.Hello && op != ChannelOp.Ping) || _request.HasBody))
         {
-            throw new ChannelProtocolException($"The channel connection sent {op} before a successful HELLO.", ErrorReasons.Unauthorized);
+            // Before HELLO nobody vouches for the peer: no op that acts, and no body to swallow.
+            throw new ChannelProtocolException($"The channel connection sent {op}{(_request.HasBody ? " with a body" : string.Empty)} before a successful HELLO.", ErrorReasons.Unauthorized);
         }
 
         _response.Begin(header.RequestId, header.Op);
