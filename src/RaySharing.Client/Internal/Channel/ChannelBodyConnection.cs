@@ -184,13 +184,19 @@ internal sealed class ChannelBodyConnection : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         Break();
-        _input.Dispose();
-        _exclusive.Dispose();
+
+        // An exchange under way may still be receiving into the input buffer: then it goes to the GC, not the pool.
+        if (_exclusive.Wait(0))
+        {
+            _input.Dispose();
+        }
+
         return ValueTask.CompletedTask;
     }
 
     private async Task<ChannelReply> RunAsync(ChannelOp op, ReadOnlyMemory<byte> payload, long bodyLength, Func<CancellationToken, Task> sendBody, CancellationToken cancellationToken)
     {
+        ThrowIfBroken();
         if (!await _exclusive.WaitAsync(0, CancellationToken.None).ConfigureAwait(false))
         {
             throw new InvalidOperationException("A body connection carries one exchange at a time.");
