@@ -8,7 +8,9 @@ namespace RaySharing.Worker.Transport.Channel;
 internal interface IChannelHandler
 {
     /// <summary>
-    /// Handles one request. Most complete synchronously; the next request of the connection waits for this one.
+    /// Handles one request. Most complete synchronously; the next request of the connection waits for this one,
+    /// and so do the answers already made in the same batch (they go out in the batch's one write), so a handler
+    /// that awaits I/O delays its connection's earlier answers too.
     /// <paramref name="request"/> and <paramref name="response"/> are reused for the connection's next request:
     /// keep neither, nor the payload memory, past the returned task.
     /// </summary>
