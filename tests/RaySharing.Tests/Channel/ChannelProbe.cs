@@ -155,14 +155,27 @@ public sealed class ChannelProbe(ITestOutputHelper output)
         return (calls / clock.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / calls * 1e6);
     }
 
+    private static long MinorFaults() => long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], System.Globalization.CultureInfo.InvariantCulture);
+
     private static double Micros(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
 
-    private static async Task<(double Seconds, double Cpu)> MeasureAsync(Func<Task> transfer)
+    private async Task<(double Seconds, double Cpu)> MeasureAsync(Func<Task> transfer)
     {
+        var gen2 = GC.CollectionCount(2);
+        var paused = GC.GetTotalPauseDuration();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var kernel = Process.GetCurrentProcess().PrivilegedProcessorTime;
+        var faults = MinorFaults();
         var clock = Stopwatch.StartNew();
         await transfer().Within(TimeSpan.FromMinutes(2));
-        return (clock.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+        var result = (clock.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+        Report($"  (of which kernel {(Process.GetCurrentProcess().PrivilegedProcessorTime - kernel).TotalSeconds:0.00} CPU-s; {MinorFaults() - faults} minor page faults)");
+        if (GC.CollectionCount(2) != gen2)
+        {
+            Report($"  ({GC.CollectionCount(2) - gen2} gen2 collection(s) during the transfer, {(GC.GetTotalPauseDuration() - paused).TotalMilliseconds:0} ms paused)");
+        }
+
+        return result;
     }
 
     private void Report(string line)
