@@ -57,6 +57,9 @@ public sealed class ChannelCallTests
 
         await Task.WhenAll(calls).Within();
         Assert.Equal(0, connection.PendingCount);
+
+        // Callers that arrive together share writes.
+        Assert.True(connection.FramesSent >= 2 * connection.Writes, $"{connection.FramesSent} frames took {connection.Writes} writes.");
     }
 
     [Fact]

@@ -53,8 +53,9 @@ public sealed class ChannelProbe(ITestOutputHelper output)
             Report($"{name}: 100-byte round trip, one caller: p50 {p50:0.0} us, p90 {p90:0.0} us, p99 {p99:0.0} us; {perCall:0} bytes allocated per call (both ends)");
             foreach (var callers in new[] { 1, 32 })
             {
+                var (writes, frames) = (connection.Writes, connection.FramesSent);
                 var (rate, cpuPerCall) = await ThroughputAsync(callers, CallAsync).Within(TimeSpan.FromMinutes(2));
-                Report($"{name}: {callers} caller(s) on one connection: {rate:N0} calls/s, {cpuPerCall:0.0} CPU-us per call (both ends)");
+                Report($"{name}: {callers} caller(s) on one connection: {rate:N0} calls/s, {cpuPerCall:0.0} CPU-us per call (both ends); {(double)(connection.FramesSent - frames) / (connection.Writes - writes):0.00} frames per write");
             }
         }
 

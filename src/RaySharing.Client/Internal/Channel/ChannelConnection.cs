@@ -7,7 +7,9 @@ namespace RaySharing.Internal.Channel;
 
 /// <summary>
 /// A multiplexed channel connection for small calls (protos/CHANNEL.md, "Multiplexing"): any number of callers
-/// send at once; frames that arrive while a write is under way go out together in the next write; one reader
+/// send at once. A lone call is written at once, inline; while other calls are in flight the write is made
+/// from the thread pool, so the frames of callers arriving meanwhile (and during a write under way) go out
+/// together in one write, and the worker answers them in one write too. One reader
 /// completes each waiter by request id. A canceled call leaves the connection intact (its late reply is
 /// dropped); a broken connection fails every waiter with <see cref="WorkerUnavailableException"/>.
 /// </summary>
@@ -27,6 +29,8 @@ internal sealed class ChannelConnection : IAsyncDisposable
     private bool _flushing;
     private uint _nextId;
     private Exception? _failure;
+    private long _frames;
+    private long _writes;
 
     private ChannelConnection(Socket socket, ChannelEndpoint endpoint, int maxPayloadBytes)
     {
@@ -40,6 +44,12 @@ internal sealed class ChannelConnection : IAsyncDisposable
 
     /// <summary>Whether the connection broke or was disposed; a broken connection fails every call.</summary>
     public bool IsBroken => Volatile.Read(ref _failure) is not null;
+
+    /// <summary>Request frames written so far; with <see cref="Writes"/>, how well writes coalesce.</summary>
+    public long FramesSent => Volatile.Read(ref _frames);
+
+    /// <summary>Socket writes made so far.</summary>
+    public long Writes => Volatile.Read(ref _writes);
 
     /// <summary>Calls sent and not answered yet.</summary>
     public int PendingCount
@@ -87,6 +97,7 @@ internal sealed class ChannelConnection : IAsyncDisposable
         }
 
         uint id;
+        int inFlight;
         lock (_calls)
         {
             if (_failure is { } failure)
@@ -101,6 +112,7 @@ internal sealed class ChannelConnection : IAsyncDisposable
             }
             while (id == 0 || _calls.ContainsKey(id));
             _calls.Add(id, call);
+            inFlight = _calls.Count;
         }
 
         var reply = call.Start(id, cancellationToken);
@@ -111,14 +123,24 @@ internal sealed class ChannelConnection : IAsyncDisposable
             new ChannelFrameHeader(payload.Length, id, (byte)op, 0, ChannelOps.StatusOk).Write(span);
             payload.Span.CopyTo(span[ChannelFrameHeader.Size..]);
             _pending.Advance(ChannelFrameHeader.Size + payload.Length);
+            _frames++;
             flush = !_flushing;
             _flushing = true;
         }
 
         if (flush)
         {
-            // Not awaited: a write that completes at once runs inline; one that waits leaves the caller free to cancel.
-            _ = FlushLoopAsync();
+            if (inFlight <= 1)
+            {
+                // Alone: write now. Not awaited: a write that completes at once runs inline; one that waits leaves
+                // the caller free to cancel.
+                _ = FlushLoopAsync();
+            }
+            else
+            {
+                // Others are calling too: write from the pool, so the frames they add meanwhile go in the same write.
+                ThreadPool.UnsafeQueueUserWorkItem(static connection => _ = connection.FlushLoopAsync(), this, preferLocal: false);
+            }
         }
 
         return reply;
@@ -154,6 +176,8 @@ internal sealed class ChannelConnection : IAsyncDisposable
                     (_pending, _sending) = (_sending, _pending);
                 }
 
+                // One flusher at a time (_flushing), so a plain increment.
+                _writes++;
                 var bytes = _sending.WrittenMemory;
                 while (!bytes.IsEmpty)
                 {
