@@ -115,6 +115,27 @@ public sealed class ChannelBodyTests
     }
 
     [Fact]
+    public async Task BulkGet_CanceledMidBody_ConnectionBrokenNotPooledAndServerLetsGo()
+    {
+        await using var server = ChannelServer.Start();
+        server.Handler.Body = BigBody.Value;
+        await using var pool = new ChannelBodyPool(server.Tcp);
+        var body = await pool.RentAsync().Within();
+        (await body.ExchangeAsync(ChannelOp.Hello, ChannelServer.HelloPayload()).Within()).Dispose();
+        using var reply = await body.ExchangeAsync(ChannelOp.BulkGet, new byte[16]).Within();
+        using var cancel = new CancellationTokenSource();
+
+        // Cancel once the first bytes are in: the rest of the body can never be read.
+        var progress = new CancelOnReport(cancel);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => body.ReadBodyAsync(new byte[reply.BodyLength], progress, cancel.Token).Within());
+
+        Assert.True(body.IsBroken);
+        await pool.ReturnAsync(body).Within();
+        Assert.NotSame(body, await pool.RentAsync().Within());
+        await Bounded.Eventually(() => Task.FromResult(server.Listener.ConnectionCount == 1), TimeSpan.FromSeconds(10), "the worker closes the canceled body's connection (the one left is the pool's new one)");
+    }
+
+    [Fact]
     public async Task Body_BeforeHello_ConnectionErrorUnauthorized()
     {
         await using var server = ChannelServer.Start();
@@ -190,6 +211,11 @@ public sealed class ChannelBodyTests
         Assert.Contains("body byte(s) still to come", ex.Message, StringComparison.Ordinal);
         Assert.True(body.IsBroken);
         await Assert.ThrowsAsync<WorkerUnavailableException>(() => body.ExchangeAsync(ChannelOp.Ping, default).Within());
+    }
+
+    private sealed class CancelOnReport(CancellationTokenSource cancel) : IProgress<long>
+    {
+        public void Report(long value) => cancel.Cancel();
     }
 
     private sealed class LastProgress : IProgress<long>
