@@ -29,8 +29,18 @@ internal sealed record OwnerDeathResult(
     int CollectionsDuringReclaim,
     int Gen2DuringReclaim)
 {
-    /// <summary>The server process's GC heap bytes per registered 100-byte object, payload included.</summary>
-    public double BytesPerObject => (HeapFilledBytes - HeapBeforeBytes) / (double)Objects;
+    /// <summary>
+    /// What the worker keeps per registered 100-byte object: its GC heap growth (the object's records) plus the
+    /// payload's footprint in the store's arena, which is native memory outside the heap (the payload rounded up to
+    /// the arena's 64-byte alignment).
+    /// </summary>
+    public double BytesPerObject => HeapBytesPerObject + ArenaBytesPerObject;
+
+    /// <summary>The server process's GC heap growth per object: everything but the payload.</summary>
+    public double HeapBytesPerObject => (HeapFilledBytes - HeapBeforeBytes) / (double)Objects;
+
+    /// <summary>The payload's room in the arena.</summary>
+    public static double ArenaBytesPerObject => (Workload.PayloadBytes + 63) / 64 * 64;
 
     /// <summary>The server process's working set per object, for comparison (includes the GC's free space and segments not yet returned).</summary>
     public double WorkingSetPerObject => (WorkingSetFilledBytes - WorkingSetBeforeBytes) / (double)Objects;

@@ -185,7 +185,7 @@ internal sealed class Report
         $"Gets of B started in that time: {d.GetsDuringReclaim:N0}, p50 {d.GetP50Micros:0} µs, p99 {d.GetP99Micros:0} µs, max {d.GetMaxMicros:0} µs (before the kill: {d.GetsBeforeKill:N0} gets, p99 {d.GetP99BeforeMicros:0} µs, max {d.GetMaxBeforeMicros:0} µs). " +
         $"The server process's GC paused {d.GcPauseDuringReclaim.TotalMilliseconds:0.0} ms in that time ({d.CollectionsDuringReclaim} collections, {d.Gen2DuringReclaim} of them gen2). " +
         $"Memory of the server process (the worker alone), GC heap after a full, aggressive, compacting collection: {Mib(d.HeapBeforeBytes)} before the fill, {Mib(d.HeapFilledBytes)} filled, {Mib(d.HeapAfterBytes)} {OwnerDeath.SettleAfterReclaim.TotalMilliseconds:0} ms after the reclaim; " +
-        $"{d.BytesPerObject:0} B per registered object, payload included. Its working set: {Mib(d.WorkingSetBeforeBytes)}, {Mib(d.WorkingSetFilledBytes)}, {Mib(d.WorkingSetAfterBytes)} ({d.WorkingSetPerObject:0} B per object; it includes GC segments not yet returned to the OS).");
+        $"{d.HeapBytesPerObject:0} B per registered object on the heap, plus the payload's {OwnerDeathResult.ArenaBytesPerObject:0} B in the store's arena (native memory): {d.BytesPerObject:0} B per object, payload included. Its working set: {Mib(d.WorkingSetBeforeBytes)}, {Mib(d.WorkingSetFilledBytes)}, {Mib(d.WorkingSetAfterBytes)} ({d.WorkingSetPerObject:0} B per object; it includes GC segments not yet returned to the OS).");
 
     private static string Pair(double client, double server, string format) =>
         $"{client.ToString(format, Invariant)} / {server.ToString(format, Invariant)}";

@@ -166,7 +166,7 @@ internal sealed class DataPlaneReport
         md.AppendLine("## Targets");
         md.AppendLine();
         md.AppendLine("Goals of the data-plane issue, computed from this run. `n/a … MISSING`: the RaySharing path the target needs is not built yet");
-        md.AppendLine("(today only `grpc` is); `SKIPPED`: the run left out the size it needs. Targets asked of every path end in `_<path>`.");
+        md.AppendLine(string.Create(Invariant, $"(built: {string.Join(", ", _results.Paths.Select(p => $"`{p}`"))}); `SKIPPED`: the run left out the size it needs. Targets asked of every path end in `_<path>`."));
         md.AppendLine();
         md.AppendLine("```");
         foreach (var target in Targets)
@@ -192,8 +192,10 @@ internal sealed class DataPlaneReport
 
     private static string MemoryText(MemoryResult m) => string.Create(Invariant,
         $"Through the {m.Path} path: the worker's resident set was {m.WorkerIdleBytes / 1048576.0:0} MiB idle and {m.WorkerHoldingBytes / 1048576.0:0} MiB holding the object " +
-        $"(both after a full compacting collection), {m.WorkerGiBPerObjectGiB:0.00} GiB per GiB held. One get into a new array (GetBytesAsync) took the client's resident set from " +
-        $"{m.ClientStartBytes / 1048576.0:0} MiB to a peak of {m.ClientPeakBytes / 1048576.0:0} MiB: {m.ClientPeakOverObjectMiB:0} MiB over the object's own size.");
+        $"(both after a full compacting collection), {m.WorkerGiBPerObjectGiB:0.00} GiB per GiB held. One get into an IBufferWriter (CopyToAsync into an ArrayBufferWriter of the object's size) " +
+        $"took the client's own memory (RssAnon + RssFile, sampled every millisecond) from {m.ClientStartBytes / 1048576.0:0} MiB to a peak of {m.ClientPeakBytes / 1048576.0:0} MiB: " +
+        $"{m.ClientPeakOverObjectMiB:0} MiB over the object's own size. Besides that, up to {m.ClientPeakSharedBytes / 1048576.0:0} MiB of the worker's arena were mapped into the client " +
+        $"(RssShmem): the store's one copy, read in place, which VmRSS counts in both processes.");
 
     private static string RedisClientVersion()
     {

@@ -93,7 +93,7 @@ internal static class DataPlaneRun
         var socketPort = int.Parse(portLine[RawSocketServer.PortPrefix.Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
         var server = new ProcessProbe("server", workload.Server.Id,
             async ct => TimeSpan.FromMicroseconds((await workload.SampleServerAsync(collect: false, ct).ConfigureAwait(false)).CpuMicros));
-        var paths = DataPaths.Create(workload);
+        var paths = await DataPaths.CreateAsync(workload, cancellationToken).ConfigureAwait(false);
 
         // Small calls first, while neither process has seen a large object.
         var small = new SmallCalls(settings, progress);
@@ -123,7 +123,7 @@ internal static class DataPlaneRun
             if (size == DataPlaneSettings.GiB)
             {
                 await ProcessSettle.BothAsync(workload, cancellationToken).ConfigureAwait(false);
-                memory = await MemoryProbes.MeasureAsync(workload, paths[0], server, size, cancellationToken).ConfigureAwait(false);
+                memory = await MemoryProbes.MeasureAsync(workload, workload.Client, paths.First(p => p.Name == DataPaths.Shm), server, size, cancellationToken).ConfigureAwait(false);
                 progress.WriteLine($"1 GiB object through {memory.Path}: worker +{memory.WorkerGiBPerObjectGiB:0.00} GiB per GiB held, client peak {memory.ClientPeakOverObjectMiB:0} MiB over the object during a get");
             }
         }

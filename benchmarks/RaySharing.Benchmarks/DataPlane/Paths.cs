@@ -30,11 +30,31 @@ internal static class DataPaths
     /// <summary>Every path the targets name; the ones not in <see cref="Create"/> print as MISSING.</summary>
     public static readonly IReadOnlyList<string> Planned = [Grpc, Shm, ShmLease, Bulk];
 
-    /// <summary>The paths to measure: one line each. Add shm, shm-lease and bulk here as they land.</summary>
-    public static IReadOnlyList<IDataPath> Create(Workload workload) =>
-    [
-        new GrpcPath(workload.Client, workload.Holder),
-    ];
+    /// <summary>
+    /// The paths to measure: one line each. The workload's client is on the worker's host, so it uses shared
+    /// memory; the grpc path gets a client of its own with shared memory turned off. Add bulk here when it lands.
+    /// </summary>
+    public static async Task<IReadOnlyList<IDataPath>> CreateAsync(Workload workload, CancellationToken cancellationToken)
+    {
+        if (!workload.Client.UsesSharedMemory)
+        {
+            throw new InvalidOperationException("The benchmark's client did not attach the worker's shared memory; the shm rows would measure gRPC.");
+        }
+
+        var network = await RaySharingClient.ConnectAsync(new RaySharingClientOptions
+        {
+            Address = new Uri(workload.Client.WorkerAddress),
+            ClientName = "bench-network",
+            UseSharedMemory = false,
+        }, cancellationToken).ConfigureAwait(false);
+        var networkHolder = await network.GetHolderAsync(workload.Holder.Name, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return
+        [
+            new GrpcPath(network, networkHolder),
+            new SharedMemoryPath(workload.Client, workload.Holder),
+            new SharedMemoryLeasePath(workload.Client, workload.Holder),
+        ];
+    }
 
     /// <summary>The rows of one path: a put and a get of each size.</summary>
     public static IEnumerable<TransferCase> Cases(IDataPath path, ProcessProbe server)
@@ -84,7 +104,7 @@ internal static class DataPaths
     }
 }
 
-/// <summary>Today's public API: PutEncodedAsync of RAW bytes and GetBytesAsync into a new array, gRPC (streamed above 1 MiB) underneath.</summary>
+/// <summary>The network path: PutEncodedAsync of RAW bytes and GetBytesAsync into a new array, gRPC (streamed above 1 MiB) underneath.</summary>
 internal sealed class GrpcPath(RaySharingClient client, ObjectHolder holder) : IDataPath
 {
     public string Name => DataPaths.Grpc;
@@ -94,6 +114,61 @@ internal sealed class GrpcPath(RaySharingClient client, ObjectHolder holder) : I
 
     public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken) =>
         (await client.GetBytesAsync(stored, cancellationToken).ConfigureAwait(false)).Length;
+
+    public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
+        client.ReleaseAsync(refs, cancellationToken);
+}
+
+/// <summary>
+/// The same-host path: PutEncodedAsync writes into the worker's arena and seals; GetBytesAsync pins the object
+/// and copies it into a new array, checksum checked (objects under 64 KiB take one unary gRPC call instead).
+/// </summary>
+internal sealed class SharedMemoryPath(RaySharingClient client, ObjectHolder holder) : IDataPath
+{
+    public string Name => DataPaths.Shm;
+
+    public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+        client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
+
+    public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken) =>
+        (await client.GetBytesAsync(stored, cancellationToken).ConfigureAwait(false)).Length;
+
+    public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
+        client.ReleaseAsync(refs, cancellationToken);
+}
+
+/// <summary>
+/// A zero-copy get: GetLeaseAsync maps the worker's own copy, and every byte is read once, by a CRC-32 of the
+/// lease's memory compared with the ref's checksum, so nothing is left unread that a copy would have touched.
+/// </summary>
+internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolder holder) : IDataPath
+{
+    public string Name => DataPaths.ShmLease;
+
+    public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+        client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
+
+    public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken)
+    {
+        using var lease = await client.GetLeaseAsync(stored, cancellationToken).ConfigureAwait(false);
+        if (!lease.IsZeroCopy)
+        {
+            throw new InvalidOperationException("The lease is a copy: the shm-lease rows would not measure a zero-copy get.");
+        }
+
+        var crc = new System.IO.Hashing.Crc32();
+        foreach (var block in lease.Bytes)
+        {
+            crc.Append(block.Span);
+        }
+
+        if (crc.GetCurrentHashAsUInt32() != stored.Checksum)
+        {
+            throw new InvalidOperationException($"The leased bytes of {stored.Id} do not match its checksum.");
+        }
+
+        return lease.Length;
+    }
 
     public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
         client.ReleaseAsync(refs, cancellationToken);

@@ -29,6 +29,12 @@ internal sealed class ProcessProbe(string name, int processId, Func<Cancellation
     /// <summary>The current resident set, in bytes.</summary>
     public long ResidentBytes() => StatusKib("VmRSS:") * 1024;
 
+    /// <summary>
+    /// The resident set less its shared-memory pages (RssAnon + RssFile): the process's own memory. Pages of the
+    /// worker's arena that a same-host client has mapped count in VmRSS, but they are the store's one copy.
+    /// </summary>
+    public (long Private, long Shared) ResidentParts() => ((StatusKib("RssAnon:") + StatusKib("RssFile:")) * 1024, StatusKib("RssShmem:") * 1024);
+
     private long StatusKib(string field)
     {
         // "VmHWM:    123456 kB"
