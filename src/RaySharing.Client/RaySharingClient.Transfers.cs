@@ -123,7 +123,7 @@ public sealed partial class RaySharingClient
                 var (offset, size) = await PinAsync(scope, session, objectRef, cancellationToken).ConfigureAwait(false);
                 return new ObjectLease(objectRef, Segments(arena, offset, size), isZeroCopy: true, () =>
                 {
-                    _ = UnpinQuietlyAsync(session, objectRef.Id);
+                    Unpin(session, objectRef.Id);
                     arena.Release();
                 });
             }
@@ -304,7 +304,7 @@ public sealed partial class RaySharingClient
         }
         finally
         {
-            _ = UnpinQuietlyAsync(session, objectRef.Id);
+            Unpin(session, objectRef.Id);
         }
     }
 
@@ -315,7 +315,7 @@ public sealed partial class RaySharingClient
         var reply = await UnaryAsync("Pin", _objects.PinAsync(new PinRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) }, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
         if ((long)reply.Size != envelope.Size)
         {
-            _ = UnpinQuietlyAsync(session, envelope.ObjectId);
+            Unpin(session, envelope.ObjectId);
             throw ExceptionFactory.Corrupted(envelope, $"the worker holds {reply.Size} bytes, the envelope says {envelope.Size}");
         }
 
@@ -384,22 +384,56 @@ public sealed partial class RaySharingClient
         }
     }
 
-    private async Task UnpinQuietlyAsync(ClientSession session, ObjectId id)
+    /// <summary>
+    /// Unpins an object without waiting. The first unpin goes at once; those that come while it is in flight go
+    /// together in the next call, so many concurrent gets cost the worker far fewer Unpin calls than gets.
+    /// </summary>
+    private void Unpin(ClientSession session, ObjectId id)
     {
-        // Nothing to unpin once the client is disposed or the session ended: the worker dropped its pins.
-        if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
+        session.PendingUnpins.Enqueue(id);
+        if (Interlocked.CompareExchange(ref session.Unpinning, 1, 0) == 0)
         {
-            return;
+            _ = UnpinPendingAsync(session);
         }
+    }
 
-        try
+    private async Task UnpinPendingAsync(ClientSession session)
+    {
+        while (true)
         {
-            var scope = BeginCall(CancellationToken.None, session.Headers);
-            await UnaryAsync("Unpin", _objects.UnpinAsync(new UnpinRequest { ObjectIds = { UnsafeByteOperations.UnsafeWrap(id.ToByteArray()) } }, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
-        {
-            ClientLog.UnpinFailed(_logger, 1, ex);
+            var request = new UnpinRequest();
+            while (request.ObjectIds.Count < ReleaseBatch && session.PendingUnpins.TryDequeue(out var id))
+            {
+                request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(id.ToByteArray()));
+            }
+
+            if (request.ObjectIds.Count == 0)
+            {
+                Volatile.Write(ref session.Unpinning, 0);
+                // An unpin queued after the drain but before the flag dropped would otherwise wait for the next one.
+                if (session.PendingUnpins.IsEmpty || Interlocked.CompareExchange(ref session.Unpinning, 1, 0) != 0)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            // Nothing to unpin once the client is disposed or the session ended: the worker dropped its pins.
+            if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
+            {
+                continue;
+            }
+
+            try
+            {
+                var scope = BeginCall(CancellationToken.None, session.Headers);
+                await UnaryAsync("Unpin", _objects.UnpinAsync(request, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
+            {
+                ClientLog.UnpinFailed(_logger, request.ObjectIds.Count, ex);
+            }
         }
     }
 

@@ -16,11 +16,36 @@ public sealed class HostTests
 
     private const int SIGINT = 2;
     private const int SIGTERM = 15;
+    private const int SIGKILL = 9;
 
     private static ChildProcess Host(params string[] args) => BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host", args);
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int Kill(int pid, int signal);
+
+    [Fact]
+    public async Task Sigkill_WorkerWithSameHostClient_NoArenaFileLeftAndALeaseStaysReadable()
+    {
+        using var host = Host("--port", "0");
+        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        var client = await TestWorker.ConnectAsync(address);
+        await using var disposeClient = client.DisposedWithin();
+        Assert.True(client.UsesSharedMemory);
+        var data = new byte[4 << 20];
+        new Random(4).NextBytes(data);
+        var lease = await client.GetLeaseAsync(await client.PutEncodedAsync(data).Within()).Within();
+        Assert.True(lease.IsZeroCopy);
+        // The arena's file is unlinked as soon as the worker maps it: there is never one to leave behind.
+        Assert.Empty(Directory.GetFiles("/dev/shm", $"raysharing-{host.Id}-*"));
+
+        Assert.Equal(0, Kill(host.Id, SIGKILL));
+        await host.WaitForExitCodeAsync(ProcessTimeout);
+
+        // The mapping outlives the worker: a lease taken before reads the same bytes.
+        Assert.Equal(data, lease.Memory.ToArray());
+        lease.Dispose();
+        Assert.Empty(Directory.GetFiles("/dev/shm", $"raysharing-{host.Id}-*"));
+    }
 
     [Theory]
     [InlineData(1)]

@@ -148,6 +148,23 @@ public sealed class SharedMemoryTests
     }
 
     [Fact]
+    public async Task Get_ManyConcurrentSameHostGets_EveryPinDroppedAfterwards()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var client = await worker.ConnectAsync();
+        var holder = await client.GetOrCreateHolderAsync("H").Within();
+        var data = Bytes(256 << 10, 8);
+        var objectRef = await client.PutEncodedAsync(data, owner: holder).Within();
+
+        var gets = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => client.GetBytesAsync(objectRef))).Within();
+        Assert.All(gets, bytes => Assert.Equal(data, bytes));
+
+        // Freed by the kill, the object's range returns only once every get's pin was dropped.
+        await client.KillHolderAsync(holder).Within();
+        await Bounded.Eventually(async () => (await client.GetStoreStatsAsync()).UsedBytes == 0, TimeSpan.FromSeconds(10), "every pin of the 64 gets is dropped");
+    }
+
+    [Fact]
     public async Task Lease_ProcessKilledHoldingOne_ReleasedWithItsSession()
     {
         await using var worker = await TestWorker.StartAsync(o => o.DefaultLease = Lease);

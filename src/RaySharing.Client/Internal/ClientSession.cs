@@ -23,6 +23,12 @@ internal sealed class ClientSession(ObjectId id, ObjectId token, ObjectId worker
     /// <summary>The worker's arena, mapped, when the session proved it is on the worker's host; null otherwise.</summary>
     public SharedMemory.ArenaMapping? Arena { get; set; }
 
+    /// <summary>Objects read in place whose pins are still to be dropped (RaySharingClient.Unpin).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<ObjectId> PendingUnpins { get; } = new();
+
+    /// <summary>1 while an Unpin call is in flight for this session.</summary>
+    public int Unpinning;
+
     /// <summary>The session token header; the token is the session's credential and never leaves it.</summary>
     public Metadata Headers { get; } = [new(Wire.WireHeaders.SessionToken, token.ToString())];
 }
