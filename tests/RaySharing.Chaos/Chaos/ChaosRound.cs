@@ -603,7 +603,17 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
     }
 
     /// <summary>Half the children move bytes through the worker's shared memory, half over gRPC only.</summary>
-    private string RandomPath() => random.Next(2) == 0 ? "shm" : "network";
+    private string RandomPath()
+    {
+        if (random.Next(2) == 0)
+        {
+            Tally.SharedMemoryChildren++;
+            return "shm";
+        }
+
+        Tally.NetworkChildren++;
+        return "network";
+    }
 
     /// <summary>Half the objects go in one message (1 KiB to 1 MiB), half stream in chunks (1 MiB to <paramref name="max"/>).</summary>
     private int RandomSize(int max)

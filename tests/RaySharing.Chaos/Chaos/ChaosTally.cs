@@ -44,6 +44,11 @@ internal sealed class ChaosTally
 
     public int WorkersStarted { get; set; }
 
+    /// <summary>Children started on each path: the worker's shared memory, or gRPC only.</summary>
+    public int SharedMemoryChildren { get; set; }
+
+    public int NetworkChildren { get; set; }
+
     public int HarnessGetsOk { get; private set; }
 
     public int DriverGetsOk { get; private set; }
@@ -147,6 +152,7 @@ internal sealed class ChaosTally
         report.Row("rounds", Rounds);
         report.Row("elapsed", $"{elapsed.TotalSeconds:0.0} s ({elapsed.TotalSeconds / Math.Max(1, Rounds):0.00} s/round)");
         report.Row("workers started", WorkersStarted);
+        report.Row("children by path", $"{SharedMemoryChildren} through shared memory, {NetworkChildren} over gRPC only");
         report.Row("kills", _kills.Values.Sum());
         foreach (var kind in KillKinds.All)
         {
