@@ -44,6 +44,9 @@ internal static partial class WorkerLog
     [LoggerMessage(3005, LogLevel.Warning, "The object store's {Bytes}-byte arena is private memory, so same-host clients will not share it: {Why}")]
     public static partial void ArenaNotShared(ILogger logger, long bytes, string why);
 
+    [LoggerMessage(3007, LogLevel.Information, "Object store: {CapacityBytes} bytes of capacity in a {ArenaBytes}-byte arena, {Sharing}")]
+    public static partial void ArenaCreated(ILogger logger, long capacityBytes, long arenaBytes, string sharing);
+
     [LoggerMessage(3006, LogLevel.Debug, "Session {SessionId} attached the shared-memory arena")]
     public static partial void SharedMemoryAttached(ILogger logger, ObjectId sessionId);
 

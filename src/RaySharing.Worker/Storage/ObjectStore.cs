@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using RaySharing.Worker.Diagnostics;
 using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Storage;
@@ -18,8 +19,12 @@ internal sealed class ObjectStore : IDisposable
     public ObjectStore(long capacityBytes, bool shareArena = false, ILogger<ObjectStore>? logger = null)
     {
         CapacityBytes = capacityBytes;
-        Arena = SharedArena.Create(ArenaDataBytes(capacityBytes), shareArena, logger ?? NullLogger<ObjectStore>.Instance);
+        var log = (ILogger?)logger ?? NullLogger.Instance;
+        Arena = SharedArena.Create(ArenaDataBytes(capacityBytes), shareArena, log);
         _allocator = new ArenaAllocator(Arena.DataStart, Arena.Length - Arena.DataStart);
+        WorkerLog.ArenaCreated(log, capacityBytes, Arena.Length, Arena.IsShared
+            ? "in /dev/shm, shared with clients on this host"
+            : shareArena ? "private memory: same-host shared memory is off (see the warning above)" : "private memory: shared memory is turned off");
     }
 
     public long CapacityBytes { get; }

@@ -72,7 +72,11 @@ internal sealed unsafe class SharedArena : IDisposable
     public static SharedArena Create(long dataBytes, bool share, ILogger logger)
     {
         var length = HeaderBytes + dataBytes;
-        if (share && OperatingSystem.IsLinux() && Directory.Exists("/dev/shm"))
+        if (share && !(OperatingSystem.IsLinux() && Directory.Exists("/dev/shm")))
+        {
+            WorkerLog.ArenaNotShared(logger, length, "shared memory needs Linux and /dev/shm");
+        }
+        else if (share)
         {
             var path = $"/dev/shm/raysharing-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
             SafeFileHandle? file = null;
