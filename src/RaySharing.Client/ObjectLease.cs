@@ -6,21 +6,24 @@ namespace RaySharing;
 /// An object's bytes held for reading in place (<see cref="RaySharingClient.GetLeaseAsync"/>). When
 /// <see cref="IsZeroCopy"/>, they are the worker's own copy in shared memory, mapped read-only into this process,
 /// and the object's range stays pinned until the lease is disposed: dispose it as soon as you are done, and do
-/// not touch memory obtained from it afterwards (the range may hold another object by then). A lease that is
-/// never disposed is released when the client's session ends.
+/// not touch memory obtained from it afterwards: the range may hold another object by then, and once the client
+/// is disposed too the mapping is gone and a read crashes the process. A lease that is never disposed is
+/// released when the client's session ends.
 /// </summary>
-public sealed class ObjectLease : IDisposable
+public sealed class ObjectLease : IDisposable, IAsyncDisposable
 {
     private readonly ReadOnlySequence<byte> _bytes;
     private Action? _release;
+    private Func<ValueTask>? _releaseAsync;
     private int _disposed;
 
-    internal ObjectLease(ObjectRef objectRef, ReadOnlySequence<byte> bytes, bool isZeroCopy, Action? release)
+    internal ObjectLease(ObjectRef objectRef, ReadOnlySequence<byte> bytes, bool isZeroCopy, Action? release, Func<ValueTask>? releaseAsync)
     {
         Ref = objectRef;
         _bytes = bytes;
         IsZeroCopy = isZeroCopy;
         _release = release;
+        _releaseAsync = releaseAsync;
     }
 
     /// <summary>The object leased.</summary>
@@ -57,12 +60,31 @@ public sealed class ObjectLease : IDisposable
         }
     }
 
-    /// <summary>Unpins the object (the worker may reuse its range once it is freed). Idempotent; never throws.</summary>
+    /// <summary>
+    /// Unpins the object without waiting for the worker: a range freed meanwhile returns to the store a moment
+    /// later (use <see cref="DisposeAsync"/> to wait for it). Idempotent; never throws.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            _releaseAsync = null;
             Interlocked.Exchange(ref _release, null)?.Invoke();
         }
+    }
+
+    /// <summary>
+    /// Unpins the object and waits until the worker has dropped the pin, so room a freed object held is back in
+    /// the store when this completes. Idempotent; never throws (a worker that is gone drops the pin with the session).
+    /// </summary>
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        _release = null;
+        return Interlocked.Exchange(ref _releaseAsync, null)?.Invoke() ?? ValueTask.CompletedTask;
     }
 }

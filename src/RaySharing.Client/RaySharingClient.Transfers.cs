@@ -121,11 +121,23 @@ public sealed partial class RaySharingClient
             {
                 var scope = BeginCall(cancellationToken, session.Headers);
                 var (offset, size) = await PinAsync(scope, session, objectRef, cancellationToken).ConfigureAwait(false);
-                return new ObjectLease(objectRef, Segments(arena, offset, size), isZeroCopy: true, () =>
-                {
-                    Unpin(session, objectRef.Id);
-                    arena.Release();
-                });
+                return new ObjectLease(objectRef, Segments(arena, offset, size), isZeroCopy: true,
+                    () =>
+                    {
+                        Unpin(session, objectRef.Id);
+                        arena.Release();
+                    },
+                    async () =>
+                    {
+                        try
+                        {
+                            await SendUnpinAsync(session, new UnpinRequest { ObjectIds = { UnsafeByteOperations.UnsafeWrap(objectRef.Id.ToByteArray()) } }).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            arena.Release();
+                        }
+                    });
             }
             catch
             {
@@ -135,7 +147,7 @@ public sealed partial class RaySharingClient
         }
 
         var bytes = await GetBytesCoreAsync(objectRef, cancellationToken).ConfigureAwait(false);
-        return new ObjectLease(objectRef, new ReadOnlySequence<byte>(bytes), isZeroCopy: false, release: null);
+        return new ObjectLease(objectRef, new ReadOnlySequence<byte>(bytes), isZeroCopy: false, release: null, releaseAsync: null);
     }
 
     private async Task<ObjectRef> PutFromSourceAsync(PutSource source, ObjectCodec codec, string typeName, ObjectHolder? owner, IProgress<long>? progress, CancellationToken cancellationToken)
@@ -419,21 +431,26 @@ public sealed partial class RaySharingClient
                 continue;
             }
 
-            // Nothing to unpin once the client is disposed or the session ended: the worker dropped its pins.
-            if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
-            {
-                continue;
-            }
+            await SendUnpinAsync(session, request).ConfigureAwait(false);
+        }
+    }
 
-            try
-            {
-                var scope = BeginCall(CancellationToken.None, session.Headers);
-                await UnaryAsync("Unpin", _objects.UnpinAsync(request, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
-            {
-                ClientLog.UnpinFailed(_logger, request.ObjectIds.Count, ex);
-            }
+    /// <summary>One Unpin call; never throws. Nothing to unpin once the client is disposed or the session ended: the worker dropped its pins.</summary>
+    private async Task SendUnpinAsync(ClientSession session, UnpinRequest request)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
+        {
+            return;
+        }
+
+        try
+        {
+            var scope = BeginCall(CancellationToken.None, session.Headers);
+            await UnaryAsync("Unpin", _objects.UnpinAsync(request, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
+        {
+            ClientLog.UnpinFailed(_logger, request.ObjectIds.Count, ex);
         }
     }
 

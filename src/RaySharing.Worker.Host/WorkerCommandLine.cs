@@ -61,6 +61,8 @@ internal sealed class WorkerCommandLine
 
         Add(new Option<bool>("--shared-memory") { HelpName = "true|false", Description = "Let clients on this host move bytes through shared memory (an arena in /dev/shm that processes of this user can map); false sends every byte over the network.", DefaultValueFactory = _ => Defaults.SharedMemory, Arity = ArgumentArity.ExactlyOne },
             nameof(WorkerOptions.SharedMemory), (o, v) => o.SharedMemory = v);
+        Add(new Option<string>("--shared-memory-dir") { HelpName = "path", Description = "The tmpfs directory the shared-memory arena is made in; a tmpfs mounted with huge=always gives it 2 MiB pages.", DefaultValueFactory = _ => Defaults.SharedMemoryDirectory },
+            nameof(WorkerOptions.SharedMemoryDirectory), (o, v) => o.SharedMemoryDirectory = v);
 
         AddMilliseconds("--lease-ms", "The lease granted to a session that asks for none.", nameof(WorkerOptions.DefaultLease), Defaults.DefaultLease, (o, v) => o.DefaultLease = v);
         AddMilliseconds("--min-lease-ms", "The shortest lease a session may ask for; shorter requests are raised to it.", nameof(WorkerOptions.MinLease), Defaults.MinLease, (o, v) => o.MinLease = v);

@@ -36,6 +36,14 @@ public sealed class WorkerOptions
     /// </summary>
     public bool SharedMemory { get; set; } = true;
 
+    /// <summary>
+    /// The tmpfs directory the shared-memory arena is made in; an absolute path. On a tmpfs mounted with
+    /// <c>huge=always</c> (<c>mount -t tmpfs -o huge=always,size=8G tmpfs /mnt/raysharing</c>) the arena uses 2 MiB
+    /// pages: a process's first touch of each page, which costs several microseconds per 4 KiB page on some
+    /// virtual machines, happens 512 times less often. Default <c>/dev/shm</c>.
+    /// </summary>
+    public string SharedMemoryDirectory { get; set; } = "/dev/shm";
+
     /// <summary>The lease granted to a session that does not ask for one; between <see cref="MinLease"/> and <see cref="MaxLease"/>. Default 10 seconds.</summary>
     public TimeSpan DefaultLease { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -21,6 +21,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
     /// <summary>Every rule <paramref name="o"/> breaks, each naming its option.</summary>
     public static IEnumerable<OptionFailure> Failures(WorkerOptions o)
     {
+        if (string.IsNullOrWhiteSpace(o.SharedMemoryDirectory) || !Path.IsPathFullyQualified(o.SharedMemoryDirectory))
+        {
+            yield return new(nameof(o.SharedMemoryDirectory), $"{nameof(o.SharedMemoryDirectory)} must be an absolute path, such as /dev/shm; got '{o.SharedMemoryDirectory}'.");
+        }
+
         if (string.IsNullOrWhiteSpace(o.ListenAddress) || !System.Net.IPAddress.TryParse(o.ListenAddress, out _))
         {
             yield return new(nameof(o.ListenAddress), $"{nameof(o.ListenAddress)} must be an IP address, such as 127.0.0.1 or 0.0.0.0; got '{o.ListenAddress}'.");

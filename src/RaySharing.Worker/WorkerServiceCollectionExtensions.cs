@@ -84,7 +84,7 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var options = sp.GetRequiredService<WorkerOptions>();
-            return new ObjectStore(options.StoreCapacityBytes, options.SharedMemory, sp.GetRequiredService<ILogger<ObjectStore>>());
+            return new ObjectStore(options.StoreCapacityBytes, options.SharedMemory, sp.GetRequiredService<ILogger<ObjectStore>>(), options.SharedMemoryDirectory);
         });
         services.TryAddSingleton<OwnershipGraph>();
         services.TryAddSingleton<RegistryVersions>();

@@ -60,6 +60,19 @@ public sealed class ArenaTests
     }
 
     [Fact]
+    public void Store_ArenaLargerThanTheMachineCanGive_PrivateAndNothingTakenFromTmpfs()
+    {
+        var available = long.Parse(File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal))["MemAvailable:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        var freeBefore = new DriveInfo("/dev/shm").AvailableFreeSpace;
+
+        // Allocating it in tmpfs would wake the OOM killer rather than fail; the worker must not try.
+        using var store = new ObjectStore(Math.Max(available, freeBefore), shareArena: true);
+
+        Assert.False(store.Arena.IsShared);
+        Assert.True(new DriveInfo("/dev/shm").AvailableFreeSpace > freeBefore - (256L << 20));
+    }
+
+    [Fact]
     public void Store_NotShared_PrivateArenaAndNoOffer()
     {
         using var store = new ObjectStore(8 << 20, shareArena: false);

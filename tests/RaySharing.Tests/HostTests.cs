@@ -169,7 +169,7 @@ public sealed class HostTests
             "--listen", "0.0.0.0", "--port", "9000", "--advertise", "http://10.0.0.5:9000", "--capacity-mb", "2048",
             "--lease-ms", "20000", "--min-lease-ms", "300", "--max-lease-ms", "600000", "--lease-check-ms", "250",
             "--stream-idle-timeout-ms", "45000", "--max-unary-object-bytes", "2000000", "--stream-chunk-bytes", "65536",
-            "--max-message-bytes", "8388608", "--tombstone-capacity", "7", "--shared-memory", "false",
+            "--max-message-bytes", "8388608", "--tombstone-capacity", "7", "--shared-memory", "false", "--shared-memory-dir", "/mnt/huge",
         ]);
         Assert.Empty(parsed.Errors);
 
@@ -180,7 +180,7 @@ public sealed class HostTests
             ListenAddress = "0.0.0.0", Port = 9000, AdvertisedAddress = "http://10.0.0.5:9000", StoreCapacityBytes = 2048L << 20,
             DefaultLease = TimeSpan.FromSeconds(20), MinLease = TimeSpan.FromMilliseconds(300), MaxLease = TimeSpan.FromMinutes(10),
             LeaseCheckInterval = TimeSpan.FromMilliseconds(250), StreamIdleTimeout = TimeSpan.FromSeconds(45),
-            MaxUnaryObjectBytes = 2_000_000, StreamChunkBytes = 65536, MaxMessageBytes = 8 << 20, TombstoneCapacity = 7, SharedMemory = false,
+            MaxUnaryObjectBytes = 2_000_000, StreamChunkBytes = 65536, MaxMessageBytes = 8 << 20, TombstoneCapacity = 7, SharedMemory = false, SharedMemoryDirectory = "/mnt/huge",
         };
         var defaults = new WorkerOptions();
         foreach (var property in typeof(WorkerOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))

@@ -141,10 +141,12 @@ public sealed class SharedMemoryTests
         await Assert.ThrowsAsync<ObjectStoreFullException>(() => client.PutEncodedAsync(Bytes(3 << 20, 5), owner: other).Within());
         Assert.Equal(data, lease.Memory.ToArray());
 
-        lease.Dispose();
-        await Bounded.Eventually(async () => (await client.GetStoreStatsAsync()).UsedBytes == 3 << 20, TimeSpan.FromSeconds(10), "the leased range returns once the lease is disposed");
+        // DisposeAsync waits for the worker to drop the pin: the room is back when it returns.
+        await lease.DisposeAsync().Within();
+        Assert.Equal(3 << 20, (await client.GetStoreStatsAsync().Within()).UsedBytes);
         await client.PutEncodedAsync(Bytes(3 << 20, 5), owner: other).Within();
         Assert.Throws<ObjectDisposedException>(() => lease.Memory);
+        lease.Dispose();
     }
 
     [Fact]

@@ -139,11 +139,11 @@ internal static class WorkerErrors
 
     public static WorkerException StoreFull(long requested, long used, long capacity) =>
         new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
-            $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in use. Release or unregister objects, or raise the worker's StoreCapacityBytes.");
+            $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in use. Release or unregister objects, or raise the worker's StoreCapacityBytes (--capacity-mb).");
 
     public static WorkerException StoreFragmented(long requested, long used, long capacity, long largestFree) =>
         new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
-            $"The object store cannot take {requested} bytes in one piece: {used} of {capacity} bytes are in use and the largest free range is {largestFree} bytes. Release or unregister objects, or raise the worker's StoreCapacityBytes.");
+            $"The object store cannot take {requested} bytes in one piece: {used} of {capacity} bytes are in use and the largest free range is {largestFree} bytes. Release or unregister objects, or raise the worker's StoreCapacityBytes (--capacity-mb).");
 
     // The caller presented a token; echoing a credential into trailers (and logs) would be careless.
     public static WorkerException SessionExpired() =>

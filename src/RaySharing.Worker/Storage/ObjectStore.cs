@@ -16,14 +16,14 @@ internal sealed class ObjectStore : IDisposable
     private readonly ArenaAllocator _allocator;
     private long _usedBytes;
 
-    public ObjectStore(long capacityBytes, bool shareArena = false, ILogger<ObjectStore>? logger = null)
+    public ObjectStore(long capacityBytes, bool shareArena = false, ILogger<ObjectStore>? logger = null, string sharedMemoryDirectory = "/dev/shm")
     {
         CapacityBytes = capacityBytes;
         var log = (ILogger?)logger ?? NullLogger.Instance;
-        Arena = SharedArena.Create(ArenaDataBytes(capacityBytes), shareArena, log);
+        Arena = SharedArena.Create(ArenaDataBytes(capacityBytes), shareArena ? sharedMemoryDirectory : null, log);
         _allocator = new ArenaAllocator(Arena.DataStart, Arena.Length - Arena.DataStart);
         WorkerLog.ArenaCreated(log, capacityBytes, Arena.Length, Arena.IsShared
-            ? "in /dev/shm, shared with clients on this host"
+            ? $"in {sharedMemoryDirectory}, shared with clients on this host"
             : shareArena ? "private memory: same-host shared memory is off (see the warning above)" : "private memory: shared memory is turned off");
     }
 

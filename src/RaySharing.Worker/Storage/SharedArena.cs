@@ -68,17 +68,24 @@ internal sealed unsafe class SharedArena : IDisposable
     /// <summary>The secret a same-host client reads from the header to prove it mapped this arena.</summary>
     public ReadOnlySpan<byte> Secret => _secret;
 
-    /// <summary>Creates an arena of <paramref name="dataBytes"/> usable bytes after the header page.</summary>
-    public static SharedArena Create(long dataBytes, bool share, ILogger logger)
+    /// <summary>
+    /// Creates an arena of <paramref name="dataBytes"/> usable bytes after the header page, shared through a file in
+    /// <paramref name="directory"/> (a tmpfs), or private when it is null.
+    /// </summary>
+    public static SharedArena Create(long dataBytes, string? directory, ILogger logger)
     {
         var length = HeaderBytes + dataBytes;
-        if (share && !(OperatingSystem.IsLinux() && Directory.Exists("/dev/shm")))
+        if (directory is not null && !(OperatingSystem.IsLinux() && Directory.Exists(directory)))
         {
-            WorkerLog.ArenaNotShared(logger, length, "shared memory needs Linux and /dev/shm");
+            WorkerLog.ArenaNotShared(logger, length, $"shared memory needs Linux and the directory {directory}");
         }
-        else if (share)
+        else if (directory is not null && Unaffordable(length, directory) is { } why)
         {
-            var path = $"/dev/shm/raysharing-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
+            WorkerLog.ArenaNotShared(logger, length, why);
+        }
+        else if (directory is not null)
+        {
+            var path = Path.Combine(directory, $"raysharing-{Environment.ProcessId}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
             SafeFileHandle? file = null;
             try
             {
@@ -98,7 +105,7 @@ internal sealed unsafe class SharedArena : IDisposable
                 if (NativeMethods.fallocate(fd, 0, 0, length) != 0)
                 {
                     var errno = Marshal.GetLastPInvokeError();
-                    WorkerLog.ArenaNotShared(logger, length, $"/dev/shm cannot hold it ({Marshal.GetPInvokeErrorMessage(errno)}; {new DriveInfo("/dev/shm").AvailableFreeSpace} bytes free)");
+                    WorkerLog.ArenaNotShared(logger, length, $"{directory} cannot hold it ({Marshal.GetPInvokeErrorMessage(errno)}; {new DriveInfo(directory).AvailableFreeSpace} bytes free)");
                 }
                 else
                 {
@@ -120,7 +127,48 @@ internal sealed unsafe class SharedArena : IDisposable
             }
         }
 
-        return new SharedArena(MemoryMappedFile.CreateNew(null, length, MemoryMappedFileAccess.ReadWrite), file: null, length);
+        try
+        {
+            return new SharedArena(MemoryMappedFile.CreateNew(null, length, MemoryMappedFileAccess.ReadWrite), file: null, length);
+        }
+        catch (IOException ex)
+        {
+            throw new ArgumentException($"The object store's {length}-byte arena cannot be mapped ({ex.Message}); lower StoreCapacityBytes (--capacity-mb).", "StoreCapacityBytes", ex);
+        }
+    }
+
+    /// <summary>
+    /// Why an arena of <paramref name="length"/> bytes must not be allocated in <paramref name="directory"/> now, or
+    /// null. A tmpfs arena is RAM taken at once: allocating more than the free RAM would not fail, it would wake the
+    /// OOM killer, which may kill any process, another worker included. So the worker asks first and keeps some
+    /// room for everything else.
+    /// </summary>
+    private static string? Unaffordable(long length, string directory)
+    {
+        const long HeadroomBytes = 512L << 20;
+        var free = new DriveInfo(directory).AvailableFreeSpace;
+        if (length > free)
+        {
+            return $"{directory} has {free} bytes free";
+        }
+
+        var available = AvailableMemoryBytes();
+        return available is { } bytes && length > bytes - HeadroomBytes
+            ? $"the machine has {bytes} bytes of memory available (MemAvailable) and keeps {HeadroomBytes} for everything else; lower StoreCapacityBytes (--capacity-mb)"
+            : null;
+    }
+
+    private static long? AvailableMemoryBytes()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+            return line is null ? null : long.Parse(line["MemAvailable:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The memory at <paramref name="offset"/> (from the start of the mapping). Only inside an <see cref="Access"/>.</summary>

@@ -25,6 +25,7 @@ internal sealed unsafe class ArenaMapping : IDisposable
     private byte* _write;
 
     private int _count = 1;
+    private int _disposed;
 
     private ArenaMapping(SafeFileHandle file, long length)
     {
@@ -99,7 +100,14 @@ internal sealed unsafe class ArenaMapping : IDisposable
         }
     }
 
-    public void Dispose() => Release();
+    /// <summary>Drops the mapping's own count (once, however often it is called): unmapped when no lease holds it.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Release();
+        }
+    }
 
     /// <summary>
     /// An object's bytes (or up to 2 GiB of them), read-only. Pages fault in as they are first touched: on this
