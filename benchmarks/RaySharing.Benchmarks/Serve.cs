@@ -15,13 +15,22 @@ internal static class Serve
 
     public const string ListeningPrefix = "listening ";
 
+    /// <summary>Where the server's worker makes its shared-memory arena, when the parent sets it.</summary>
+    public const string SharedMemoryDirectoryVariable = "RAYSHARING_BENCH_SHARED_MEMORY_DIR";
+
     /// <summary>Runs until stdin closes: the parent closes it when it is done, and the OS when the parent dies.</summary>
     public static async Task<int> RunAsync()
     {
         await using var socket = new RawSocketServer();
         await using var worker = await RaySharingWorker.StartAsync(
             // Room for every put of a run even if releases lag, and for the data plane's 1 GiB objects; the store never refuses one.
-            new WorkerOptions { Port = 0, StoreCapacityBytes = 4L << 30 },
+            new WorkerOptions
+            {
+                Port = 0,
+                StoreCapacityBytes = 4L << 30,
+                // The data-plane run's --shared-memory-dir, passed down by the parent (a huge-page tmpfs, say).
+                SharedMemoryDirectory = Environment.GetEnvironmentVariable(SharedMemoryDirectoryVariable) ?? new WorkerOptions().SharedMemoryDirectory,
+            },
             configureEndpoints: app =>
             {
                 app.MapGrpcService<EchoService>();

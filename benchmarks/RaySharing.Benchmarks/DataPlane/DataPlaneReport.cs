@@ -99,6 +99,7 @@ internal sealed class DataPlaneReport
         md.AppendLine(Invariant, $"- CPU: {_machine.Cpu}, {_machine.Cores} logical cores; memory: {MachineMemory()}");
         md.AppendLine(Invariant, $"- OS: {_machine.Os}");
         md.AppendLine(Invariant, $"- Runtime: {_machine.Runtime}, {_machine.Gc} GC, {_machine.Configuration} build; Redis {_redisVersion}, StackExchange.Redis {RedisClientVersion()}");
+        md.AppendLine(Invariant, $"- The worker's shared-memory arena: in {Environment.GetEnvironmentVariable(Serve.SharedMemoryDirectoryVariable) ?? "/dev/shm"} ({ArenaMount()})");
         md.AppendLine(Invariant, $"- Other processes' CPU during the run: {Share(_noise.OthersShare)} of all cores (the benchmark's client and server processes: {Share(_noise.OwnShare)}; redis-server counts among the others); load average: {_noise.LoadAverage}");
         md.AppendLine();
         foreach (var caveat in Caveats())
@@ -196,6 +197,15 @@ internal sealed class DataPlaneReport
         $"took the client's own memory (RssAnon + RssFile, sampled every millisecond) from {m.ClientStartBytes / 1048576.0:0} MiB to a peak of {m.ClientPeakBytes / 1048576.0:0} MiB: " +
         $"{m.ClientPeakOverObjectMiB:0} MiB over the object's own size. Besides that, up to {m.ClientPeakSharedBytes / 1048576.0:0} MiB of the worker's arena were mapped into the client " +
         $"(RssShmem): the store's one copy, read in place, which VmRSS counts in both processes.");
+
+    /// <summary>The mount options of the filesystem the arena is in: whether it has huge pages shows there.</summary>
+    private static string ArenaMount()
+    {
+        var directory = Environment.GetEnvironmentVariable(Serve.SharedMemoryDirectoryVariable) ?? "/dev/shm";
+        var mount = File.ReadLines("/proc/mounts").Select(l => l.Split(' ')).Where(f => f.Length > 3 && directory.StartsWith(f[1], StringComparison.Ordinal))
+            .OrderByDescending(f => f[1].Length).FirstOrDefault();
+        return mount is null ? "mount unknown" : $"{mount[2]}, {mount[3]}";
+    }
 
     private static string RedisClientVersion()
     {

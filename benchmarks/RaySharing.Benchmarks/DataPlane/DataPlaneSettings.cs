@@ -12,8 +12,9 @@ internal sealed class DataPlaneSettings
     public const long GiB = 1L << 30;
 
     public const string Usage = """
-        Usage: dotnet run --project benchmarks/RaySharing.Benchmarks -c Release -- --data-plane [--sizes 1m,64m,1g] [--quick] [--out <path>]
+        Usage: dotnet run --project benchmarks/RaySharing.Benchmarks -c Release -- --data-plane [--sizes 1m,64m,1g] [--quick] [--shared-memory-dir <path>] [--out <path>]
           --sizes <list>  object sizes to run, from 1m, 64m and 1g (default: all three)
+          --shared-memory-dir <path>  where the worker makes its arena (default /dev/shm; a huge=always tmpfs, say)
           --quick         a smoke run: fewer repetitions and calls (figures are indicative only)
           --out <path>    also write the results as markdown (the committed copy is benchmarks/DATAPLANE.md)
         """;
@@ -89,6 +90,10 @@ internal sealed class DataPlaneSettings
                 case "--out" when i + 1 < args.Length:
                     outPath = args[++i];
                     break;
+                case "--shared-memory-dir" when i + 1 < args.Length:
+                    // The server process inherits it (Serve reads the variable).
+                    Environment.SetEnvironmentVariable(Serve.SharedMemoryDirectoryVariable, args[++i]);
+                    break;
                 case "--sizes" when i + 1 < args.Length:
                     sizes = [];
                     foreach (var name in args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -103,7 +108,7 @@ internal sealed class DataPlaneSettings
                     }
 
                     break;
-                case "--out" or "--sizes":
+                case "--out" or "--sizes" or "--shared-memory-dir":
                     error = $"{args[i]} needs a value.";
                     return null;
                 default:
