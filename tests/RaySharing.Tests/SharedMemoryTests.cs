@@ -239,26 +239,7 @@ public sealed class SharedMemoryTests
     private static ReadOnlySequence<byte> Split(byte[] data, int parts)
     {
         var size = data.Length / parts;
-        Segment? first = null;
-        Segment? last = null;
-        for (var i = 0; i < parts; i++)
-        {
-            var memory = data.AsMemory(i * size, i == parts - 1 ? data.Length - (i * size) : size);
-            last = last is null ? first = new Segment(memory, 0) : last.Append(memory);
-        }
-
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory) => (Segment)(Next = new Segment(memory, RunningIndex + Memory.Length));
+        return RaySharing.Wire.Sequences.Of([.. Enumerable.Range(0, parts).Select(i => (ReadOnlyMemory<byte>)data.AsMemory(i * size, i == parts - 1 ? data.Length - (i * size) : size))]);
     }
 
     /// <summary>Records reports on the reporting thread, unlike <see cref="Progress{T}"/>, so the list is complete when the call returns.</summary>

@@ -123,14 +123,16 @@ internal sealed class GrpcPath(RaySharingClient client, ObjectHolder holder) : I
 /// The same-host path: PutEncodedAsync writes into the worker's arena and seals; GetBytesAsync pins the object
 /// and copies it into a new array, checksum checked (objects under 64 KiB take one unary gRPC call instead).
 /// </summary>
-internal sealed class SharedMemoryPath(RaySharingClient client, ObjectHolder holder) : IDataPath
+internal class SharedMemoryPath(RaySharingClient client, ObjectHolder holder) : IDataPath
 {
-    public string Name => DataPaths.Shm;
+    public virtual string Name => DataPaths.Shm;
+
+    protected RaySharingClient Client => client;
 
     public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
 
-    public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken) =>
+    public virtual async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken) =>
         (await client.GetBytesAsync(stored, cancellationToken).ConfigureAwait(false)).Length;
 
     public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
@@ -140,17 +142,15 @@ internal sealed class SharedMemoryPath(RaySharingClient client, ObjectHolder hol
 /// <summary>
 /// A zero-copy get: GetLeaseAsync maps the worker's own copy, and every byte is read once, by a CRC-32 of the
 /// lease's memory compared with the ref's checksum, so nothing is left unread that a copy would have touched.
+/// Puts as the shm path.
 /// </summary>
-internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolder holder) : IDataPath
+internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolder holder) : SharedMemoryPath(client, holder)
 {
-    public string Name => DataPaths.ShmLease;
+    public override string Name => DataPaths.ShmLease;
 
-    public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
-        client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
-
-    public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken)
+    public override async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken)
     {
-        using var lease = await client.GetLeaseAsync(stored, cancellationToken).ConfigureAwait(false);
+        using var lease = await Client.GetLeaseAsync(stored, cancellationToken).ConfigureAwait(false);
         if (!lease.IsZeroCopy)
         {
             throw new InvalidOperationException("The lease is a copy: the shm-lease rows would not measure a zero-copy get.");
@@ -169,7 +169,4 @@ internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolde
 
         return lease.Length;
     }
-
-    public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
-        client.ReleaseAsync(refs, cancellationToken);
 }

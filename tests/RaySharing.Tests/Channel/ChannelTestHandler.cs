@@ -76,12 +76,7 @@ internal sealed class ChannelTestHandler : IChannelHandler
     public void ConnectionClosed(ChannelConnectionState connection) => Interlocked.Increment(ref _closed);
 
     /// <summary>A sequence of two segments, so bodies are sent segment by segment as from a native store.</summary>
-    public static ReadOnlySequence<byte> Segments(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second)
-    {
-        var head = new Segment(first, 0);
-        var tail = head.Append(second);
-        return new ReadOnlySequence<byte>(head, 0, tail, tail.Memory.Length);
-    }
+    public static ReadOnlySequence<byte> Segments(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second) => RaySharing.Wire.Sequences.Of([first, second]);
 
     private async ValueTask ReadBodyAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
     {
@@ -105,22 +100,6 @@ internal sealed class ChannelTestHandler : IChannelHandler
         BinaryPrimitives.WriteInt64LittleEndian(answer, destination.LongLength);
         BinaryPrimitives.WriteUInt32LittleEndian(answer[8..], Crc32.HashToUInt32(destination));
         response.Payload.Advance(12);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }
 
