@@ -24,28 +24,13 @@ if (settings is null)
     return 2;
 }
 
-// The server process dies with this one, however it ends.
-ChildProcess.KillAllOnExit();
-
 // Bounds the whole run; every phase has a tighter bound of its own.
-using var run = new CancellationTokenSource(TimeSpan.FromMinutes(20));
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = true;
-    run.Cancel();
-};
+using var scope = RunScope.Begin(TimeSpan.FromMinutes(20));
+var run = scope.Token;
 
 try
 {
-    var machine = new Machine();
-    if (machine.Configuration != "Release")
-    {
-        Console.Error.WriteLine($"warning: a {machine.Configuration} build; the figures mean little. Run with -c Release.");
-    }
-
-    var started = DateTimeOffset.UtcNow;
-    var clock = Stopwatch.StartNew();
-    var noise = Noise.Start();
+    var (machine, started, clock, noise) = (scope.Machine, scope.Started, scope.Clock, scope.Noise);
     IReadOnlyList<LatencyResult> latency;
     IReadOnlyList<ThroughputResult> throughput;
     long objectsLeft;
@@ -53,7 +38,7 @@ try
     OwnerDeathResult? ownerDeath = null;
 
     Workload workload;
-    using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run.Token))
+    using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run))
     {
         startup.CancelAfter(TimeSpan.FromSeconds(30));
         workload = await Workload.StartAsync(startup.Token);
@@ -62,16 +47,16 @@ try
     try
     {
         var runner = new Runner(workload, settings, Console.Error);
-        latency = await runner.MeasureLatencyAsync(run.Token);
-        throughput = await runner.MeasureThroughputAsync(run.Token);
-        objectsLeft = await workload.StoredObjectsAsync(run.Token);
+        latency = await runner.MeasureLatencyAsync(run);
+        throughput = await runner.MeasureThroughputAsync(run);
+        objectsLeft = await workload.StoredObjectsAsync(run);
         // Last: it fills the server's heap with a million objects, which would weigh on the phases before it.
         if (settings.OwnerDeathObjects > 0)
         {
-            ownerDeath = await OwnerDeath.RunAsync(workload, settings.OwnerDeathObjects, Console.Error, run.Token);
+            ownerDeath = await OwnerDeath.RunAsync(workload, settings.OwnerDeathObjects, Console.Error, run);
         }
 
-        serverCpu = TimeSpan.FromMicroseconds((await workload.SampleServerAsync(collect: false, run.Token)).CpuMicros);
+        serverCpu = TimeSpan.FromMicroseconds((await workload.SampleServerAsync(collect: false, run)).CpuMicros);
     }
     finally
     {
@@ -84,7 +69,7 @@ try
     Console.Write(report.ToConsole());
     if (settings.OutPath is { } path)
     {
-        await File.WriteAllTextAsync(path, report.ToMarkdown(), run.Token);
+        await File.WriteAllTextAsync(path, report.ToMarkdown(), run);
         Console.Error.WriteLine($"wrote {Path.GetFullPath(path)}");
     }
 

@@ -7,7 +7,6 @@ namespace RaySharing.Benchmarks;
 internal sealed class Report
 {
     /// <summary>Above this share of the CPU used by other processes, the run is flagged as noisy.</summary>
-    private const double NoisyShare = 0.05;
 
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
@@ -207,24 +206,8 @@ internal sealed class Report
         $"and during the throughput windows by each caller every {Runner.WindowReleaseBatch} puts (steady state; the releases are not counted as calls). " +
         $"{_objectsLeft} object(s) left in the store at the end: the one fetched and got.");
 
-    private IEnumerable<string> Caveats()
-    {
-        if (_settings.Quick)
-        {
-            yield return "a --quick smoke run: few calls and short windows; the figures are indicative only.";
-        }
-
-        if (_machine.Configuration != "Release")
-        {
-            yield return $"a {_machine.Configuration} build; measure with -c Release.";
-        }
-
-        if (_noise.OthersShare > NoisyShare)
-        {
-            yield return string.Create(Invariant,
-                $"the machine was not quiet: other processes used {_noise.OthersShare:0%} of its {_machine.Cores} cores during the run (builds or tests of other work, probably). Interleaving spreads that noise over both sides, but rerun on a quiet machine before trusting small differences.");
-        }
-    }
+    private IEnumerable<string> Caveats() =>
+        RunScope.Caveats(_settings.Quick, "few calls and short windows", _machine, _noise, "(builds or tests of other work, probably; interleaving spreads that noise over both sides) ");
 
     private double LatencyRatio(LatencyResult row) => row.P50Micros / Latency(Runner.Echo).P50Micros;
 

@@ -6,7 +6,6 @@ namespace RaySharing.Benchmarks.DataPlane;
 /// <summary>The figures of one data-plane run, as console text and as the markdown kept in benchmarks/DATAPLANE.md.</summary>
 internal sealed class DataPlaneReport
 {
-    private const double NoisyShare = 0.05;
 
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
@@ -274,22 +273,6 @@ internal sealed class DataPlaneReport
     private string Repetitions(long size) => string.Create(Invariant,
         $"{_settings.MinRepetitions(size)} to {_settings.Repetitions(size)} after {_settings.Warmups(size)} warm-up");
 
-    private IEnumerable<string> Caveats()
-    {
-        if (_settings.Quick)
-        {
-            yield return "a --quick smoke run: few repetitions and calls; the figures are indicative only.";
-        }
-
-        if (_machine.Configuration != "Release")
-        {
-            yield return $"a {_machine.Configuration} build; measure with -c Release.";
-        }
-
-        if (_noise.OthersShare > NoisyShare)
-        {
-            yield return string.Create(Invariant,
-                $"the machine was not quiet: other processes (redis-server among them) used {_noise.OthersShare:0%} of its {_machine.Cores} cores during the run. Rerun on a quiet machine before trusting small differences.");
-        }
-    }
+    private IEnumerable<string> Caveats() =>
+        RunScope.Caveats(_settings.Quick, "few repetitions and calls", _machine, _noise, "(redis-server among them) ");
 }

@@ -22,30 +22,16 @@ internal static class DataPlaneRun
             return 2;
         }
 
-        ChildProcess.KillAllOnExit();
-        using var run = new CancellationTokenSource(TimeSpan.FromMinutes(30));
-        Console.CancelKeyPress += (_, e) =>
-        {
-            e.Cancel = true;
-            run.Cancel();
-        };
-
+        using var scope = RunScope.Begin(TimeSpan.FromMinutes(30));
+        var run = scope.Token;
         try
         {
-            var machine = new Machine();
-            if (machine.Configuration != "Release")
-            {
-                Console.Error.WriteLine($"warning: a {machine.Configuration} build; the figures mean little. Run with -c Release.");
-            }
-
-            var started = DateTimeOffset.UtcNow;
-            var clock = Stopwatch.StartNew();
-            var noise = Noise.Start();
+            var (machine, started, clock, noise) = (scope.Machine, scope.Started, scope.Clock, scope.Noise);
             var progress = Console.Error;
 
-            await using var redis = await RedisServer.StartAsync(progress, run.Token).ConfigureAwait(false);
+            await using var redis = await RedisServer.StartAsync(progress, run).ConfigureAwait(false);
             Workload workload;
-            using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run.Token))
+            using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run))
             {
                 startup.CancelAfter(TimeSpan.FromSeconds(30));
                 workload = await Workload.StartAsync(startup.Token).ConfigureAwait(false);
@@ -55,8 +41,8 @@ internal static class DataPlaneRun
             TimeSpan serverCpu;
             try
             {
-                results = await MeasureAsync(settings, workload, redis, progress, run.Token).ConfigureAwait(false);
-                serverCpu = TimeSpan.FromMicroseconds((await workload.SampleServerAsync(collect: false, run.Token).ConfigureAwait(false)).CpuMicros);
+                results = await MeasureAsync(settings, workload, redis, progress, run).ConfigureAwait(false);
+                serverCpu = TimeSpan.FromMicroseconds((await workload.SampleServerAsync(collect: false, run).ConfigureAwait(false)).CpuMicros);
             }
             finally
             {
@@ -69,7 +55,7 @@ internal static class DataPlaneRun
             Console.Write(report.ToConsole());
             if (settings.OutPath is { } path)
             {
-                await File.WriteAllTextAsync(path, report.ToMarkdown(), run.Token).ConfigureAwait(false);
+                await File.WriteAllTextAsync(path, report.ToMarkdown(), run).ConfigureAwait(false);
                 Console.Error.WriteLine($"wrote {Path.GetFullPath(path)}");
             }
 
