@@ -41,7 +41,7 @@ try
     using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run))
     {
         startup.CancelAfter(TimeSpan.FromSeconds(30));
-        workload = await Workload.StartAsync(startup.Token);
+        workload = await Workload.StartAsync(useChannel: false, startup.Token);
     }
 
     try

@@ -46,7 +46,13 @@ internal sealed class Workload : IAsyncDisposable
         _stored = stored;
     }
 
-    public static async Task<Workload> StartAsync(CancellationToken cancellationToken)
+    /// <summary>Starts the benchmark's worker process and connects the workload's client to it.</summary>
+    /// <param name="useChannel">
+    /// Whether the client's small calls go over the worker's binary channel (the data-plane run) or over gRPC (the
+    /// small-call run, whose targets compare RaySharing's gRPC path with a bare gRPC call).
+    /// </param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    public static async Task<Workload> StartAsync(bool useChannel, CancellationToken cancellationToken)
     {
         // The server's GC runs as the worker host's does (ConserveMemory 7 in its runtimeconfig); the child
         // inherits the variable, and this process's GC, already started, is unaffected.
@@ -58,7 +64,7 @@ internal sealed class Workload : IAsyncDisposable
         {
             var line = await server.WaitForLineAsync(Serve.ListeningPrefix, ServerStartTimeout, cancellationToken).ConfigureAwait(false);
             var address = new Uri(line[Serve.ListeningPrefix.Length..].Trim());
-            client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = address, ClientName = "bench" }, cancellationToken).ConfigureAwait(false);
+            client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = address, ClientName = "bench", UseChannel = useChannel }, cancellationToken).ConfigureAwait(false);
             var holder = await client.GetOrCreateHolderAsync("bench-holder", HolderLifetime.Session, cancellationToken: cancellationToken).ConfigureAwait(false);
             var payload = new byte[PayloadBytes];
             new Random(42).NextBytes(payload);

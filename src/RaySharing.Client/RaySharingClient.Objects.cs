@@ -49,9 +49,20 @@ public sealed partial class RaySharingClient
         where TRef : ObjectRef
     {
         var header = NewPutHeader(data.Length, codec, typeName, owner);
-        if (_session.Arena is not null && data.Length >= SharedMemoryMinBytes)
+        var session = _session;
+        if (session.Channel is { } channel && FitsChannelFrame(session, data.Length))
+        {
+            return PutOverChannelAsync(session, channel, header, data, create, cancellationToken);
+        }
+
+        if (session.Arena is not null && data.Length >= SharedMemoryMinBytes)
         {
             return PutInArenaAsync(header, new MemorySource(new ReadOnlySequence<byte>(data)), create, progress: null, cancellationToken);
+        }
+
+        if (session.Channel is not null)
+        {
+            return PutOverNetworkAsync(header, new MemorySource(new ReadOnlySequence<byte>(data)), create, progress: null, cancellationToken);
         }
 
         header.Checksum = Crc32.HashToUInt32(data.Span);
@@ -141,11 +152,20 @@ public sealed partial class RaySharingClient
         }
 
         var copy = envelopeBytes.ToArray();
-        var request = new BorrowRequest();
-        request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
-        var scope = BeginCall(cancellationToken);
-        var session = scope.Session!;
-        await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
+        if (session.Channel is { } channel)
+        {
+            await ListCallOverChannelAsync(session, channel, "Borrow", Wire.Channel.ChannelOp.Borrow, [copy], CallSubject.Object(envelope.ObjectId), cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var request = new BorrowRequest();
+            request.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(copy));
+            var scope = BeginCall(cancellationToken, session.Headers);
+            await UnaryAsync("Borrow", _objects.BorrowAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
+        }
+
         return new ObjectRef(this, envelope.ObjectId, copy, envelope, origin: null) { Session = session };
     }
 
@@ -198,7 +218,21 @@ public sealed partial class RaySharingClient
 
     private async Task SendReleaseAsync(ReleaseRequest request, CancellationToken cancellationToken)
     {
-        var scope = BeginCall(cancellationToken);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
+        if (session.Channel is { } channel)
+        {
+            var ids = new ReadOnlyMemory<byte>[request.ObjectIds.Count];
+            for (var i = 0; i < ids.Length; i++)
+            {
+                ids[i] = request.ObjectIds[i].Memory;
+            }
+
+            await ListCallOverChannelAsync(session, channel, "Release", Wire.Channel.ChannelOp.Release, ids, default, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var scope = BeginCall(cancellationToken, session.Headers);
         await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, cancellationToken).ConfigureAwait(false);
     }
 
@@ -218,8 +252,7 @@ public sealed partial class RaySharingClient
 
         try
         {
-            var scope = BeginCall(CancellationToken.None);
-            await UnaryAsync("Release", _objects.ReleaseAsync(request, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
+            await SendReleaseAsync(request, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
         {
@@ -237,7 +270,13 @@ public sealed partial class RaySharingClient
     internal TRef AdoptBorrowed<TRef>(ByteString envelopeBytes, RefFactory<TRef> create, ClientSession session)
         where TRef : ObjectRef
     {
-        var bytes = AdoptArray(envelopeBytes);
+        return AdoptEnvelope(AdoptArray(envelopeBytes), create, session);
+    }
+
+    /// <summary>A ref for envelope bytes a reply carried (owned by the caller now), whose borrow belongs to <paramref name="session"/>.</summary>
+    internal TRef AdoptEnvelope<TRef>(byte[] bytes, RefFactory<TRef> create, ClientSession session)
+        where TRef : ObjectRef
+    {
         ObjectId id;
         try
         {
@@ -421,7 +460,13 @@ public sealed partial class RaySharingClient
     {
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
-        if (envelope.Size <= MaxUnaryObjectBytes && (_session.Arena is null || envelope.Size < SharedMemoryMinBytes))
+        var session = _session;
+        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size))
+        {
+            return (await GetOverChannelAsync(session, channel, objectRef, sink: null, cancellationToken).ConfigureAwait(false))!;
+        }
+
+        if (envelope.Size <= MaxUnaryObjectBytes && (session.Arena is null || envelope.Size < SharedMemoryMinBytes) && session.Channel is null)
         {
             // The reply's array is adopted, not copied: the common small get allocates the bytes once.
             var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };

@@ -153,15 +153,33 @@ public sealed partial class RaySharingClient
     private async Task<ObjectRef> PutFromSourceAsync(PutSource source, ObjectCodec codec, string typeName, ObjectHolder? owner, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var header = NewPutHeader(source.Length, codec, typeName, owner);
-        return _session.Arena is not null && source.Length >= SharedMemoryMinBytes
+        var session = _session;
+        var fitsFrame = source is MemorySource { Data.IsSingleSegment: true } && FitsChannelFrame(session, source.Length);
+        return session.Arena is not null && source.Length >= SharedMemoryMinBytes && !fitsFrame
             ? await PutInArenaAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false)
             : await PutOverNetworkAsync(header, source, RefFactories<object>.Untyped, progress, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>A put over gRPC: one unary call when the bytes are in memory and small, else a stream.</summary>
+    /// <summary>
+    /// A put over the network: on the channel when the session has one (one frame when the bytes are in memory and
+    /// small, else a body), otherwise over gRPC (one unary call when in memory and small, else a stream).
+    /// </summary>
     private async Task<TRef> PutOverNetworkAsync<TRef>(PutHeader header, PutSource source, RefFactory<TRef> create, IProgress<long>? progress, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
+        var session = _session;
+        if (session.Channel is { } channel)
+        {
+            if (source is MemorySource { Data.IsSingleSegment: true } small && FitsChannelFrame(session, small.Length))
+            {
+                var inline = await PutOverChannelAsync(session, channel, header, small.Data.First, create, cancellationToken).ConfigureAwait(false);
+                progress?.Report(source.Length);
+                return inline;
+            }
+
+            return await PutBulkAsync(session, channel, header, source, create, progress, cancellationToken).ConfigureAwait(false);
+        }
+
         if (source is MemorySource memory)
         {
             header.Checksum = Checksums.Compute(memory.Data);
@@ -265,6 +283,13 @@ public sealed partial class RaySharingClient
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
         var session = _session;
+        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size))
+        {
+            await GetOverChannelAsync(session, channel, objectRef, sink, cancellationToken).ConfigureAwait(false);
+            progress?.Report(envelope.Size);
+            return;
+        }
+
         if (session.Arena is { } arena && envelope.Size >= SharedMemoryMinBytes && arena.TryAcquire())
         {
             try
@@ -276,6 +301,12 @@ public sealed partial class RaySharingClient
             {
                 arena.Release();
             }
+        }
+
+        if (session.Channel is { } bulk)
+        {
+            await GetBulkAsync(session, bulk, objectRef, sink, progress, cancellationToken).ConfigureAwait(false);
+            return;
         }
 
         var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };

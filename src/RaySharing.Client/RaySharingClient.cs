@@ -292,6 +292,11 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         finally
         {
             _session.Arena?.Dispose();
+            if (_session.Channel is { } channel)
+            {
+                await channel.DisposeAsync().ConfigureAwait(false);
+            }
+
             _channel.Dispose();
             _deadlines.Dispose();
             _stopping.Dispose();
@@ -320,6 +325,11 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         if (reply.SharedMemory is { } offer)
         {
             session.Arena = await AttachArenaAsync(session, offer, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (reply.Channel is { } channel)
+        {
+            session.Channel = await OpenChannelAsync(session, channel, ObjectId.FromBytes(reply.SessionToken.Span), cancellationToken).ConfigureAwait(false);
         }
 
         return session;
@@ -351,6 +361,11 @@ public sealed partial class RaySharingClient : IAsyncDisposable
             _session = fresh;
             // Leases taken in the old session keep its mapping until they are disposed.
             expired.Arena?.Dispose();
+            if (expired.Channel is { } channel)
+            {
+                await channel.DisposeAsync().ConfigureAwait(false);
+            }
+
             ClientLog.SessionReplaced(_logger, expired.Id, fresh.Id, expired.WorkerId, fresh.WorkerId, _address);
             try
             {

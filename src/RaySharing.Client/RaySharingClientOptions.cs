@@ -92,6 +92,15 @@ public sealed class RaySharingClientOptions
     /// </summary>
     public bool UseSharedMemory { get; set; } = true;
 
+    /// <summary>
+    /// Whether to use the worker's binary channel when it serves one (protos/CHANNEL.md): small puts, gets, borrows
+    /// and releases go over it (a Unix domain socket when the worker is on this host, TCP otherwise) at a fraction of
+    /// a gRPC call's cost, and large objects move as channel bodies when shared memory is not in use. If the channel
+    /// cannot be reached when the session opens, the client logs a warning and uses gRPC. False uses gRPC for
+    /// everything (the portable path). Default true.
+    /// </summary>
+    public bool UseChannel { get; set; } = true;
+
     /// <summary>Where the client logs (lease renewals, failures). Default null: no logging.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 

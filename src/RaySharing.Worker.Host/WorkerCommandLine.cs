@@ -63,6 +63,12 @@ internal sealed class WorkerCommandLine
             nameof(WorkerOptions.SharedMemory), (o, v) => o.SharedMemory = v);
         Add(new Option<string>("--shared-memory-dir") { HelpName = "path", Description = "The tmpfs directory the shared-memory arena is made in; a tmpfs mounted with huge=always gives it 2 MiB pages.", DefaultValueFactory = _ => Defaults.SharedMemoryDirectory },
             nameof(WorkerOptions.SharedMemoryDirectory), (o, v) => o.SharedMemoryDirectory = v);
+        Add(new Option<bool>("--channel") { HelpName = "true|false", Description = "Serve the binary channel beside gRPC: small calls and bulk bytes at a fraction of gRPC's cost; false leaves gRPC the only transport.", DefaultValueFactory = _ => Defaults.Channel, Arity = ArgumentArity.ExactlyOne },
+            nameof(WorkerOptions.Channel), (o, v) => o.Channel = v);
+        Add(new Option<int>("--channel-port") { HelpName = "port", Description = "The channel's TCP port on the listen address; 0 picks a free one (sessions learn it when they open).", DefaultValueFactory = _ => Defaults.ChannelPort },
+            nameof(WorkerOptions.ChannelPort), (o, v) => o.ChannelPort = v);
+        Add(new Option<string>("--channel-socket-dir") { HelpName = "path", Description = "The directory of the channel's Unix domain socket for clients on this host; empty for none.", DefaultValueFactory = _ => Defaults.ChannelSocketDirectory },
+            nameof(WorkerOptions.ChannelSocketDirectory), (o, v) => o.ChannelSocketDirectory = v);
 
         AddMilliseconds("--lease-ms", "The lease granted to a session that asks for none.", nameof(WorkerOptions.DefaultLease), Defaults.DefaultLease, (o, v) => o.DefaultLease = v);
         AddMilliseconds("--min-lease-ms", "The shortest lease a session may ask for; shorter requests are raised to it.", nameof(WorkerOptions.MinLease), Defaults.MinLease, (o, v) => o.MinLease = v);

@@ -44,6 +44,27 @@ public sealed class WorkerOptions
     /// </summary>
     public string SharedMemoryDirectory { get; set; } = "/dev/shm";
 
+    /// <summary>
+    /// Whether the worker serves the binary channel (protos/CHANNEL.md) beside gRPC: clients then make small puts,
+    /// gets, borrows and releases over it (a Unix domain socket on this host, TCP from others) and move bulk bytes
+    /// as channel bodies when shared memory is not theirs to use. False leaves gRPC the only transport. Default true.
+    /// </summary>
+    public bool Channel { get; set; } = true;
+
+    /// <summary>
+    /// The channel's TCP port on <see cref="ListenAddress"/>; 0 (the default) picks a free port, which sessions
+    /// learn when they open (OpenSessionReply.channel). Set one for firewalls between hosts. Clients reach it at
+    /// the host of the worker's address (<see cref="AdvertisedAddress"/> when set).
+    /// </summary>
+    public int ChannelPort { get; set; }
+
+    /// <summary>
+    /// The directory of the channel's Unix domain socket (<c>raysharing-&lt;pid&gt;-&lt;random&gt;.sock</c>, mode 0600; sockets left
+    /// there by workers that died are removed at start); an absolute path, or empty for no socket (same-host
+    /// clients then use TCP). Default the system's temporary directory.
+    /// </summary>
+    public string ChannelSocketDirectory { get; set; } = Path.GetTempPath();
+
     /// <summary>The lease granted to a session that does not ask for one; between <see cref="MinLease"/> and <see cref="MaxLease"/>. Default 10 seconds.</summary>
     public TimeSpan DefaultLease { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -26,6 +26,16 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
             yield return new(nameof(o.SharedMemoryDirectory), $"{nameof(o.SharedMemoryDirectory)} must be an absolute path, such as /dev/shm; got '{o.SharedMemoryDirectory}'.");
         }
 
+        if (o.ChannelSocketDirectory is null || (o.ChannelSocketDirectory.Length > 0 && !Path.IsPathFullyQualified(o.ChannelSocketDirectory)))
+        {
+            yield return new(nameof(o.ChannelSocketDirectory), $"{nameof(o.ChannelSocketDirectory)} must be an absolute path, such as /tmp, or empty for no Unix socket; got '{o.ChannelSocketDirectory}'.");
+        }
+
+        if (o.ChannelPort is < 0 or > 65535)
+        {
+            yield return new(nameof(o.ChannelPort), $"{nameof(o.ChannelPort)} must be 0 to 65535 (0 picks a free port); got {o.ChannelPort}.");
+        }
+
         if (string.IsNullOrWhiteSpace(o.ListenAddress) || !System.Net.IPAddress.TryParse(o.ListenAddress, out _))
         {
             yield return new(nameof(o.ListenAddress), $"{nameof(o.ListenAddress)} must be an IP address, such as 127.0.0.1 or 0.0.0.0; got '{o.ListenAddress}'.");

@@ -10,6 +10,7 @@ using RaySharing.Worker.Hosting;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Services;
 using RaySharing.Worker.Storage;
+using RaySharing.Worker.Transport.Channel;
 
 namespace RaySharing.Worker;
 
@@ -87,7 +88,12 @@ public static class WorkerServiceCollectionExtensions
             return new ObjectStore(options.StoreCapacityBytes, options.SharedMemory, sp.GetRequiredService<ILogger<ObjectStore>>(), options.SharedMemoryDirectory);
         });
         services.TryAddSingleton<OwnershipGraph>();
+        services.TryAddSingleton<ObjectOperations>();
         services.TryAddSingleton<RegistryVersions>();
+        services.TryAddSingleton<ObjectChannelHandler>();
+        services.TryAddSingleton<ChannelHost>();
+        // Before the server: a channel that cannot bind fails the start, and sessions find it running.
+        services.AddHostedService(sp => sp.GetRequiredService<ChannelHost>());
         services.AddHostedService<LeaseMonitor>();
         services.AddHostedService<MemoryReturner>();
         services.AddHostedService<AddressPublisher>();

@@ -101,7 +101,7 @@ public sealed class ArenaTests
         wrong[0] ^= 1;
 
         AssertReason(ErrorReasons.Unauthorized, () => graph.AttachSharedMemory(session.Token, wrong));
-        Assert.Null(session.Arena);
+        Assert.False(session.SharedMemoryAttached);
         AssertReason(ErrorReasons.InvalidRequest, () => graph.CreateInArena(session.Token, null, ObjectCodec.Raw, "", 10, TimeSpan.FromSeconds(30)));
     }
 

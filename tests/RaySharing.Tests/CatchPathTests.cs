@@ -43,10 +43,12 @@ public sealed class CatchPathTests
     {
         await using var worker = await TestWorker.StartAsync();
         await using var proxy = new FreezableProxy(worker.Address);
+        // The proxy stands in front of the gRPC port only: the channel's freeze is ChannelServedTests' (a stopped worker process).
         var client = await TestWorker.ConnectAsync(proxy.Address, o =>
         {
             o.CallTimeout = TimeSpan.FromSeconds(1);
             o.StreamIdleTimeout = TimeSpan.FromSeconds(1);
+            o.UseChannel = false;
         });
         try
         {
@@ -104,7 +106,7 @@ public sealed class TimeoutContextTests
     {
         await using var worker = await TestWorker.StartAsync();
         await using var proxy = new FreezableProxy(worker.Address);
-        var client = await TestWorker.ConnectAsync(proxy.Address, o => o.CallTimeout = TimeSpan.FromSeconds(1));
+        var client = await TestWorker.ConnectAsync(proxy.Address, o => { o.CallTimeout = TimeSpan.FromSeconds(1); o.UseChannel = false; });
         try
         {
             var objectRef = await client.PutAsync("frozen").Within();
@@ -132,7 +134,7 @@ public sealed class TimeoutContextTests
     {
         await using var worker = await TestWorker.StartAsync();
         await using var proxy = new FreezableProxy(worker.Address);
-        var client = await TestWorker.ConnectAsync(proxy.Address, o => o.CallTimeout = TimeSpan.FromSeconds(1));
+        var client = await TestWorker.ConnectAsync(proxy.Address, o => { o.CallTimeout = TimeSpan.FromSeconds(1); o.UseChannel = false; });
         try
         {
             var holder = await client.GetOrCreateHolderAsync("frozen-holder").Within();
@@ -157,7 +159,7 @@ public sealed class TimeoutContextTests
     {
         await using var worker = await TestWorker.StartAsync();
         await using var proxy = new FreezableProxy(worker.Address);
-        var client = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = TimeSpan.FromSeconds(1); o.ChunkBytes = 64 << 10; o.UseSharedMemory = false; });
+        var client = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = TimeSpan.FromSeconds(1); o.ChunkBytes = 64 << 10; o.UseSharedMemory = false; o.UseChannel = false; });
         try
         {
             proxy.FreezeToWorkerAfter(1 << 20);

@@ -19,7 +19,7 @@ public sealed class DeadlineTests
         var putter = await worker.ConnectAsync();
         var objectRef = await putter.PutAsync(new byte[48 << 20], await putter.GetOrCreateHolderAsync("H").Within()).Within();
         await using var proxy = new FreezableProxy(worker.Address);
-        var getter = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = Idle; o.ChunkBytes = 64 << 10; o.UseSharedMemory = false; });
+        var getter = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = Idle; o.ChunkBytes = 64 << 10; o.UseSharedMemory = false; o.UseChannel = false; });
         var borrowed = await getter.BorrowFromEnvelopeAsync<byte[]>(objectRef.ToEnvelopeBytes()).Within();
 
         proxy.FreezeToClientAfter(1 << 20);
@@ -36,7 +36,7 @@ public sealed class DeadlineTests
         await using var worker = await TestWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(2));
         var observer = await worker.ConnectAsync();
         await using var proxy = new FreezableProxy(worker.Address);
-        var putter = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = Idle; o.ChunkBytes = 64 << 10; o.UseSharedMemory = false; });
+        var putter = await TestWorker.ConnectAsync(proxy.Address, o => { o.StreamIdleTimeout = Idle; o.ChunkBytes = 64 << 10; o.UseSharedMemory = false; o.UseChannel = false; });
 
         proxy.FreezeToWorkerAfter(2 << 20);
         await Assert.ThrowsAsync<RaySharingTimeoutException>(() => putter.PutAsync(new byte[64 << 20]).Within(Idle + Slack));
@@ -54,7 +54,7 @@ public sealed class DeadlineTests
         // Warm up the gRPC stacks first: a cold first call can take longer than the short deadline below.
         await (await worker.ConnectAsync()).GetOrCreateHolderAsync("H").Within();
         await using var proxy = new FreezableProxy(worker.Address);
-        var client = await TestWorker.ConnectAsync(proxy.Address, o => o.CallTimeout = callTimeout);
+        var client = await TestWorker.ConnectAsync(proxy.Address, o => { o.CallTimeout = callTimeout; o.UseChannel = false; });
         var holder = await client.GetOrCreateHolderAsync("H").Within();
 
         proxy.FreezeToClientAfter(0);

@@ -79,7 +79,7 @@ public sealed class StoreFullTests
         await using var worker = await TestWorker.StartAsync(o => o.StoreCapacityBytes = 4L << 20);
         var client = await worker.ConnectAsync();
         await using var proxy = new FreezableProxy(worker.Address);
-        var proxied = await TestWorker.ConnectAsync(proxy.Address, o => o.UseSharedMemory = false);
+        var proxied = await TestWorker.ConnectAsync(proxy.Address, o => { o.UseSharedMemory = false; o.UseChannel = false; });
         try
         {
             await client.PutAsync(Payload(3 << 20, seed: 1)).Within();

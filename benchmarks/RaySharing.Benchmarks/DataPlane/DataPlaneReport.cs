@@ -258,9 +258,12 @@ internal sealed class DataPlaneReport
             "(the targets compare with these). **redis-raw get / put**: the same commands over a bare socket of the client's, RESP written by hand and the value received " +
             "straight into a new array: what redis-server itself delivers, without the client library's cost. Redis refuses strings over 512 MB, so there is no 1 GiB Redis row.";
         yield return string.Create(Invariant,
-            $"RaySharing rows, one pair per path ({string.Join(", ", _results.Paths)} in this run; the targets also name {string.Join(", ", DataPaths.Planned.Except(_results.Paths))}, not built yet): " +
-            $"**grpc** is today's public client API: PutEncodedAsync of RAW bytes from a warm native buffer with the session's holder as owner, and GetBytesAsync into the new array it returns " +
-            $"(checksum checked), over gRPC: unary up to 1 MiB, streamed above it in the client's default chunks ({new RaySharingClientOptions().ChunkBytes >> 10} KiB). " +
+            $"RaySharing rows, one pair per path ({string.Join(", ", _results.Paths)} in this run{NotMeasured()}), " +
+            $"each through the public client API: PutEncodedAsync of RAW bytes from a warm native buffer with the session's holder as owner, and GetBytesAsync into the new array it returns (checksum checked). " +
+            $"**grpc**: a client with shared memory and the channel off, so gRPC carries everything: unary up to 1 MiB, streamed above it in the client's default chunks ({new RaySharingClientOptions().ChunkBytes >> 10} KiB). " +
+            $"**bulk**: a client with shared memory off and the channel on, as a client on another host runs: one channel frame over TCP up to 1 MiB, above it a ticket (one gRPC call) and the bytes as a channel body " +
+            $"straight between the worker's store and the destination, checksummed piece by piece as they arrive. " +
+            $"**shm** and **shm-lease**: the same-host client: objects up to 1 MiB as one channel frame over the worker's Unix socket, larger ones written in place in the worker's arena and sealed, or read from it (a copy, or a zero-copy lease). " +
             $"A get row gets one stored object every repetition and releases it after the row; a put row releases each ref right after its put, outside the timing. " +
             $"A new path is a class implementing `IDataPath` (put, get, release) and one line in `DataPaths.Create` (benchmarks/RaySharing.Benchmarks/DataPlane/Paths.cs): " +
             $"its large-object rows, its 100-byte rows and its targets follow.");
@@ -268,6 +271,13 @@ internal sealed class DataPlaneReport
             $"Repetitions per row: {Repetitions(DataPlaneSettings.MiB)} at 1 MiB, {Repetitions(64 * DataPlaneSettings.MiB)} at 64 MiB, {Repetitions(DataPlaneSettings.GiB)} at 1 GiB; " +
             $"past the least number, a row stops once its timed repetitions took {_settings.RowBudget.TotalSeconds:0} s (the table gives each row's count). " +
             $"At 1 MiB a repetition lasts well under a millisecond for the fast rows, so their CPU figures rest on few ticks of redis-server's clock; trust the 64 MiB and 1 GiB CPU figures more.");
+    }
+
+    /// <summary>The paths the targets name that this run did not measure, as a clause; empty when it measured them all.</summary>
+    private string NotMeasured()
+    {
+        var absent = DataPaths.Planned.Except(_results.Paths).ToList();
+        return absent.Count == 0 ? string.Empty : $"; the targets also name {string.Join(", ", absent)}, not measured";
     }
 
     private string Repetitions(long size) => string.Create(Invariant,

@@ -34,7 +34,7 @@ internal static class DataPlaneRun
             using (var startup = CancellationTokenSource.CreateLinkedTokenSource(run))
             {
                 startup.CancelAfter(TimeSpan.FromSeconds(30));
-                workload = await Workload.StartAsync(startup.Token).ConfigureAwait(false);
+                workload = await Workload.StartAsync(useChannel: true, startup.Token).ConfigureAwait(false);
             }
 
             DataPlaneResults results;

@@ -31,8 +31,10 @@ internal static class DataPaths
     public static readonly IReadOnlyList<string> Planned = [Grpc, Shm, ShmLease, Bulk];
 
     /// <summary>
-    /// The paths to measure: one line each. The workload's client is on the worker's host, so it uses shared
-    /// memory; the grpc path gets a client of its own with shared memory turned off. Add bulk here when it lands.
+    /// The paths to measure: one line each. The workload's client is on the worker's host, so it uses shared memory
+    /// (and the channel's Unix socket for calls that fit a frame); the grpc path gets a client of its own with shared
+    /// memory and the channel turned off, and the bulk path one with shared memory off, so its bytes cross the
+    /// channel's TCP connections as they would from another host.
     /// </summary>
     public static async Task<IReadOnlyList<IDataPath>> CreateAsync(Workload workload, CancellationToken cancellationToken)
     {
@@ -41,19 +43,32 @@ internal static class DataPaths
             throw new InvalidOperationException("The benchmark's client did not attach the worker's shared memory; the shm rows would measure gRPC.");
         }
 
-        var network = await RaySharingClient.ConnectAsync(new RaySharingClientOptions
+        var grpc = await ConnectAsync(workload, "bench-grpc", useChannel: false, cancellationToken).ConfigureAwait(false);
+        var bulk = await ConnectAsync(workload, "bench-bulk", useChannel: true, cancellationToken).ConfigureAwait(false);
+        if (!bulk.Client.UsesChannel)
         {
-            Address = new Uri(workload.Client.WorkerAddress),
-            ClientName = "bench-network",
-            UseSharedMemory = false,
-        }, cancellationToken).ConfigureAwait(false);
-        var networkHolder = await network.GetHolderAsync(workload.Holder.Name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            throw new InvalidOperationException("The bulk path's client could not reach the worker's channel; its rows would measure gRPC.");
+        }
+
         return
         [
-            new GrpcPath(network, networkHolder),
+            new NetworkPath(DataPaths.Grpc, grpc.Client, grpc.Holder),
             new SharedMemoryPath(workload.Client, workload.Holder),
             new SharedMemoryLeasePath(workload.Client, workload.Holder),
+            new NetworkPath(DataPaths.Bulk, bulk.Client, bulk.Holder),
         ];
+    }
+
+    private static async Task<(RaySharingClient Client, ObjectHolder Holder)> ConnectAsync(Workload workload, string name, bool useChannel, CancellationToken cancellationToken)
+    {
+        var client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions
+        {
+            Address = new Uri(workload.Client.WorkerAddress),
+            ClientName = name,
+            UseSharedMemory = false,
+            UseChannel = useChannel,
+        }, cancellationToken).ConfigureAwait(false);
+        return (client, await client.GetHolderAsync(workload.Holder.Name, cancellationToken: cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>The rows of one path: a put and a get of each size.</summary>
@@ -104,10 +119,14 @@ internal static class DataPaths
     }
 }
 
-/// <summary>The network path: PutEncodedAsync of RAW bytes and GetBytesAsync into a new array, gRPC (streamed above 1 MiB) underneath.</summary>
-internal sealed class GrpcPath(RaySharingClient client, ObjectHolder holder) : IDataPath
+/// <summary>
+/// A network path: PutEncodedAsync of RAW bytes and GetBytesAsync into a new array, with a client that does not use
+/// shared memory. Underneath, gRPC (streamed above 1 MiB) for the grpc path; the channel over TCP (one frame up to
+/// 1 MiB, ticketed bodies above) for the bulk path.
+/// </summary>
+internal sealed class NetworkPath(string name, RaySharingClient client, ObjectHolder holder) : IDataPath
 {
-    public string Name => DataPaths.Grpc;
+    public string Name => name;
 
     public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
@@ -121,7 +140,8 @@ internal sealed class GrpcPath(RaySharingClient client, ObjectHolder holder) : I
 
 /// <summary>
 /// The same-host path: PutEncodedAsync writes into the worker's arena and seals; GetBytesAsync pins the object
-/// and copies it into a new array, checksum checked (objects under 64 KiB take one unary gRPC call instead).
+/// and copies it into a new array, checksum checked (objects up to 1 MiB take one channel call over the Unix
+/// socket instead).
 /// </summary>
 internal class SharedMemoryPath(RaySharingClient client, ObjectHolder holder) : IDataPath
 {

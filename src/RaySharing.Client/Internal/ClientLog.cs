@@ -35,6 +35,12 @@ internal static partial class ClientLog
     [LoggerMessage(1010, LogLevel.Debug, "Session {SessionId} does not use the worker's shared memory: {Why}")]
     public static partial void SharedMemoryNotUsed(ILogger logger, ObjectId sessionId, string why);
 
+    [LoggerMessage(1011, LogLevel.Debug, "Session {SessionId} uses the worker's channel at {EndPoint}")]
+    public static partial void ChannelOpened(ILogger logger, ObjectId sessionId, string endPoint);
+
+    [LoggerMessage(1012, LogLevel.Warning, "Session {SessionId} cannot use the worker's channel at {EndPoint}; its calls go over gRPC: {Why}")]
+    public static partial void ChannelUnavailable(ILogger logger, ObjectId sessionId, string endPoint, string why);
+
     [LoggerMessage(2002, LogLevel.Debug, "Unpinning {Count} object(s) failed; the worker drops the pins when the session ends")]
     public static partial void UnpinFailed(ILogger logger, int count, Exception exception);
 

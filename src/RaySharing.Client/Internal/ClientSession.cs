@@ -23,6 +23,9 @@ internal sealed class ClientSession(ObjectId id, ObjectId token, ObjectId worker
     /// <summary>The worker's arena, mapped, when the session proved it is on the worker's host; null otherwise.</summary>
     public SharedMemory.ArenaMapping? Arena { get; set; }
 
+    /// <summary>The worker's binary channel, connected for this session; null when the session uses gRPC only.</summary>
+    public Channel.SessionChannel? Channel { get; set; }
+
     /// <summary>Objects read in place whose pins are still to be dropped (RaySharingClient.Unpin).</summary>
     public System.Collections.Concurrent.ConcurrentQueue<ObjectId> PendingUnpins { get; } = new();
 

@@ -15,11 +15,46 @@ internal static class ExceptionFactory
 
         var trailers = rpc.Trailers;
         var reason = trailers.GetValue(WireHeaders.Reason);
+        if (reason is not null)
+        {
+            // Names and addresses travel percent-encoded in trailers (metadata is ASCII).
+            return FromReason(reason, rpc.Status.Detail, key => key is WireHeaders.HolderNamespace or WireHeaders.HolderName or WireHeaders.WorkerAddress
+                ? Unescape(trailers.GetValue(key))
+                : trailers.GetValue(key), operation, address, session, subject, rpc);
+        }
+
         var message = rpc.Status.Detail;
-        var objectId = ParseId(trailers.GetValue(WireHeaders.ObjectId));
-        var holderNamespace = Unescape(trailers.GetValue(WireHeaders.HolderNamespace));
-        var holderName = Unescape(trailers.GetValue(WireHeaders.HolderName));
-        var incarnation = ParseId(trailers.GetValue(WireHeaders.Incarnation));
+        // No reason trailer: the failure came from the transport, not from the worker's logic.
+        return rpc.StatusCode switch
+        {
+            StatusCode.DeadlineExceeded => new RaySharingTimeoutException(
+                $"{operation}{subject.Describe()} on worker {address} did not complete within its deadline: {message.TrimEnd('.')}. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.",
+                operation, address, TimeSpan.Zero, requestSent: null, subject.ObjectId, subject.HolderNamespace, subject.HolderName, rpc),
+            StatusCode.Unavailable => new WorkerUnavailableException(
+                $"{operation} could not reach the worker at {address}: {message.TrimEnd('.')}. Check that a worker is running there.", address, rpc),
+            StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
+            // Made up by this client's transport: a message over its MaxMessageBytes (or a worker's bare status).
+            StatusCode.ResourceExhausted => new RaySharingException(ErrorReasons.MessageTooLarge,
+                $"{operation} on worker {address} failed: {message} Raise MaxMessageBytes (client and worker) or send less in one call.", rpc),
+            StatusCode.Cancelled => new WorkerUnavailableException($"{operation} was cut off by worker {address}: {message}", address, rpc),
+            // A status the client made up itself (it carries the local exception) means the connection broke
+            // under the call, for example a worker killed while the call was starting.
+            StatusCode.Internal when rpc.Status.DebugException is not null => new WorkerUnavailableException(
+                $"{operation} lost its connection to the worker at {address}: {rpc.Status.DebugException.Message}", address, rpc),
+            _ => new RaySharingException(StatusName(rpc.StatusCode), $"{operation} on worker {address} failed with {rpc.StatusCode}: {message}", rpc),
+        };
+    }
+
+    /// <summary>
+    /// The exception for a worker's error reason (protos/ERRORS.md), whichever transport carried it: gRPC trailers or
+    /// a channel error. <paramref name="detail"/> gives the context by trailer name, decoded.
+    /// </summary>
+    public static Exception FromReason(string reason, string message, Func<string, string?> detail, string operation, string address, ObjectId session, CallSubject subject, Exception? inner)
+    {
+        var objectId = ParseId(detail(WireHeaders.ObjectId));
+        var holderNamespace = detail(WireHeaders.HolderNamespace);
+        var holderName = detail(WireHeaders.HolderName);
+        var incarnation = ParseId(detail(WireHeaders.Incarnation));
 
         switch (reason)
         {
@@ -55,38 +90,21 @@ internal static class ExceptionFactory
             case ErrorReasons.Unauthorized:
                 return new UnauthorizedException(message);
             case ErrorReasons.WrongWorker:
-                return new WrongWorkerException(message, objectId, new WorkerId(ParseId(trailers.GetValue(WireHeaders.WorkerId)) ?? ObjectId.Empty),
-                    Unescape(trailers.GetValue(WireHeaders.WorkerAddress)) ?? string.Empty);
+                return new WrongWorkerException(message, objectId, new WorkerId(ParseId(detail(WireHeaders.WorkerId)) ?? ObjectId.Empty),
+                    detail(WireHeaders.WorkerAddress) ?? string.Empty);
             case ErrorReasons.Timeout:
                 // The worker gave up on the call itself (a stream it waited on went idle): it had the request.
                 return new RaySharingTimeoutException($"{operation}{subject.Describe()} on worker {address} timed out on the worker: {message}",
-                    operation, address, TimeSpan.Zero, requestSent: true, subject.ObjectId, subject.HolderNamespace, subject.HolderName, rpc);
-            case null:
-                break;
+                    operation, address, TimeSpan.Zero, requestSent: true, subject.ObjectId, subject.HolderNamespace, subject.HolderName, inner);
             default:
-                return new RaySharingException(reason, $"{operation} failed ({reason}): {message}", rpc);
+                return new RaySharingException(reason, $"{operation} failed ({reason}): {message}", inner);
         }
 
-        // No reason trailer: the failure came from the transport, not from the worker's logic.
-        return rpc.StatusCode switch
-        {
-            StatusCode.DeadlineExceeded => new RaySharingTimeoutException(
-                $"{operation}{subject.Describe()} on worker {address} did not complete within its deadline: {message.TrimEnd('.')}. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.",
-                operation, address, TimeSpan.Zero, requestSent: null, subject.ObjectId, subject.HolderNamespace, subject.HolderName, rpc),
-            StatusCode.Unavailable => new WorkerUnavailableException(
-                $"{operation} could not reach the worker at {address}: {message.TrimEnd('.')}. Check that a worker is running there.", address, rpc),
-            StatusCode.PermissionDenied or StatusCode.Unauthenticated => new UnauthorizedException($"{operation} was refused by worker {address}: {message}"),
-            // Made up by this client's transport: a message over its MaxMessageBytes (or a worker's bare status).
-            StatusCode.ResourceExhausted => new RaySharingException(ErrorReasons.MessageTooLarge,
-                $"{operation} on worker {address} failed: {message} Raise MaxMessageBytes (client and worker) or send less in one call.", rpc),
-            StatusCode.Cancelled => new WorkerUnavailableException($"{operation} was cut off by worker {address}: {message}", address, rpc),
-            // A status the client made up itself (it carries the local exception) means the connection broke
-            // under the call, for example a worker killed while the call was starting.
-            StatusCode.Internal when rpc.Status.DebugException is not null => new WorkerUnavailableException(
-                $"{operation} lost its connection to the worker at {address}: {rpc.Status.DebugException.Message}", address, rpc),
-            _ => new RaySharingException(StatusName(rpc.StatusCode), $"{operation} on worker {address} failed with {rpc.StatusCode}: {message}", rpc),
-        };
     }
+
+    /// <summary>A channel call's failure (protos/CHANNEL.md, "Errors"): the same reasons and context as a gRPC call's.</summary>
+    public static Exception FromChannel(Wire.Channel.ChannelError error, string operation, string address, ObjectId session, CallSubject subject) =>
+        FromReason(error.Reason, error.Message, key => error.Detail is { } detail && detail.TryGetValue(key, out var value) ? value : null, operation, address, session, subject, inner: null);
 
     public static RaySharingTimeoutException Deadline(string operation, string address, TimeSpan timeout, CallSubject subject, bool? requestSent, Exception inner) =>
         new($"{operation}{subject.Describe()} on worker {address} did not complete within {timeout.TotalSeconds:0.###} s (CallTimeout); {Sent(requestSent)}. The worker may be overloaded or stuck; raise CallTimeout only if the work is known to be slow.",

@@ -6,6 +6,15 @@ namespace RaySharing.Internal;
 internal abstract class GetSink
 {
     public abstract ValueTask WriteAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Memory to receive the next bytes into, at most <paramref name="maxBytes"/> (at least one byte): the destination
+    /// itself where it has memory of its own (an array, a buffer writer), so a socket fills it without a copy.
+    /// </summary>
+    public abstract Memory<byte> GetMemory(int maxBytes);
+
+    /// <summary>The first <paramref name="count"/> bytes of the last <see cref="GetMemory"/> are filled: take them.</summary>
+    public abstract ValueTask AdvanceAsync(int count, CancellationToken cancellationToken);
 }
 
 /// <summary>A new array of the object's size; a chunk beyond it is a corrupted transfer, caught by the caller.</summary>
@@ -19,6 +28,14 @@ internal sealed class ArraySink(long size) : GetSink
     {
         chunk.Span.CopyTo(Array.AsSpan(_written));
         _written += chunk.Length;
+        return ValueTask.CompletedTask;
+    }
+
+    public override Memory<byte> GetMemory(int maxBytes) => Array.AsMemory(_written, Math.Min(maxBytes, Array.Length - _written));
+
+    public override ValueTask AdvanceAsync(int count, CancellationToken cancellationToken)
+    {
+        _written += count;
         return ValueTask.CompletedTask;
     }
 }
@@ -39,12 +56,36 @@ internal sealed class BufferWriterSink(IBufferWriter<byte> writer) : GetSink
 
         return ValueTask.CompletedTask;
     }
+
+    public override Memory<byte> GetMemory(int maxBytes)
+    {
+        var memory = writer.GetMemory(Math.Min(maxBytes, 1 << 20));
+        return memory[..Math.Min(memory.Length, maxBytes)];
+    }
+
+    public override ValueTask AdvanceAsync(int count, CancellationToken cancellationToken)
+    {
+        writer.Advance(count);
+        return ValueTask.CompletedTask;
+    }
 }
 
 internal sealed class StreamSink(Stream stream) : GetSink
 {
+    // A stream has no memory of its own to receive into: one buffer, written to the stream as it fills.
+    private byte[]? _buffer;
+
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken) =>
         stream.WriteAsync(chunk, cancellationToken);
+
+    public override Memory<byte> GetMemory(int maxBytes)
+    {
+        _buffer ??= new byte[1 << 20];
+        return _buffer.AsMemory(0, Math.Min(maxBytes, _buffer.Length));
+    }
+
+    public override ValueTask AdvanceAsync(int count, CancellationToken cancellationToken) =>
+        stream.WriteAsync(_buffer.AsMemory(0, count), cancellationToken);
 }
 
 /// <summary>

@@ -147,8 +147,14 @@ internal sealed class SessionState(ObjectId id, ObjectId token, string ns, strin
     /// </summary>
     public Dictionary<ObjectId, int> Borrows { get; set; } = [];
 
-    /// <summary>Set once the session proved it maps the arena (same host); what it pins and writes there.</summary>
-    public ArenaSession? Arena { get; set; }
+    /// <summary>What the session pins, writes and may read once in the store between calls.</summary>
+    public SessionTransfers Transfers { get; } = new();
+
+    /// <summary>Set (under <see cref="OwnerState.Gate"/>) once the session proved it maps the arena: it is on the worker's host.</summary>
+    public bool SharedMemoryAttached { get; set; }
+
+    /// <summary>Secret: the 32 bytes the session's channel HELLO presents beside its token.</summary>
+    public byte[] ChannelKey { get; } = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
 
     /// <summary>Session-lifetime holders the session created (under the graph's lock): they die with it.</summary>
     public List<HolderState> OwnedHolders { get; } = [];

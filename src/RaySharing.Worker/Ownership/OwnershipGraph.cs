@@ -134,7 +134,7 @@ internal sealed partial class OwnershipGraph
             }
             else
             {
-                session.Arena?.ExpireCreates(now);
+                session.Transfers.Expire(now);
             }
         }
 
@@ -662,7 +662,7 @@ internal sealed partial class OwnershipGraph
         }
 
         Bury(session, $"the owning session ended ({why})");
-        session.Arena?.Close();
+        session.Transfers.Close();
         WorkerLog.SessionEnded(_logger, session.Id, why);
         return true;
     }

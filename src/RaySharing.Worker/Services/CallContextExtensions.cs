@@ -49,8 +49,11 @@ internal static class CallContextExtensions
     public static string ValidKey(this string key) =>
         NameRules.Problem(key, "key") is { } problem ? throw WorkerErrors.InvalidRequest(problem) : key;
 
-    public static RefEnvelope DecodeEnvelope(this Google.Protobuf.ByteString bytes) =>
-        EnvelopeCodec.TryDecode(bytes.Memory, out var envelope, out var error)
+    public static RefEnvelope DecodeEnvelope(this Google.Protobuf.ByteString bytes) => DecodeEnvelope(bytes.Memory);
+
+    /// <summary>An envelope from the bytes a request carried; INVALID_ENVELOPE when they are not one.</summary>
+    public static RefEnvelope DecodeEnvelope(ReadOnlyMemory<byte> bytes) =>
+        EnvelopeCodec.TryDecode(bytes, out var envelope, out var error)
             ? envelope!
             : throw WorkerErrors.InvalidEnvelope(error!);
 

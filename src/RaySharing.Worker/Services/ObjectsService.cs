@@ -9,7 +9,7 @@ using RaySharing.Worker.Storage;
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, WorkerOptions options) : Objects.ObjectsBase
+internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, WorkerOptions options) : Objects.ObjectsBase
 {
     private static readonly Metadata AcceptedHeaders = [new(WireHeaders.PutAccepted, "1")];
 
@@ -33,27 +33,8 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
             throw WorkerErrors.InvalidRequest($"The put declared {header.Size} bytes but carried {request.Data.Length}; nothing was stored.");
         }
 
-        var checksum = Crc32.HashToUInt32(request.Data.Span);
-        if (checksum != header.Checksum)
-        {
-            throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the header declared {header.Checksum:x8}; nothing was stored.");
-        }
-
-        var bytes = store.Reserve((long)header.Size);
-        try
-        {
-            using (store.Arena.Access())
-            {
-                request.Data.Span.CopyTo(bytes.Writable(0, request.Data.Length));
-            }
-        }
-        catch
-        {
-            bytes.Free();
-            throw;
-        }
-
-        return Task.FromResult(Commit(session, header.OwnerHolder?.ToAddress(), bytes, codec, header));
+        var stored = operations.PutWhole(session, header.OwnerHolder?.ToAddress(), codec, header.TypeName, header.Checksum, request.Data.Span);
+        return Task.FromResult(new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) });
     }
 
     public override async Task<PutReply> PutStream(IAsyncStreamReader<PutRequest> requestStream, ServerCallContext context)
@@ -142,33 +123,30 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
     public override Task<GetReply> Get(GetRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
-        var envelope = request.Envelope.DecodeEnvelope();
-        var stored = graph.Resolve(session, envelope);
-        if (stored.Bytes.Length > options.MaxUnaryObjectBytes)
+        var (stored, pin) = operations.ResolveForRead(session, request.Envelope.DecodeEnvelope());
+        using (pin)
         {
-            throw WorkerErrors.ObjectTooLarge(stored.Id, stored.Bytes.Length, options.MaxUnaryObjectBytes);
-        }
+            if (stored.Bytes.Length > options.MaxUnaryObjectBytes)
+            {
+                throw WorkerErrors.ObjectTooLarge(stored.Id, stored.Bytes.Length, options.MaxUnaryObjectBytes);
+            }
 
-        var reply = NewHeaderReply(stored);
-        using (Pin(stored, session, envelope))
-        {
+            var reply = NewHeaderReply(stored);
             // Copied: the reply is serialized after this returns, when nothing would hold the range any more.
             reply.Data = ByteString.CopyFrom(stored.Bytes.AsMemory().Span);
+            return Task.FromResult(reply);
         }
-
-        return Task.FromResult(reply);
     }
 
     public override async Task GetStream(GetRequest request, IServerStreamWriter<GetReply> responseStream, ServerCallContext context)
     {
         var session = context.SessionToken();
-        var envelope = request.Envelope.DecodeEnvelope();
-        var stored = graph.Resolve(session, envelope);
+        var (stored, pin) = operations.ResolveForRead(session, request.Envelope.DecodeEnvelope());
+        // Each write serializes its chunk into the stream before it completes, so the pin can end with the loop.
+        using var held = pin;
         var chunkBytes = request.ChunkBytes == 0 ? options.StreamChunkBytes : (int)Math.Clamp(request.ChunkBytes, OptionLimits.MinChunkBytes, (uint)options.MaxStreamChunkBytes);
         var reply = NewHeaderReply(stored);
         var sentHeader = false;
-        // Each write serializes its chunk into the stream before it completes, so the pin can end with the loop.
-        using var pin = Pin(stored, session, envelope);
         // A reader that stops reading must not pin the object's range forever.
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
         foreach (var slice in stored.Bytes.Slices(chunkBytes))
@@ -251,6 +229,26 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         return Task.FromResult(new UnpinReply());
     }
 
+    public override Task<IssueGetTicketReply> IssueGetTicket(IssueGetTicketRequest request, ServerCallContext context)
+    {
+        var (ticket, stored) = graph.IssueGetTicket(context.SessionToken(), request.Envelope.DecodeEnvelope(), options.StreamIdleTimeout);
+        return Task.FromResult(new IssueGetTicketReply
+        {
+            Ticket = UnsafeByteOperations.UnsafeWrap(ticket.ToByteArray()),
+            Size = (ulong)stored.Bytes.Length,
+            Codec = WireEnums.CodecToWire<Codec>(stored.Codec),
+            TypeName = stored.TypeName,
+            Checksum = stored.Checksum,
+        });
+    }
+
+    public override Task<IssuePutTicketReply> IssuePutTicket(IssuePutTicketRequest request, ServerCallContext context)
+    {
+        var (header, codec) = ValidateHeader(request.Header);
+        var ticket = graph.IssuePutTicket(context.SessionToken(), header.OwnerHolder?.ToAddress(), codec, header.TypeName, (long)header.Size, options.StreamIdleTimeout);
+        return Task.FromResult(new IssuePutTicketReply { Ticket = UnsafeByteOperations.UnsafeWrap(ticket.ToByteArray()) });
+    }
+
     private static ObjectId Handle(ByteString handle) =>
         handle.OptionalId("handle") ?? throw WorkerErrors.InvalidRequest("The handle is empty.");
 
@@ -263,41 +261,6 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         }
 
         return result;
-    }
-
-    private PutReply Commit(ObjectId session, HolderAddress? owner, StoredBytes bytes, ObjectCodec codec, PutHeader header)
-    {
-        try
-        {
-            var stored = graph.CommitPut(session, owner, bytes, codec, header.TypeName, header.Checksum);
-            return new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) };
-        }
-        catch
-        {
-            bytes.Free();
-            throw;
-        }
-    }
-
-    /// <summary>Holds the object's range while its bytes are read; a range already given back is the object's typed error.</summary>
-    private BytesPin Pin(StoredObject stored, ObjectId session, RefEnvelope envelope)
-    {
-        if (!stored.Bytes.TryPin())
-        {
-            // Freed since it was resolved: resolving again gives the reason (freed, owner died).
-            graph.Resolve(session, envelope);
-            throw WorkerErrors.ObjectFreed(stored.Id);
-        }
-
-        try
-        {
-            return new BytesPin(stored.Bytes, store.Arena.Access());
-        }
-        catch
-        {
-            stored.Bytes.Unpin();
-            throw;
-        }
     }
 
     private async Task<bool> NextAsync(IAsyncStreamReader<PutRequest> stream, ServerCallContext context)
@@ -314,30 +277,10 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Wo
         }
     }
 
-    private static (PutHeader Header, ObjectCodec Codec) ValidateHeader(PutHeader? header)
-    {
-        if (header is null)
-        {
-            throw WorkerErrors.InvalidRequest("The put has no header.");
-        }
-
-        if (!WireEnums.TryCodecFromWire(header.Codec, out var codec))
-        {
-            throw WorkerErrors.InvalidRequest($"Codec {header.Codec} is not known; use XLANG, RAW or ARROW.");
-        }
-
-        if (System.Text.Encoding.UTF8.GetByteCount(header.TypeName) > EnvelopeCodec.MaxStringBytes)
-        {
-            throw WorkerErrors.InvalidRequest($"The type name is longer than {EnvelopeCodec.MaxStringBytes} bytes.");
-        }
-
-        if (header.Size > long.MaxValue)
-        {
-            throw WorkerErrors.InvalidRequest($"Size {header.Size} is out of range.");
-        }
-
-        return (header, codec);
-    }
+    private static (PutHeader Header, ObjectCodec Codec) ValidateHeader(PutHeader? header) =>
+        header is null
+            ? throw WorkerErrors.InvalidRequest("The put has no header.")
+            : (header, ObjectOperations.ValidatePut(header.Codec, header.TypeName, header.Size));
 
     private static GetReply NewHeaderReply(StoredObject stored) => new()
     {

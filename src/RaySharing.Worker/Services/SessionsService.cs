@@ -4,11 +4,12 @@ using RaySharing.Wire;
 using RaySharing.Protocol.V1;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Storage;
+using RaySharing.Worker.Transport.Channel;
 
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class SessionsService(OwnershipGraph graph, ObjectStore store, WorkerOptions options) : Sessions.SessionsBase
+internal sealed class SessionsService(OwnershipGraph graph, ObjectStore store, ChannelHost channel, WorkerOptions options) : Sessions.SessionsBase
 {
     public override Task<OpenSessionReply> Open(OpenSessionRequest request, ServerCallContext context)
     {
@@ -36,6 +37,7 @@ internal sealed class SessionsService(OwnershipGraph graph, ObjectStore store, W
             SharedMemory = store.Arena.IsShared
                 ? new SharedMemoryOffer { WorkerPid = (uint)Environment.ProcessId, ArenaFd = store.Arena.FileDescriptor, ArenaBytes = (ulong)store.Arena.Length }
                 : null,
+            Channel = channel.Offer(graph.Identity.Address, session.ChannelKey),
         });
     }
 

@@ -34,6 +34,13 @@ internal sealed unsafe class StoredBytes
         return length == 0 ? [] : new Span<byte>(_store.Arena.At(Offset + position), length);
     }
 
+    /// <summary>Like <see cref="Writable"/>, as memory an asynchronous read can fill. Inside an arena access.</summary>
+    public Memory<byte> WritableMemory(long position, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(position + length, Length);
+        return length == 0 ? Memory<byte>.Empty : new NativeSegment(_store.Arena.At(Offset + position), length).Memory;
+    }
+
     /// <summary>The bytes in slices of at most <paramref name="maxSliceBytes"/>, without copying. Pin first (<see cref="BytesPin"/>).</summary>
     public IEnumerable<ReadOnlyMemory<byte>> Slices(int maxSliceBytes)
     {
@@ -61,11 +68,14 @@ internal sealed unsafe class StoredBytes
     // Apart from Slices: an iterator cannot touch pointers.
     private ReadOnlyMemory<byte> Segment(long position, int length) => new NativeSegment(_store.Arena.At(Offset + position), length).Memory;
 
+    /// <summary>The bytes as one sequence of segments, without copying. Pin first (<see cref="BytesPin"/>).</summary>
+    public System.Buffers.ReadOnlySequence<byte> AsSequence() => Sequences.Of([.. Slices(MaxSegmentBytes)]);
+
     /// <summary>The CRC-32 of the bytes as they are in the arena now, on several cores for a large object.</summary>
     public uint ComputeChecksum()
     {
         using var access = _store.Arena.Access();
-        return Checksums.Compute(Sequences.Of([.. Slices(MaxSegmentBytes)]));
+        return Checksums.Compute(AsSequence());
     }
 
     /// <summary>Takes a reader's count, unless the range was already given back.</summary>

@@ -102,6 +102,17 @@ internal sealed class ChannelBodyConnection : IAsyncDisposable
         }, cancellationToken);
     }
 
+    /// <summary>
+    /// Sends a request whose body of <paramref name="bodyLength"/> bytes <paramref name="writeBody"/> writes, through
+    /// the send function it is given, and reads the response's header and payload.
+    /// </summary>
+    public Task<ChannelReply> ExchangeAsync(ChannelOp op, ReadOnlyMemory<byte> payload, long bodyLength, Func<Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask>, CancellationToken, Task> writeBody, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(writeBody);
+        ArgumentOutOfRangeException.ThrowIfNegative(bodyLength);
+        return RunAsync(op, payload, bodyLength, ct => writeBody(SendAllAsync, ct), cancellationToken);
+    }
+
     /// <summary>Reads the next <paramref name="destination"/>.Length bytes of the response body straight into it.</summary>
     public async ValueTask ReadBodyAsync(Memory<byte> destination, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {

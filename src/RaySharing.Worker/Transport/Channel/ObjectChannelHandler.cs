@@ -1,0 +1,217 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using RaySharing.Protocol.V1;
+using RaySharing.Wire;
+using RaySharing.Wire.Channel;
+using RaySharing.Worker.Ownership;
+using RaySharing.Worker.Services;
+using RaySharing.Worker.Storage;
+
+namespace RaySharing.Worker.Transport.Channel;
+
+/// <summary>
+/// The channel's ops (protos/CHANNEL.md): each means what the gRPC call of the same name means and fails with the
+/// same reasons, through the same <see cref="ObjectOperations"/> and <see cref="OwnershipGraph"/> calls. A
+/// connection acts for the session its HELLO proved; every op checks that session again, so a session that ended
+/// fails its connection's next op with SESSION_EXPIRED.
+/// </summary>
+internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, WorkerOptions options) : IChannelHandler
+{
+    /// <summary>A BULK_PUT body is read and checked in pieces of this size, each while it is still in the cache.</summary>
+    private const int BodyPieceBytes = 1 << 20;
+
+    public async ValueTask HandleAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            switch (request.Op)
+            {
+                case ChannelOp.Hello:
+                    Hello(request);
+                    break;
+                case ChannelOp.Put:
+                    Put(request, response);
+                    break;
+                case ChannelOp.Get:
+                    Get(request, response);
+                    break;
+                case ChannelOp.Borrow:
+                    Borrow(request, response);
+                    break;
+                case ChannelOp.Release:
+                    Release(request, response);
+                    break;
+                case ChannelOp.BulkGet:
+                    await BulkGetAsync(request, response, cancellationToken).ConfigureAwait(false);
+                    break;
+                case ChannelOp.BulkPut:
+                    await BulkPutAsync(request, response, cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    response.Fail(ErrorReasons.Unimplemented, $"This worker does not handle {request.Op} on the channel.");
+                    break;
+            }
+        }
+        catch (WorkerException ex) when (!response.BodyStarted)
+        {
+            response.Fail(ex.Reason, ex.Status.Detail, Detail(ex));
+        }
+        catch (InvalidDataException ex) when (!response.BodyStarted)
+        {
+            response.Fail(ErrorReasons.InvalidRequest, $"{request.Op}: {ex.Message}");
+        }
+    }
+
+    private void Hello(ChannelRequest request)
+    {
+        var (token, key) = ChannelMessages.ReadHello(request.Payload);
+        var session = graph.AuthenticateChannel(token, key.Span);
+        request.Connection.Session = session.Token;
+    }
+
+    private static ObjectId Session(ChannelRequest request) => (ObjectId)request.Connection.Session!;
+
+    private void Put(ChannelRequest request, ChannelResponse response)
+    {
+        var fields = ChannelMessages.ReadPut(request.Payload, out var data);
+        var codec = ObjectOperations.ValidatePut((Codec)fields.Codec, fields.TypeName, (ulong)data.Length);
+        if (data.Length > options.MaxUnaryObjectBytes)
+        {
+            throw WorkerErrors.UnaryPutTooLarge((ulong)data.Length, options.MaxUnaryObjectBytes);
+        }
+
+        var stored = operations.PutWhole(Session(request), Owner(fields.Owner), codec, fields.TypeName, fields.Checksum, data.Span);
+        ChannelMessages.WriteEnvelope(response.Payload, stored.EnvelopeBytes);
+    }
+
+    private void Get(ChannelRequest request, ChannelResponse response)
+    {
+        var envelope = CallContextExtensions.DecodeEnvelope(ChannelMessages.ReadEnvelope(request.Payload));
+        var (stored, pin) = operations.ResolveForRead(Session(request), envelope);
+        using (pin)
+        {
+            if (stored.Bytes.Length > options.MaxUnaryObjectBytes)
+            {
+                throw WorkerErrors.ObjectTooLarge(stored.Id, stored.Bytes.Length, options.MaxUnaryObjectBytes);
+            }
+
+            ChannelMessages.WriteObjectHeader(response.Payload, Header(stored));
+            // Copied into the batch's output while pinned: the answer goes out after this returns.
+            var bytes = stored.Bytes.AsMemory().Span;
+            bytes.CopyTo(response.Payload.GetSpan(bytes.Length));
+            response.Payload.Advance(bytes.Length);
+        }
+    }
+
+    private void Borrow(ChannelRequest request, ChannelResponse response)
+    {
+        var items = ChannelMessages.ReadList(request.Payload, "envelope");
+        var envelopes = new RefEnvelope[items.Length];
+        for (var i = 0; i < items.Length; i++)
+        {
+            envelopes[i] = CallContextExtensions.DecodeEnvelope(items[i]);
+        }
+
+        graph.Borrow(Session(request), envelopes);
+        ChannelMessages.WriteEmpty(response.Payload);
+    }
+
+    private void Release(ChannelRequest request, ChannelResponse response)
+    {
+        var items = ChannelMessages.ReadList(request.Payload, "object id");
+        var ids = new ObjectId[items.Length];
+        for (var i = 0; i < items.Length; i++)
+        {
+            ids[i] = ObjectId.TryFromBytes(items[i].Span, out var id)
+                ? id
+                : throw WorkerErrors.InvalidRequest($"An object id to release must be {ObjectId.Length} bytes; got {items[i].Length}.");
+        }
+
+        graph.Release(Session(request), ids);
+        ChannelMessages.WriteEmpty(response.Payload);
+    }
+
+    private async ValueTask BulkGetAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
+    {
+        var read = graph.TakeGetTicket(Session(request), ChannelMessages.ReadTicket(request.Payload));
+        // The ticket's pin passes to this hold: the range stays until the last byte is on its way.
+        using var pin = operations.Hold(read.Object.Bytes);
+        ChannelMessages.WriteObjectHeader(response.Payload, Header(read.Object));
+        await response.SendBodyAsync(read.Object.Bytes.AsSequence(), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask BulkPutAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
+    {
+        if (!request.HasBody)
+        {
+            throw WorkerErrors.InvalidRequest("BULK_PUT carries the object's bytes as a body.");
+        }
+
+        var session = Session(request);
+        var create = graph.TakePutTicket(session, ChannelMessages.ReadTicket(request.Payload));
+        var size = create.Bytes.Length;
+        uint computed;
+        uint declared;
+        try
+        {
+            if (request.BodyLength != size + ChannelMessages.ChecksumTrailerBytes)
+            {
+                throw WorkerErrors.InvalidRequest($"The ticket is for {size} bytes, so the body is {size + ChannelMessages.ChecksumTrailerBytes} (the bytes, then their CRC-32); got {request.BodyLength}. Nothing was stored.");
+            }
+
+            // Straight into the object's range, checked piece by piece as each arrives: no staging copy, and no
+            // second pass over the bytes at the end.
+            var crc = new Crc32();
+            using (store.Arena.Access())
+            {
+                for (long at = 0; at < size; at += BodyPieceBytes)
+                {
+                    var length = (int)Math.Min(BodyPieceBytes, size - at);
+                    var piece = create.Bytes.WritableMemory(at, length);
+                    await request.ReadBodyAsync(piece, cancellationToken).ConfigureAwait(false);
+                    crc.Append(piece.Span);
+                }
+            }
+
+            var trailer = new byte[ChannelMessages.ChecksumTrailerBytes];
+            await request.ReadBodyAsync(trailer, cancellationToken).ConfigureAwait(false);
+            declared = BinaryPrimitives.ReadUInt32LittleEndian(trailer);
+            computed = crc.GetCurrentHashAsUInt32();
+        }
+        catch
+        {
+            create.Bytes.Free();
+            throw;
+        }
+
+        var stored = graph.CommitTicket(session, create, declared, computed);
+        ChannelMessages.WriteEnvelope(response.Payload, stored.EnvelopeBytes);
+    }
+
+    private static HolderAddress? Owner(ChannelHolder? owner) =>
+        owner is { } holder ? new HolderAddress(holder.Namespace, holder.Name, holder.Incarnation) : null;
+
+    private static ChannelObjectHeader Header(StoredObject stored) =>
+        new((int)WireEnums.CodecToWire<Codec>(stored.Codec), stored.TypeName, stored.Checksum);
+
+    /// <summary>The error's context under the trailer names of protos/ERRORS.md, not percent-encoded (CHANNEL.md, "Errors").</summary>
+    private static Dictionary<string, string>? Detail(WorkerException ex)
+    {
+        Dictionary<string, string>? detail = null;
+        void Add(string key, string? value)
+        {
+            if (value is not null)
+            {
+                (detail ??= new(StringComparer.Ordinal))[key] = value;
+            }
+        }
+
+        Add(WireHeaders.ObjectId, ex.ObjectId?.ToString());
+        Add(WireHeaders.HolderNamespace, ex.HolderNamespace);
+        Add(WireHeaders.HolderName, ex.HolderName);
+        Add(WireHeaders.Incarnation, ex.Incarnation?.ToString());
+        Add(WireHeaders.WorkerId, ex.WorkerId?.ToString());
+        Add(WireHeaders.WorkerAddress, ex.WorkerAddress);
+        return detail;
+    }
+}
