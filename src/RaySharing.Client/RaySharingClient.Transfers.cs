@@ -103,7 +103,9 @@ public sealed partial class RaySharingClient
     /// Gets the object's bytes, as stored, for reading in place. When this client uses shared memory
     /// (<see cref="UsesSharedMemory"/>) the lease is zero-copy: its memory is the worker's own copy, mapped
     /// read-only, and the object's range stays pinned (never reused, even if the object is freed meanwhile)
-    /// until the lease is disposed or this session ends. Otherwise the bytes are copied into a new array first.
+    /// until the lease is disposed or this session ends. Otherwise the bytes are copied into a new array first; so
+    /// are objects under 64 KiB when the session uses the channel, where one channel call costs less than a pin
+    /// (<see cref="ObjectLease.IsZeroCopy"/> says which).
     /// A zero-copy lease is not checked against the object's checksum (the worker checked it when the object was
     /// sealed); read <see cref="ObjectRef.Checksum"/> to check it yourself.
     /// </summary>
@@ -115,7 +117,9 @@ public sealed partial class RaySharingClient
         ArgumentNullException.ThrowIfNull(objectRef);
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var session = _session;
-        if (session.Arena is { } arena && arena.TryAcquire())
+        // Below the shared-memory threshold a copy over the channel costs less than the pin a zero-copy lease needs.
+        var copyIsCheaper = session.Channel is not null && objectRef.Size < SharedMemoryMinBytes;
+        if (session.Arena is { } arena && !copyIsCheaper && arena.TryAcquire())
         {
             try
             {

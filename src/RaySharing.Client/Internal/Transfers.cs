@@ -48,6 +48,7 @@ internal sealed class BufferWriterSink(IBufferWriter<byte> writer) : GetSink
         while (!source.IsEmpty)
         {
             var target = writer.GetSpan(Math.Min(source.Length, 1 << 20));
+            ThrowIfNoRoom(target.Length);
             var length = Math.Min(target.Length, source.Length);
             source[..length].CopyTo(target);
             writer.Advance(length);
@@ -60,7 +61,20 @@ internal sealed class BufferWriterSink(IBufferWriter<byte> writer) : GetSink
     public override Memory<byte> GetMemory(int maxBytes)
     {
         var memory = writer.GetMemory(Math.Min(maxBytes, 1 << 20));
+        ThrowIfNoRoom(memory.Length);
         return memory[..Math.Min(memory.Length, maxBytes)];
+    }
+
+    /// <summary>
+    /// A writer asked for room must give at least one byte (IBufferWriter's contract); one that gives none would make
+    /// a copy loop forever, so it fails the get instead.
+    /// </summary>
+    private static void ThrowIfNoRoom(int length)
+    {
+        if (length == 0)
+        {
+            throw new InvalidOperationException("The destination IBufferWriter returned no memory when asked for room; it breaks IBufferWriter's contract (GetMemory/GetSpan return at least one byte).");
+        }
     }
 
     public override ValueTask AdvanceAsync(int count, CancellationToken cancellationToken)
