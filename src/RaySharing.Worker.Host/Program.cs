@@ -40,6 +40,10 @@ try
         .AddFilter(HostStartFailureCategory, level => level >= logLevel && (level < LogLevel.Error || Volatile.Read(ref s_started)))
         .SetMinimumLevel(logLevel));
 }
+catch (RaySharing.Worker.Transport.Channel.ChannelListenException ex)
+{
+    return Fail(CannotListen, $"cannot serve the channel: {ex.InnerException?.Message.TrimEnd('.')}. Pick a free --channel-port (0 picks one), a writable --channel-socket-dir, or --channel false.");
+}
 catch (Exception ex) when (ex is SocketException || ex.InnerException is AddressInUseException)
 {
     // Kestrel throws SocketException (address not on this machine, no permission) or an IOException around AddressInUseException.

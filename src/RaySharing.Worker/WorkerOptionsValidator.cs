@@ -46,6 +46,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
             yield return new(nameof(o.Port), $"{nameof(o.Port)} must be 0 to 65535 (0 picks a free port); got {o.Port}.");
         }
 
+        if (o.Channel && o.ChannelPort != 0 && o.ChannelPort == o.Port)
+        {
+            yield return new(nameof(o.ChannelPort), $"{nameof(o.ChannelPort)} must differ from {nameof(o.Port)} (both are {o.Port}): the channel listens beside gRPC, on a port of its own.");
+        }
+
         if (o.AdvertisedAddress is not null && !Uri.TryCreate(o.AdvertisedAddress, UriKind.Absolute, out _))
         {
             yield return new(nameof(o.AdvertisedAddress), $"{nameof(o.AdvertisedAddress)} must be an absolute URI, such as http://10.0.0.5:7480; got '{o.AdvertisedAddress}'.");

@@ -137,6 +137,34 @@ public sealed class HostTests
     }
 
     [Fact]
+    public async Task ChannelPortInUse_PrintsOneLineNamingTheChannel_ExitsThree()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture);
+        using var host = Host("--port", "0", "--channel-port", port);
+
+        Assert.Equal(3, await host.WaitForExitCodeAsync(ProcessTimeout));
+        var error = host.StderrTail;
+        Assert.DoesNotContain('\n', error);
+        Assert.Contains($"127.0.0.1:{port}", error, StringComparison.Ordinal);
+        Assert.Contains("--channel-port", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ChannelSocketDirectoryMissing_PrintsOneLineNamingTheSocket_ExitsThree()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"raysharing-missing-{Guid.NewGuid():N}");
+        using var host = Host("--port", "0", "--channel-socket-dir", missing);
+
+        Assert.Equal(3, await host.WaitForExitCodeAsync(ProcessTimeout));
+        var error = host.StderrTail;
+        Assert.DoesNotContain('\n', error);
+        Assert.Contains(missing, error, StringComparison.Ordinal);
+        Assert.Contains("--channel-socket-dir", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task LogLevelInformation_LogsToStderr_ListeningLineStaysOnStdout()
     {
         using var host = Host("--port", "0", "--log-level", "Information");

@@ -374,4 +374,36 @@ public sealed class SharedMemoryTests
 
         public override void SetLength(long value) => throw new NotSupportedException();
     }
+
+    /// <summary>A writer that breaks IBufferWriter's contract: room for a few bytes, then none.</summary>
+    private sealed class NoRoomWriter : System.Buffers.IBufferWriter<byte>
+    {
+        private readonly byte[] _buffer = new byte[16];
+        private int _written;
+
+        public void Advance(int count) => _written += count;
+
+        public Memory<byte> GetMemory(int sizeHint = 0) => _buffer.AsMemory(_written);
+
+        public Span<byte> GetSpan(int sizeHint = 0) => _buffer.AsSpan(_written);
+    }
+
+    [Theory]
+    [InlineData(true, 100)]
+    [InlineData(false, 100)]
+    [InlineData(false, 3 << 20)]
+    public async Task CopyTo_WriterThatGivesNoRoom_FailsInsteadOfLooping(bool channel, int size)
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var client = await worker.ConnectAsync(o => { o.UseSharedMemory = false; o.UseChannel = channel; });
+        Assert.Equal(channel, client.UsesChannel);
+        var objectRef = await client.PutEncodedAsync(new byte[size]).Within();
+
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => client.CopyToAsync(objectRef, new NoRoomWriter()).Within());
+        Assert.Contains("IBufferWriter", ex.Message, StringComparison.Ordinal);
+        // The session is unharmed: the same object reads whole into a proper writer.
+        var writer = new ArrayBufferWriter<byte>();
+        await client.CopyToAsync(objectRef, writer).Within();
+        Assert.Equal(size, writer.WrittenCount);
+    }
 }

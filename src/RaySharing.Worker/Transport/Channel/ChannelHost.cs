@@ -51,7 +51,18 @@ internal sealed class ChannelHost(WorkerOptions options, ObjectChannelHandler ha
             },
             handler,
             logger);
-        listener.Start();
+        try
+        {
+            listener.Start();
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException or UnauthorizedAccessException)
+        {
+            throw new ChannelListenException(
+                $"The channel cannot listen on {options.ListenAddress}:{options.ChannelPort}{(socketPath is null ? string.Empty : $" and {socketPath}")}: {ex.Message.TrimEnd('.')}. "
+                + $"Pick a free {nameof(WorkerOptions.ChannelPort)} (0 picks one) and a writable {nameof(WorkerOptions.ChannelSocketDirectory)}, or turn the channel off ({nameof(WorkerOptions.Channel)} = false).",
+                ex);
+        }
+
         _listener = listener;
         return Task.CompletedTask;
     }
@@ -121,3 +132,6 @@ internal sealed class ChannelHost(WorkerOptions options, ObjectChannelHandler ha
 
     private static bool IsRunning(int pid) => !OperatingSystem.IsLinux() || Directory.Exists($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}");
 }
+
+/// <summary>The channel's listener could not bind its TCP port or its Unix socket: the worker does not start.</summary>
+internal sealed class ChannelListenException(string message, Exception inner) : IOException(message, inner);

@@ -50,7 +50,7 @@ internal sealed class ChannelListener : IAsyncDisposable
             {
                 var socket = new Socket(tcp.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 _listeners.Add((socket, Task.CompletedTask));
-                socket.Bind(tcp);
+                Bind(socket, tcp, $"TCP {tcp}");
                 socket.Listen(_options.Backlog);
                 TcpEndPoint = (IPEndPoint)socket.LocalEndPoint!;
                 _listeners[^1] = (socket, AcceptLoopAsync(socket, $"tcp://{TcpEndPoint}"));
@@ -63,7 +63,7 @@ internal sealed class ChannelListener : IAsyncDisposable
                 RemoveStaleSocket(path);
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                 _listeners.Add((socket, Task.CompletedTask));
-                socket.Bind(new UnixDomainSocketEndPoint(path));
+                Bind(socket, new UnixDomainSocketEndPoint(path), $"the Unix socket {path}");
                 UnixSocketPath = path;
 
                 // Before Listen, so no other user can connect in between.
@@ -79,6 +79,8 @@ internal sealed class ChannelListener : IAsyncDisposable
         }
         catch
         {
+            // Accept loops already running end quietly: a failed start is not an accept failure.
+            _stop.Cancel();
             foreach (var (socket, _) in _listeners)
             {
                 socket.Dispose();
@@ -86,6 +88,19 @@ internal sealed class ChannelListener : IAsyncDisposable
 
             DeleteOwnSocketFile();
             throw;
+        }
+    }
+
+    /// <summary>Binds, naming what could not be bound: the socket's own message does not say which of the two failed.</summary>
+    private static void Bind(Socket socket, EndPoint endPoint, string what)
+    {
+        try
+        {
+            socket.Bind(endPoint);
+        }
+        catch (SocketException ex)
+        {
+            throw new IOException($"binding {what} failed: {ex.Message.TrimEnd('.')}", ex);
         }
     }
 
