@@ -170,6 +170,7 @@ public sealed class HostTests
             "--lease-ms", "20000", "--min-lease-ms", "300", "--max-lease-ms", "600000", "--lease-check-ms", "250",
             "--stream-idle-timeout-ms", "45000", "--max-unary-object-bytes", "2000000", "--stream-chunk-bytes", "65536",
             "--max-message-bytes", "8388608", "--tombstone-capacity", "7", "--shared-memory", "false", "--shared-memory-dir", "/mnt/huge",
+            "--spill-dir", "/var/spill", "--spill-capacity-mb", "512",
         ]);
         Assert.Empty(parsed.Errors);
 
@@ -181,6 +182,7 @@ public sealed class HostTests
             DefaultLease = TimeSpan.FromSeconds(20), MinLease = TimeSpan.FromMilliseconds(300), MaxLease = TimeSpan.FromMinutes(10),
             LeaseCheckInterval = TimeSpan.FromMilliseconds(250), StreamIdleTimeout = TimeSpan.FromSeconds(45),
             MaxUnaryObjectBytes = 2_000_000, StreamChunkBytes = 65536, MaxMessageBytes = 8 << 20, TombstoneCapacity = 7, SharedMemory = false, SharedMemoryDirectory = "/mnt/huge",
+            SpillDirectory = "/var/spill", SpillCapacityBytes = 512L << 20,
         };
         var defaults = new WorkerOptions();
         foreach (var property in typeof(WorkerOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))
