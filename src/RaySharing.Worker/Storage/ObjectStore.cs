@@ -27,6 +27,9 @@ internal sealed record SpillSettings(string Directory, long CapacityBytes, doubl
 /// </remarks>
 internal sealed class ObjectStore : IDisposable
 {
+    /// <summary>Candidates in a row that one spill passes over because the spill limit has no room for them, before it gives up.</summary>
+    private const int MaxTooLargeCandidates = 64;
+
     private readonly ArenaAllocator _allocator;
     private readonly ILogger _logger;
     private readonly SpillFiles? _spill;
@@ -260,7 +263,9 @@ internal sealed class ObjectStore : IDisposable
             attempts = 2 * _listed;
         }
 
-        for (; attempts > 0; attempts--)
+        // With the spill limit (nearly) used, trying every candidate in memory on every put would cost a walk of the list.
+        var tooLarge = 0;
+        for (; attempts > 0 && SpilledBytes < SpillCapacityBytes && tooLarge < MaxTooLargeCandidates; attempts--)
         {
             var victim = NextCandidate();
             if (victim is null)
@@ -286,6 +291,7 @@ internal sealed class ObjectStore : IDisposable
                 {
                     if (!TryChargeSpill(victim.Length))
                     {
+                        tooLarge++;
                         continue;
                     }
 
@@ -296,12 +302,17 @@ internal sealed class ObjectStore : IDisposable
                             spill.Write(victim.Id, Arena.At(victim.Offset), victim.Length);
                         }
                     }
-                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                    catch (Exception ex)
                     {
                         Interlocked.Add(ref _spilledBytes, -victim.Length);
-                        WorkerLog.SpillFailed(_logger, victim.Id, victim.Length, ex);
-                        // The disk is full or failing: trying the next object would fail the same way.
-                        return false;
+                        if (ex is IOException or UnauthorizedAccessException)
+                        {
+                            WorkerLog.SpillFailed(_logger, victim.Id, victim.Length, ex);
+                            // The disk is full or failing: trying the next object would fail the same way.
+                            return false;
+                        }
+
+                        throw;
                     }
 
                     Untrack(victim);

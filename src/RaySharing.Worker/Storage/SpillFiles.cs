@@ -181,6 +181,10 @@ internal sealed unsafe class SpillFiles : IDisposable
         {
             File.Delete(path);
         }
+        catch (DirectoryNotFoundException)
+        {
+            // The directory went first: the worker is stopping, and its whole directory is gone already.
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             WorkerLog.SpillFileNotDeleted(_logger, path, ex.Message);
