@@ -49,6 +49,28 @@ public sealed class SpillStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Reserve_PastTheMark_BackgroundSpillerBringsMemoryBackUnderIt()
+    {
+        using var store = new ObjectStore(Capacity, spill: new SpillSettings(_directory, 32L << 20));
+        var objects = Enumerable.Range(0, 16).Select(i => Put(store, i)).ToList();
+
+        await SettledAsync(store);
+
+        Assert.True(store.UsedBytes <= (long)(Capacity * SpillSettings.DefaultHighWaterFraction));
+        Assert.True(store.SpilledBytes >= 16L * ObjectBytes - (long)(Capacity * SpillSettings.DefaultHighWaterFraction));
+        Assert.True(objects[0].Bytes.IsSpilled);
+        // Memory full, the spiller behind: a reservation spills what it needs itself.
+        var more = Enumerable.Range(16, 40).Select(i => Put(store, i)).ToList();
+        foreach (var (bytes, seed) in objects.Concat(more).Select((o, i) => (o.Bytes, i)))
+        {
+            Assert.Equal(Payload(seed), Read(store, bytes));
+        }
+
+        await SettledAsync(store);
+        Assert.Equal(store.SpilledBytes, FilesOf(store).Sum(f => new FileInfo(f).Length));
+    }
+
+    [Fact]
     public void Reserve_MemoryAndSpillLimitFull_StoreFullNamingBothFigures()
     {
         using var store = Store(spillBytes: 1L << 20);
@@ -363,6 +385,7 @@ public sealed class SpillStoreTests : IDisposable
     {
         const int Objects = 400;
         const int Size = 64 << 10;
+        // The background spiller on: it races the pins and the putter's own spills.
         using var store = new ObjectStore(2L << 20, spill: new SpillSettings(_directory, 64L << 20));
         var objects = new StoredBytes[Objects];
         var failures = 0;
@@ -397,6 +420,7 @@ public sealed class SpillStoreTests : IDisposable
 
         await Task.WhenAll([putter, .. readers]).Within(TimeSpan.FromSeconds(60));
 
+        await SettledAsync(store);
         Assert.Equal(0, failures);
         Assert.True(store.SpilledBytes > 0);
         Assert.All(objects, o => Assert.Equal(o.IsSpilled ? StoredBytes.Spilled : 1, o.Count));
@@ -410,7 +434,11 @@ public sealed class SpillStoreTests : IDisposable
         Assert.Empty(FilesOf(store));
     }
 
-    private ObjectStore Store(long spillBytes) => new(Capacity, spill: new SpillSettings(_directory, spillBytes));
+    /// <summary>A store that spills on the reserving thread only, so each test sees one exact sequence.</summary>
+    private ObjectStore Store(long spillBytes) => new(Capacity, spill: new SpillSettings(_directory, spillBytes, Background: false));
+
+    private static async Task SettledAsync(ObjectStore store) =>
+        await Bounded.Eventually(() => Task.FromResult(!store.SpillerRunning), TimeSpan.FromSeconds(20), "the background spiller settles");
 
     private static string[] FilesOf(ObjectStore store) => Directory.GetFiles(store.SpillPath!, "*.spill");
 

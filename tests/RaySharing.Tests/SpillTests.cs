@@ -40,7 +40,7 @@ public sealed class SpillTests : IDisposable
         }
 
         Assert.True((await client.GetStoreStatsAsync().Within()).UsedBytes <= Capacity);
-        Assert.True(File.Exists(SpillFile(refs[0])));
+        await Bounded.Eventually(() => Task.FromResult(File.Exists(SpillFile(refs[0]))), TimeSpan.FromSeconds(20), "the oldest object spills");
         for (var i = 0; i < refs.Count; i++)
         {
             Assert.Equal(SpillStoreTests.Payload(i), await client.GetBytesAsync(refs[i]).Within());
@@ -90,12 +90,12 @@ public sealed class SpillTests : IDisposable
         // Its range was never reused: the worker's copy, read in place, is still the object.
         Assert.Equal(data, lease.Memory.ToArray());
         await lease.DisposeAsync().Within();
-        for (var i = 0; i < 40 && !File.Exists(SpillFile(leased)); i++)
+        var seed = 200;
+        await Bounded.Eventually(async () =>
         {
-            await client.PutEncodedAsync(SpillStoreTests.Payload(200 + i)).Within();
-        }
-
-        Assert.True(File.Exists(SpillFile(leased)));
+            await client.PutEncodedAsync(SpillStoreTests.Payload(seed++)).Within();
+            return File.Exists(SpillFile(leased));
+        }, TimeSpan.FromSeconds(20), "the object spills once its lease is gone");
         Assert.Equal(data, await client.GetBytesAsync(leased).Within());
     }
 
@@ -134,6 +134,7 @@ public sealed class SpillTests : IDisposable
         }
 
         var file = SpillFile(refs[0]);
+        await Bounded.Eventually(() => Task.FromResult(File.Exists(file)), TimeSpan.FromSeconds(20), "the oldest object spills");
         var damaged = File.ReadAllBytes(file);
         damaged[12345] ^= 0x01;
         File.WriteAllBytes(file, damaged);

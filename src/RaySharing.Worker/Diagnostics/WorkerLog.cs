@@ -68,6 +68,9 @@ internal static partial class WorkerLog
     [LoggerMessage(3016, LogLevel.Warning, "The spill file {Path} could not be deleted: {Why}")]
     public static partial void SpillFileNotDeleted(ILogger logger, string path, string why);
 
+    [LoggerMessage(3017, LogLevel.Error, "The background spiller failed; puts past the high-water mark will spill on their own threads until it runs again")]
+    public static partial void SpillerFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(3006, LogLevel.Debug, "Session {SessionId} attached the shared-memory arena")]
     public static partial void SharedMemoryAttached(ILogger logger, ObjectId sessionId);
 

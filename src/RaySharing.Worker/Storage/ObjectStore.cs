@@ -6,7 +6,10 @@ using RaySharing.Worker.Ownership;
 namespace RaySharing.Worker.Storage;
 
 /// <summary>Where and how much a store spills: <see cref="CapacityBytes"/> of files under <see cref="Directory"/>, once memory passes <see cref="HighWaterFraction"/> of capacity.</summary>
-internal sealed record SpillSettings(string Directory, long CapacityBytes, double HighWaterFraction = SpillSettings.DefaultHighWaterFraction)
+/// <remarks>With <see cref="Background"/> (the worker's way) a spiller thread brings memory back under the mark, and a
+/// reservation spills on its own thread only what it needs to fit at all; without it (for tests that need one exact
+/// sequence) every reservation past the mark spills under it first, on its own thread.</remarks>
+internal sealed record SpillSettings(string Directory, long CapacityBytes, double HighWaterFraction = SpillSettings.DefaultHighWaterFraction, bool Background = true)
 {
     public const double DefaultHighWaterFraction = 0.9;
 }
@@ -19,11 +22,12 @@ internal sealed record SpillSettings(string Directory, long CapacityBytes, doubl
 /// spill files.
 /// </summary>
 /// <remarks>
-/// Spilling: a reservation that would take memory past the high-water mark first spills sealed objects no reader
-/// pins, least recently used first (a clock sweep: an object read since the last sweep is spared once), until the
-/// reservation fits under the mark or nothing more can spill; it is refused (STORE_FULL) only when memory still
-/// cannot take it. A spilled object comes back on its next pin (<see cref="StoredBytes.TryPin"/>), spilling others
-/// if need be. Spilling happens on the reserving thread, so a put past the mark pays for the writes it causes.
+/// Spilling: sealed objects no reader pins move to files, least recently used first (a clock sweep: an object read
+/// since the last sweep is spared once). A reservation that leaves memory past the high-water mark wakes the
+/// background spiller, which spills until memory is back under the mark; a reservation that memory cannot take now
+/// spills what it needs on its own thread, and is refused (STORE_FULL) only when memory still cannot take it (the
+/// rest pinned, being put, or the spill limit used). A spilled object comes back on its next pin
+/// (<see cref="StoredBytes.TryPin"/>), spilling others if need be.
 /// </remarks>
 internal sealed class ObjectStore : IDisposable
 {
@@ -34,6 +38,9 @@ internal sealed class ObjectStore : IDisposable
     private readonly ILogger _logger;
     private readonly SpillFiles? _spill;
     private readonly long _highWaterBytes;
+    private readonly bool _background;
+    private int _spillerRunning;
+    private int _disposed;
     // The spill candidates: sealed objects in memory, in the order the clock sweeps them.
     private readonly Lock _listGate = new();
     private StoredBytes? _head;
@@ -53,6 +60,7 @@ internal sealed class ObjectStore : IDisposable
             _spill = new SpillFiles(spill.Directory, log);
             SpillCapacityBytes = spill.CapacityBytes;
             _highWaterBytes = (long)(capacityBytes * spill.HighWaterFraction);
+            _background = spill.Background;
         }
 
         try
@@ -109,15 +117,19 @@ internal sealed class ObjectStore : IDisposable
     /// <summary>Charges <paramref name="size"/> bytes of memory and allocates their range, spilling as the mark requires.</summary>
     private long TakeRange(long size)
     {
-        if (_spill is not null && size <= CapacityBytes && UsedBytes + size > _highWaterBytes)
+        if (_spill is not null && !_background && size <= CapacityBytes && UsedBytes + size > _highWaterBytes)
         {
             // Under the mark when the object fits under it, else as low as the object needs.
             SpillUntil(size <= _highWaterBytes ? _highWaterBytes - size : CapacityBytes - size);
         }
 
-        if (!TryCharge(size))
+        // Spills to fit, a few times: concurrent reservations may take the room one spill made.
+        for (var attempt = 0; !TryCharge(size); attempt++)
         {
-            throw Full(size);
+            if (_spill is null || size > CapacityBytes || attempt == 3 || !SpillUntil(CapacityBytes - size))
+            {
+                throw Full(size);
+            }
         }
 
         long offset;
@@ -133,7 +145,55 @@ internal sealed class ObjectStore : IDisposable
             }
         }
 
+        if (_background && UsedBytes > _highWaterBytes)
+        {
+            WakeSpiller();
+        }
+
         return offset;
+    }
+
+    /// <summary>True while the background spiller runs (for tests, which wait for it to settle).</summary>
+    internal bool SpillerRunning => Volatile.Read(ref _spillerRunning) != 0;
+
+    /// <summary>Starts the background spiller unless it runs already.</summary>
+    private void WakeSpiller()
+    {
+        if (Interlocked.CompareExchange(ref _spillerRunning, 1, 0) == 0)
+        {
+            _ = Task.Run(RunSpiller);
+        }
+    }
+
+    private void RunSpiller()
+    {
+        while (true)
+        {
+            bool underMark;
+            try
+            {
+                underMark = SpillUntil(_highWaterBytes);
+            }
+            catch (WorkerException) when (Volatile.Read(ref _disposed) != 0)
+            {
+                // The arena closed under it: the worker is stopping.
+                underMark = false;
+            }
+            catch (Exception ex)
+            {
+                WorkerLog.SpillerFailed(_logger, ex);
+                underMark = false;
+            }
+
+            Volatile.Write(ref _spillerRunning, 0);
+            // Reservations made while it was finishing found it running and did not wake it: look again. When nothing
+            // more could spill, stop; the next reservation past the mark wakes it.
+            if (!underMark || Volatile.Read(ref _disposed) != 0 || UsedBytes <= _highWaterBytes
+                || Interlocked.CompareExchange(ref _spillerRunning, 1, 0) != 0)
+            {
+                return;
+            }
+        }
     }
 
     private WorkerException Full(long size) => _spill is null
@@ -252,7 +312,7 @@ internal sealed class ObjectStore : IDisposable
     internal unsafe bool SpillOne()
     {
         var spill = _spill;
-        if (spill is null)
+        if (spill is null || Volatile.Read(ref _disposed) != 0)
         {
             return false;
         }
@@ -411,6 +471,18 @@ internal sealed class ObjectStore : IDisposable
     /// <summary>Closes the arena and removes this worker's spill directory with every file in it.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        // The spiller stops at its next object; its directory must not go while it writes there.
+        var deadline = Environment.TickCount64 + 5000;
+        while (SpillerRunning && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
         Arena.Dispose();
         _spill?.Dispose();
     }
