@@ -76,11 +76,12 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// The most bytes of objects the worker may spill to disk when memory runs short; 0 turns spilling off. With
-    /// spilling on, a put that would take the store past 90% of <see cref="StoreCapacityBytes"/> first moves sealed
-    /// objects that no reader pins (least recently used first) to files in <see cref="SpillDirectory"/>; a get brings
-    /// them back, checked against their CRC-32. A put is refused with STORE_FULL only when memory and this limit
-    /// are both used up. Off by default because it writes to disk: choose a directory on a local disk with room
-    /// for this many bytes. Default 0.
+    /// spilling on, once objects in memory pass 90% of <see cref="StoreCapacityBytes"/> the worker moves sealed
+    /// objects that no reader pins (least recently used first) to files in <see cref="SpillDirectory"/>, in the
+    /// background (a put that memory cannot take at once spills what it needs itself); a get brings them back,
+    /// checked against their CRC-32, or fails with OBJECT_LOST if the file no longer reads back intact. A put is
+    /// refused with STORE_FULL only when memory and this limit are both used up. Off by default because it writes
+    /// to disk: choose a directory on a local disk with room for this many bytes. Default 0.
     /// </summary>
     public long SpillCapacityBytes { get; set; }
 

@@ -108,6 +108,9 @@ public sealed class HostTests
     [InlineData("--listen", "--listen", "localhost")]
     [InlineData("--log-level", "--log-level", "verbose")]
     [InlineData("--bogus", "--bogus")]
+    [InlineData("--spill-capacity-mb", "--spill-capacity-mb", "-1")]
+    [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "spill")]
+    [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "/proc/version/spill")]
     public async Task BadArgument_PrintsOneLineNamingIt_ExitsTwo(string named, params string[] args)
     {
         using var host = Host(args);

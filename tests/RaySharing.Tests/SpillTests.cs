@@ -229,6 +229,38 @@ public sealed class SpillTests : IDisposable
         Assert.Contains(Path.Combine(file, "spill"), argument.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(nameof(WorkerOptions.SpillCapacityBytes), "/var/tmp", -1L)]
+    [InlineData(nameof(WorkerOptions.SpillDirectory), "spill", 1L << 20)]
+    [InlineData(nameof(WorkerOptions.SpillDirectory), " ", 1L << 20)]
+    public void Validate_SpillOptionOutOfRange_ThrowsNamingIt(string option, string directory, long capacity)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new WorkerOptions { SpillDirectory = directory, SpillCapacityBytes = capacity }.Validate());
+
+        Assert.Equal(option, ex.ParamName);
+        Assert.StartsWith(option, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_SpillingOffByDefault_NoDirectoryAndStoreFullAtCapacity()
+    {
+        await using var worker = await TestWorker.StartAsync(o =>
+        {
+            o.StoreCapacityBytes = Capacity;
+            o.SpillDirectory = _root;
+        });
+        var client = await worker.ConnectAsync();
+        for (var i = 0; i < 16; i++)
+        {
+            await client.PutEncodedAsync(SpillStoreTests.Payload(i)).Within();
+        }
+
+        var ex = await Assert.ThrowsAsync<ObjectStoreFullException>(() => client.PutEncodedAsync(SpillStoreTests.Payload(16)).Within());
+
+        Assert.DoesNotContain("spill", ex.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_root));
+    }
+
     private Task<TestWorker> StartAsync(long spillBytes, long capacity = Capacity) => TestWorker.StartAsync(o =>
     {
         o.StoreCapacityBytes = capacity;
