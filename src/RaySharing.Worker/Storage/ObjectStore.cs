@@ -24,9 +24,9 @@ internal sealed record SpillSettings(string Directory, long CapacityBytes, doubl
 /// <remarks>
 /// Spilling: sealed objects no reader pins move to files, least recently used first (a clock sweep: an object read
 /// since the last sweep is spared once). A reservation that leaves memory past the high-water mark wakes the
-/// background spiller, which spills until memory is back under the mark; a reservation that memory cannot take now
-/// spills what it needs on its own thread, and is refused (STORE_FULL) only when memory still cannot take it (the
-/// rest pinned, being put, or the spill limit used). A spilled object comes back on its next pin
+/// background spiller, which spills until memory is a twentieth of capacity under the mark; a reservation that
+/// memory cannot take now spills what it needs on its own thread, and is refused (STORE_FULL) only when memory
+/// still cannot take it (the rest pinned, being put, or the spill limit used). A spilled object comes back on its next pin
 /// (<see cref="StoredBytes.TryPin"/>), spilling others if need be.
 /// </remarks>
 internal sealed class ObjectStore : IDisposable
@@ -38,6 +38,8 @@ internal sealed class ObjectStore : IDisposable
     private readonly ILogger _logger;
     private readonly SpillFiles? _spill;
     private readonly long _highWaterBytes;
+    // Where the background spiller stops: a little under the mark, so that it runs in batches rather than once per put.
+    private readonly long _lowWaterBytes;
     private readonly bool _background;
     private int _spillerRunning;
     private int _disposed;
@@ -60,6 +62,7 @@ internal sealed class ObjectStore : IDisposable
             _spill = new SpillFiles(spill.Directory, log);
             SpillCapacityBytes = spill.CapacityBytes;
             _highWaterBytes = (long)(capacityBytes * spill.HighWaterFraction);
+            _lowWaterBytes = Math.Max(0, _highWaterBytes - capacityBytes / 20);
             _background = spill.Background;
         }
 
@@ -172,7 +175,7 @@ internal sealed class ObjectStore : IDisposable
             bool underMark;
             try
             {
-                underMark = SpillUntil(_highWaterBytes);
+                underMark = SpillUntil(_lowWaterBytes);
             }
             catch (WorkerException) when (Volatile.Read(ref _disposed) != 0)
             {
