@@ -434,6 +434,92 @@ public sealed class SpillStoreTests : IDisposable
         Assert.Empty(FilesOf(store));
     }
 
+    [Fact]
+    public async Task TryPin_RacingSpillsOfTheSameObject_APinnedObjectNeverMovesAndAlwaysReadsRight()
+    {
+        using var store = Store(spillBytes: 32L << 20);
+        var (bytes, _) = Put(store, 5);
+        var expected = Payload(5);
+        var spills = 0;
+        var wrong = 0;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        var spiller = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                // The only candidate: each pass either spills it or finds it pinned.
+                if (store.SpillOne())
+                {
+                    spills++;
+                }
+            }
+        });
+        var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            var reads = 0;
+            while (!stop.IsCancellationRequested || reads == 0)
+            {
+                Assert.True(bytes.TryPin());
+                var offset = bytes.Offset;
+                using (store.Arena.Access())
+                {
+                    if (!bytes.AsMemory().Span.SequenceEqual(expected) || bytes.Offset != offset || bytes.IsSpilled)
+                    {
+                        Interlocked.Increment(ref wrong);
+                    }
+                }
+
+                bytes.Unpin();
+                reads++;
+            }
+        })).ToArray();
+
+        await Task.WhenAll([spiller, .. readers]).Within(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(0, wrong);
+        Assert.True(spills > 0);
+        bytes.Free();
+        Assert.Equal(0, store.UsedBytes);
+        Assert.Equal(0, store.SpilledBytes);
+        Assert.Empty(FilesOf(store));
+    }
+
+    [Fact]
+    public async Task Free_RacingSpills_NothingLeftReservedAndNoFileLeft()
+    {
+        using var store = Store(spillBytes: 64L << 20);
+        var objects = Enumerable.Range(0, 12).Select(i => Put(store, i, 64 << 10).Bytes).ToList();
+        using var stop = new CancellationTokenSource();
+        var spiller = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                store.SpillOne();
+            }
+        });
+
+        // Freed in memory, while being spilled, and spilled; some restored first.
+        foreach (var (o, i) in objects.Select((o, i) => (o, i)))
+        {
+            if (i % 3 == 0)
+            {
+                Assert.True(o.TryPin());
+                o.Unpin();
+            }
+
+            Thread.Sleep(1);
+            o.Free();
+        }
+
+        await stop.CancelAsync();
+        await spiller.Within(TimeSpan.FromSeconds(30));
+
+        Assert.All(objects, o => Assert.Equal(0, o.Count));
+        Assert.Equal(0, store.UsedBytes);
+        Assert.Equal(0, store.SpilledBytes);
+        Assert.Empty(FilesOf(store));
+    }
+
     /// <summary>A store that spills on the reserving thread only, so each test sees one exact sequence.</summary>
     private ObjectStore Store(long spillBytes) => new(Capacity, spill: new SpillSettings(_directory, spillBytes, Background: false));
 
