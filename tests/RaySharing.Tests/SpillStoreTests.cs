@@ -275,6 +275,8 @@ public sealed class SpillStoreTests : IDisposable
         var ex = Assert.Throws<WorkerException>(() => first.Bytes.TryPin());
 
         Assert.Equal(ErrorReasons.StoreFull, ex.Reason);
+        Assert.Equal(first.Id, ex.ObjectId);
+        Assert.Contains("no room to bring it back", ex.Message, StringComparison.Ordinal);
         Assert.True(first.Bytes.IsSpilled);
         filler.Free();
         resident.ForEach(r => r.Bytes.Unpin());

@@ -99,6 +99,37 @@ public sealed class SpillTests : IDisposable
         Assert.Equal(data, await client.GetBytesAsync(leased).Within());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Get_SpilledAndMemoryAllLeased_ObjectStoreFullUntilALeaseEnds(bool sharedMemory)
+    {
+        await using var worker = await StartAsync(spillBytes: 32L << 20);
+        var leaser = await worker.ConnectAsync();
+        var getter = await worker.ConnectAsync(o => o.UseSharedMemory = sharedMemory);
+        var spilled = await getter.PutEncodedAsync(SpillStoreTests.Payload(0)).Within();
+        var leases = new List<ObjectLease>();
+        for (var i = 1; i <= 16; i++)
+        {
+            leases.Add(await leaser.GetLeaseAsync(await leaser.PutEncodedAsync(SpillStoreTests.Payload(i)).Within()).Within());
+        }
+
+        Assert.True(File.Exists(SpillFile(spilled)));
+
+        var ex = await Assert.ThrowsAsync<ObjectStoreFullException>(() => getter.GetBytesAsync(spilled).Within());
+
+        Assert.Contains(spilled.Id.ToString(), ex.Message, StringComparison.Ordinal);
+        Assert.Contains("no room to bring it back", ex.Message, StringComparison.Ordinal);
+        await leases[0].DisposeAsync().Within();
+        Assert.Equal(SpillStoreTests.Payload(0), await getter.GetBytesAsync(spilled).Within());
+        Assert.False(File.Exists(SpillFile(spilled)));
+        foreach (var (lease, i) in leases.Select((l, i) => (l, i + 1)).Skip(1))
+        {
+            Assert.Equal(SpillStoreTests.Payload(i), lease.Memory.ToArray());
+            await lease.DisposeAsync().Within();
+        }
+    }
+
     [Fact]
     public async Task Release_SpilledObject_ItsFileIsDeleted()
     {

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RaySharing.Worker.Diagnostics;
+using RaySharing.Wire;
 using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Storage;
@@ -221,7 +222,16 @@ internal sealed class ObjectStore : IDisposable
     internal unsafe long Restore(StoredBytes bytes)
     {
         var spill = _spill ?? throw new InvalidOperationException("Nothing spills in this store.");
-        var offset = TakeRange(bytes.Length);
+        long offset;
+        try
+        {
+            offset = TakeRange(bytes.Length);
+        }
+        catch (WorkerException ex) when (ex.Reason == ErrorReasons.StoreFull)
+        {
+            throw WorkerErrors.NoRoomToRestore(bytes.Id, bytes.Length, UsedBytes, CapacityBytes);
+        }
+
         string? problem;
         try
         {
