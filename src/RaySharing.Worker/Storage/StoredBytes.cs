@@ -16,7 +16,9 @@ namespace RaySharing.Worker.Storage;
 /// makes the spiller's swap fail. A pinned object therefore never moves.</para>
 /// <para>The monitor of this object is taken only off the hot path: by <see cref="Free"/>, by a spill, and by a
 /// <see cref="TryPin"/> that finds the count not positive (freed, moving or spilled). A spill holds it for its whole
-/// write, so a reader that arrives meanwhile waits, then restores. Lock order: this monitor, then the store's.</para>
+/// write, so a reader that arrives meanwhile waits, then restores. Lock order: this monitor, then the store's. A
+/// restore, holding this monitor, may spill other objects to make room: it only tries their monitors (never
+/// waits), so two restores spilling each other's objects cannot deadlock.</para>
 /// </remarks>
 internal sealed unsafe class StoredBytes
 {
