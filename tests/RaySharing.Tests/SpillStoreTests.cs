@@ -440,19 +440,19 @@ public sealed class SpillStoreTests : IDisposable
     public async Task TryPin_RacingSpillsOfTheSameObject_APinnedObjectNeverMovesAndAlwaysReadsRight()
     {
         using var store = Store(spillBytes: 32L << 20);
-        var (bytes, _) = Put(store, 5);
-        var expected = Payload(5);
+        var (bytes, _) = Put(store, 5, 64 << 10);
+        var expected = Payload(5, 64 << 10);
         var spills = 0;
         var wrong = 0;
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var spiller = Task.Run(() =>
         {
             while (!stop.IsCancellationRequested)
             {
                 // The only candidate: each pass either spills it or finds it pinned.
-                if (store.SpillOne())
+                if (store.SpillOne() && Interlocked.Increment(ref spills) == 50)
                 {
-                    spills++;
+                    stop.Cancel();
                 }
             }
         });
@@ -473,6 +473,8 @@ public sealed class SpillStoreTests : IDisposable
 
                 bytes.Unpin();
                 reads++;
+                // A gap with no pin, for the spiller to find.
+                Thread.SpinWait(reads % 64 * 20);
             }
         })).ToArray();
 
