@@ -49,10 +49,11 @@ catch (Exception ex) when (ex is SocketException || ex.InnerException is Address
     // Kestrel throws SocketException (address not on this machine, no permission) or an IOException around AddressInUseException.
     return Fail(CannotListen, $"cannot listen on {options.ListenAddress}:{options.Port}: {ex.GetBaseException().Message.TrimEnd('.')}. Pick a free --port, or an address of this machine with --listen.");
 }
-catch (ArgumentException ex) when (ex.ParamName == nameof(WorkerOptions.StoreCapacityBytes))
+catch (ArgumentException ex) when (ex.ParamName is nameof(WorkerOptions.StoreCapacityBytes) or nameof(WorkerOptions.SpillDirectory))
 {
-    // A capacity the machine cannot map (more than its address space or its overcommit allows): the user's to lower.
-    return Fail(BadArguments, $"--capacity-mb: {ex.Message.Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal)}");
+    // A capacity the machine cannot map (more than its address space or its overcommit allows), or a spill
+    // directory that cannot be written: the user's to change.
+    return Fail(BadArguments, $"{commandLine.FlagOf(ex.ParamName)}: {ex.Message.Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal)}");
 }
 catch (Exception ex)
 {

@@ -81,6 +81,27 @@ internal sealed class WorkerCommandLine
         AddInt("--max-message-bytes", "bytes", "The largest gRPC message sent or received; at least 2097152 (2 MiB).", nameof(WorkerOptions.MaxMessageBytes), Defaults.MaxMessageBytes, (o, v) => o.MaxMessageBytes = v);
         AddInt("--tombstone-capacity", "count", "How many freed objects are remembered, so a get of one says OBJECT_FREED rather than OBJECT_NOT_FOUND; 0 remembers none.", nameof(WorkerOptions.TombstoneCapacity), Defaults.TombstoneCapacity, (o, v) => o.TombstoneCapacity = v);
 
+        Add(new Option<string?>("--spill-dir") { HelpName = "path", Description = "Where objects spill to disk when memory runs short (the worker makes, and removes, its own subdirectory there). [default: the system's temporary directory]" },
+            nameof(WorkerOptions.SpillDirectory), (o, v) => o.SpillDirectory = v);
+        var spillCapacity = new Option<long>("--spill-capacity-mb") { HelpName = "MiB", Description = "The most MiB of objects spilled to disk once memory passes 90% of --capacity-mb; 0 turns spilling off.", DefaultValueFactory = _ => Defaults.SpillCapacityBytes >> 20 };
+        spillCapacity.Validators.Add(result =>
+        {
+            if (result.Tokens.Count == 0 || !long.TryParse(result.Tokens[^1].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var mib))
+            {
+                return;
+            }
+
+            if (mib < 0)
+            {
+                result.AddError($"--spill-capacity-mb must not be negative (0 turns spilling off); got {mib.ToString(CultureInfo.InvariantCulture)}.");
+            }
+            else if (mib > long.MaxValue >> 20)
+            {
+                result.AddError($"--spill-capacity-mb {mib.ToString(CultureInfo.InvariantCulture)} is too large: at most {(long.MaxValue >> 20).ToString(CultureInfo.InvariantCulture)} MiB.");
+            }
+        });
+        Add(spillCapacity, nameof(WorkerOptions.SpillCapacityBytes), (o, v) => o.SpillCapacityBytes = v << 20);
+
         LogLevelOption = new Option<LogLevel>("--log-level")
         {
             HelpName = "level",

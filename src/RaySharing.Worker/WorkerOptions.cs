@@ -95,6 +95,26 @@ public sealed class WorkerOptions
     /// </summary>
     public int TombstoneCapacity { get; set; } = 100_000;
 
+    /// <summary>
+    /// The most bytes of objects the worker may spill to disk when memory runs short; 0 turns spilling off. With
+    /// spilling on, once objects in memory pass 90% of <see cref="StoreCapacityBytes"/> the worker moves sealed
+    /// objects that no reader pins (least recently used first) to files in <see cref="SpillDirectory"/>, in the
+    /// background (a put that memory cannot take at once spills what it needs itself); a get brings them back,
+    /// checked against their CRC-32, or fails with OBJECT_LOST if the file no longer reads back intact. A put is
+    /// refused with STORE_FULL only when memory and this limit are both used up. Off by default because it writes
+    /// to disk: choose a directory on a local disk with room for this many bytes. Default 0.
+    /// </summary>
+    public long SpillCapacityBytes { get; set; }
+
+    /// <summary>
+    /// Where spill files go, an absolute path, created if missing. The worker makes its own subdirectory there
+    /// (<c>raysharing-spill-&lt;pid&gt;-&lt;random&gt;</c>, mode 0700) and removes it when it stops; at start it removes
+    /// the subdirectories of workers that are gone (crashed), so a restart leaves no spill files behind. A directory
+    /// that cannot be written fails the start, naming this option. Used only when <see cref="SpillCapacityBytes"/> is
+    /// positive. Default null: the system's temporary directory (<see cref="Path.GetTempPath"/>).
+    /// </summary>
+    public string? SpillDirectory { get; set; }
+
     /// <summary>The largest chunk a streaming get sends: 4 MiB, or less when <see cref="MaxMessageBytes"/> is smaller.</summary>
     internal int MaxStreamChunkBytes => Math.Min(OptionLimits.MaxChunkBytes, OptionLimits.PayloadLimit(MaxMessageBytes));
 

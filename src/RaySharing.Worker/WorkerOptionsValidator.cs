@@ -120,6 +120,16 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         {
             yield return new(nameof(o.TombstoneCapacity), $"{nameof(o.TombstoneCapacity)} must not be negative; got {o.TombstoneCapacity}.");
         }
+
+        if (o.SpillCapacityBytes < 0)
+        {
+            yield return new(nameof(o.SpillCapacityBytes), $"{nameof(o.SpillCapacityBytes)} must not be negative (0 turns spilling off); got {o.SpillCapacityBytes}.");
+        }
+
+        if (o.SpillDirectory is not null && (string.IsNullOrWhiteSpace(o.SpillDirectory) || !Path.IsPathFullyQualified(o.SpillDirectory)))
+        {
+            yield return new(nameof(o.SpillDirectory), $"{nameof(o.SpillDirectory)} must be an absolute path, such as /var/tmp, or null for the system's temporary directory; got '{o.SpillDirectory}'.");
+        }
     }
 
     private static OptionFailure? Time(TimeSpan value, string option) =>

@@ -85,7 +85,8 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var options = sp.GetRequiredService<WorkerOptions>();
-            return new ObjectStore(options.StoreCapacityBytes, options.SharedMemory, sp.GetRequiredService<ILogger<ObjectStore>>(), options.SharedMemoryDirectory);
+            return new ObjectStore(options.StoreCapacityBytes, options.SharedMemory, sp.GetRequiredService<ILogger<ObjectStore>>(), options.SharedMemoryDirectory,
+                options.SpillCapacityBytes > 0 ? new SpillSettings(options.SpillDirectory ?? Path.GetTempPath(), options.SpillCapacityBytes) : null);
         });
         services.TryAddSingleton<OwnershipGraph>();
         services.TryAddSingleton<ObjectOperations>();

@@ -108,6 +108,9 @@ public sealed class HostTests
     [InlineData("--listen", "--listen", "localhost")]
     [InlineData("--log-level", "--log-level", "verbose")]
     [InlineData("--bogus", "--bogus")]
+    [InlineData("--spill-capacity-mb", "--spill-capacity-mb", "-1")]
+    [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "spill")]
+    [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "/proc/version/spill")]
     public async Task BadArgument_PrintsOneLineNamingIt_ExitsTwo(string named, params string[] args)
     {
         using var host = Host(args);
@@ -199,6 +202,7 @@ public sealed class HostTests
             "--stream-idle-timeout-ms", "45000", "--max-unary-object-bytes", "2000000", "--stream-chunk-bytes", "65536",
             "--max-message-bytes", "8388608", "--tombstone-capacity", "7", "--shared-memory", "false", "--shared-memory-dir", "/mnt/huge",
             "--channel", "false", "--channel-port", "9001", "--channel-socket-dir", "/run/raysharing",
+            "--spill-dir", "/var/spill", "--spill-capacity-mb", "512",
         ]);
         Assert.Empty(parsed.Errors);
 
@@ -211,6 +215,7 @@ public sealed class HostTests
             LeaseCheckInterval = TimeSpan.FromMilliseconds(250), StreamIdleTimeout = TimeSpan.FromSeconds(45),
             MaxUnaryObjectBytes = 2_000_000, StreamChunkBytes = 65536, MaxMessageBytes = 8 << 20, TombstoneCapacity = 7, SharedMemory = false, SharedMemoryDirectory = "/mnt/huge",
             Channel = false, ChannelPort = 9001, ChannelSocketDirectory = "/run/raysharing",
+            SpillDirectory = "/var/spill", SpillCapacityBytes = 512L << 20,
         };
         var defaults = new WorkerOptions();
         foreach (var property in typeof(WorkerOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))

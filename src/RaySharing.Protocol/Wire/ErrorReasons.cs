@@ -12,7 +12,7 @@ internal static class ErrorReasons
     /// <summary>The object was released by reference counting: no key registered it and no session borrowed it.</summary>
     public const string ObjectFreed = "OBJECT_FREED";
 
-    /// <summary>The host that stored the object's bytes died.</summary>
+    /// <summary>The object's bytes are gone though its owner lives: its spill file no longer reads back intact (or, in scale-out, the host that stored them died).</summary>
     public const string ObjectLost = "OBJECT_LOST";
 
     /// <summary>No object with this id ever existed on this worker (or its record has been forgotten).</summary>

@@ -47,6 +47,30 @@ internal static partial class WorkerLog
     [LoggerMessage(3007, LogLevel.Information, "Object store: {CapacityBytes} bytes of capacity in a {ArenaBytes}-byte arena, {Sharing}")]
     public static partial void ArenaCreated(ILogger logger, long capacityBytes, long arenaBytes, string sharing);
 
+    [LoggerMessage(3010, LogLevel.Information, "Spilling to {Directory}: up to {SpillCapacityBytes} bytes, once objects in memory pass {HighWaterBytes} bytes")]
+    public static partial void SpillReady(ILogger logger, string directory, long spillCapacityBytes, long highWaterBytes);
+
+    [LoggerMessage(3011, LogLevel.Debug, "Object {ObjectId} spilled to disk ({Size} bytes)")]
+    public static partial void ObjectSpilled(ILogger logger, ObjectId objectId, long size);
+
+    [LoggerMessage(3012, LogLevel.Debug, "Object {ObjectId} restored from disk ({Size} bytes)")]
+    public static partial void ObjectRestored(ILogger logger, ObjectId objectId, long size);
+
+    [LoggerMessage(3013, LogLevel.Warning, "Spilling object {ObjectId} ({Size} bytes) failed; it stays in memory")]
+    public static partial void SpillFailed(ILogger logger, ObjectId objectId, long size, Exception exception);
+
+    [LoggerMessage(3014, LogLevel.Error, "Object {ObjectId} cannot be restored from disk: {Problem}")]
+    public static partial void SpillFileLost(ILogger logger, ObjectId objectId, string problem);
+
+    [LoggerMessage(3015, LogLevel.Information, "Removed the spill directory {Directory} of a worker that is gone ({Files} spill file(s))")]
+    public static partial void StaleSpillDirectoryRemoved(ILogger logger, string directory, int files);
+
+    [LoggerMessage(3016, LogLevel.Warning, "The spill file {Path} could not be deleted: {Why}")]
+    public static partial void SpillFileNotDeleted(ILogger logger, string path, string why);
+
+    [LoggerMessage(3017, LogLevel.Error, "The background spiller failed; puts past the high-water mark will spill on their own threads until it runs again")]
+    public static partial void SpillerFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(3006, LogLevel.Debug, "Session {SessionId} attached the shared-memory arena")]
     public static partial void SharedMemoryAttached(ILogger logger, ObjectId sessionId);
 

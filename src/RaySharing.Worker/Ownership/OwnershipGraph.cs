@@ -376,6 +376,8 @@ internal sealed partial class OwnershipGraph
             CommitLocked(session, stored);
         }
 
+        // Committed: its bytes never change again, so from now on they may spill when no reader pins them.
+        bytes.MarkSealed(stored.Id, checksum);
         WorkerLog.ObjectPut(_logger, stored.Id, bytes.Length, owner.AsOwner);
         return stored;
     }

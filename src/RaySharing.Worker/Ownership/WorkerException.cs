@@ -145,6 +145,24 @@ internal static class WorkerErrors
         new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
             $"The object store cannot take {requested} bytes in one piece: {used} of {capacity} bytes are in use and the largest free range is {largestFree} bytes. Release or unregister objects, or raise the worker's StoreCapacityBytes (--capacity-mb).");
 
+    public static WorkerException StoreAndSpillFull(long requested, long used, long capacity, long spilled, long spillCapacity) =>
+        new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
+            requested > capacity
+                ? $"The object store cannot take {requested} bytes: an object must fit in memory, whose capacity is {capacity} bytes ({used} in use; {spilled} of {spillCapacity} bytes spilled to disk). Raise the worker's StoreCapacityBytes (--capacity-mb)."
+                : $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in memory, and what no reader pins cannot spill, {spilled} of {spillCapacity} bytes being spilled to disk already. Release or unregister objects, end same-host leases, or raise the worker's StoreCapacityBytes (--capacity-mb) or SpillCapacityBytes (--spill-capacity-mb).");
+
+    /// <summary>A get of a spilled object that memory cannot take back: every other object is pinned, being put, or cannot spill.</summary>
+    public static WorkerException NoRoomToRestore(ObjectId id, long size, long used, long capacity) =>
+        new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
+            $"Object {id} ({size} bytes) is spilled to disk, and memory has no room to bring it back: {used} of {capacity} bytes are in use by objects that readers pin, puts in progress, or objects the spill limit cannot take. Retry once readers are done, release objects, or raise the worker's StoreCapacityBytes (--capacity-mb).")
+        { ObjectId = id };
+
+    /// <summary>A spilled object whose file cannot give its bytes back: they are lost, though the object and its owner live.</summary>
+    public static WorkerException SpillFileLost(ObjectId id, string problem) =>
+        new(StatusCode.DataLoss, ErrorReasons.ObjectLost,
+            $"Object {id} was spilled to disk and cannot be read back: {problem}. Its bytes are lost; put the data again.")
+        { ObjectId = id };
+
     // The caller presented a token; echoing a credential into trailers (and logs) would be careless.
     public static WorkerException SessionExpired() =>
         new(StatusCode.FailedPrecondition, ErrorReasons.SessionExpired,
