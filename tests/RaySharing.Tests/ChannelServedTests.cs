@@ -704,6 +704,189 @@ public sealed class ChannelServedTests
         Assert.Equal(16, getTicket.Length);
     }
 
+    [Fact]
+    public async Task PutTicket_ConnectionClosedMidBody_ReservationBackWithoutWaitingForAnyLease()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var stats = await worker.ConnectAsync();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        var before = await stats.GetStoreStatsAsync().Within();
+        var ticket = await session.IssuePutTicketAsync(4 * MiB, 0).Within();
+        var body = await session.ConnectBodyAsync().Within();
+        using var cancel = new CancellationTokenSource();
+        var stalled = new TaskCompletionSource();
+
+        var put = body.ExchangeAsync(ChannelOp.BulkPut, ticket, 4 * MiB + ChannelMessages.ChecksumTrailerBytes, async (send, ct) =>
+        {
+            await send(new byte[MiB], ct);
+            stalled.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+        }, cancel.Token);
+        await stalled.Task.Within();
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => put.Within());
+        Assert.True(body.IsBroken);
+        await body.DisposeAsync().Within();
+
+        // The worker's clock never moves here: only the close can give the room back.
+        await Bounded.Eventually(async () => (await stats.GetStoreStatsAsync()) == before, TimeSpan.FromSeconds(10), "the reservation of a body cut short is given back");
+    }
+
+    [Fact]
+    public async Task PutTicket_WriterStallsMidBody_WorkerTimesOutClosesAndGivesRoomBack()
+    {
+        await using var worker = await ServedWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(1));
+        var stats = await worker.ConnectAsync();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        var before = await stats.GetStoreStatsAsync().Within();
+        var ticket = await session.IssuePutTicketAsync(4 * MiB, 0).Within();
+        await using var body = await session.ConnectBodyAsync().Within();
+        var stalled = new TaskCompletionSource();
+        var resume = new TaskCompletionSource();
+
+        var exchange = body.ExchangeAsync(ChannelOp.BulkPut, ticket, 4 * MiB + ChannelMessages.ChecksumTrailerBytes, async (send, ct) =>
+        {
+            await send(new byte[MiB], ct);
+            stalled.TrySetResult();
+            await resume.Task.WaitAsync(ct);
+            await send(new byte[3 * MiB + ChannelMessages.ChecksumTrailerBytes], ct);
+        });
+        await stalled.Task.Within();
+        var started = Stopwatch.StartNew();
+
+        // The worker's clock never moves here: its frame timeout (real time) ends the body and gives the room back.
+        await Bounded.Eventually(async () => (await stats.GetStoreStatsAsync()) == before, TimeSpan.FromSeconds(10), "the stalled body's reservation is given back");
+        Assert.True(started.Elapsed >= TimeSpan.FromMilliseconds(800), $"The worker gave up on the stalled body after {started.Elapsed}, before its frame timeout.");
+
+        // The worker closed the connection: the rest of the body has nowhere to go.
+        resume.TrySetResult();
+        var ex = await Record.ExceptionAsync(() => exchange.Within());
+        Assert.True(ex is WorkerUnavailableException, ex?.ToString() ?? "The body was accepted after the worker timed it out.");
+        Assert.Equal(before, await stats.GetStoreStatsAsync().Within());
+    }
+
+    [Fact]
+    public async Task HalfAHeader_WorkerSendsTimeoutConnectionErrorAfterFrameTimeout()
+    {
+        await using var worker = await ServedWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(1));
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, session.Tcp.Port)).Within();
+        var started = Stopwatch.StartNew();
+        await socket.SendAsync(ChannelPreface.Create()).Within();
+        await socket.SendAsync(new byte[8]).Within();
+
+        var answer = await ReadToEndAsync(socket).Within(TimeSpan.FromSeconds(10));
+
+        Assert.True(started.Elapsed >= TimeSpan.FromMilliseconds(900), $"The worker gave up after {started.Elapsed}, before its frame timeout.");
+        Assert.Equal(ChannelPreface.Version, ChannelPreface.Read(answer));
+        Assert.True(ChannelFrameHeader.TryRead(answer.AsSpan(ChannelPreface.Size), ChannelFrameHeader.DefaultMaxPayloadBytes, out var header));
+        Assert.Equal((byte)ChannelOp.ConnectionError, header.Op);
+        Assert.Equal(ChannelOps.StatusConnectionError, header.Status);
+        Assert.Equal(0u, header.RequestId);
+        Assert.Equal(ErrorReasons.Timeout, ChannelError.Read(answer.AsMemory(ChannelPreface.Size + ChannelFrameHeader.Size, header.PayloadLength)).Reason);
+    }
+
+    [Fact]
+    public async Task GetTicket_ReaderClosesMidBody_PinDropped()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var owner = await worker.ConnectAsync(o => o.UseSharedMemory = false);
+        var objectRef = await owner.PutEncodedAsync(Bytes(32 * MiB, 26)).Within();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        var ticket = await session.IssueGetTicketAsync(objectRef.ToEnvelopeBytes()).Within();
+        await owner.ReleaseAsync([objectRef]).Within();
+        var body = await session.ConnectBodyAsync().Within();
+
+        using (var reply = await body.ExchangeAsync(ChannelOp.BulkGet, ticket).Within())
+        {
+            Assert.Equal(32L * MiB, reply.BodyLength);
+            await body.ReadBodyAsync(new byte[MiB]).Within();
+        }
+
+        Assert.Equal(32L * MiB, (await owner.GetStoreStatsAsync().Within()).UsedBytes);
+        await body.DisposeAsync().Within();
+
+        await Bounded.Eventually(async () => (await owner.GetStoreStatsAsync()).UsedBytes == 0, TimeSpan.FromSeconds(10), "the pin of a body the reader left is dropped");
+    }
+
+    [Fact]
+    public async Task GetTicket_NeverUsed_PinDroppedAfterStreamIdleTimeout()
+    {
+        await using var worker = await ServedWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(1));
+        var owner = await worker.ConnectAsync(o => o.UseSharedMemory = false);
+        var objectRef = await owner.PutEncodedAsync(Bytes(2 * MiB, 27)).Within();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        var ticket = await session.IssueGetTicketAsync(objectRef.ToEnvelopeBytes()).Within();
+        await owner.ReleaseAsync([objectRef]).Within();
+        Assert.Equal(2L * MiB, (await owner.GetStoreStatsAsync().Within()).UsedBytes);
+
+        await worker.AdvanceUntilAsync(TimeSpan.FromMilliseconds(500), async () => (await owner.GetStoreStatsAsync()).UsedBytes == 0, "the lapsed get ticket's pin is dropped");
+
+        await using var body = await session.ConnectBodyAsync().Within();
+        using var late = await body.ExchangeAsync(ChannelOp.BulkGet, ticket).Within();
+        Assert.Equal(ErrorReasons.InvalidRequest, late.ReadError().Reason);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ClientCanceledMidBody_ConnectionDroppedNothingLeakedNextTransferWorks(bool put)
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var client = await worker.ConnectAsync(o => o.UseSharedMemory = false);
+        var data = Bytes(16 * MiB, 28);
+        var big = await client.PutEncodedAsync(data).Within();
+        var before = await client.GetStoreStatsAsync().Within();
+        using var cancel = new CancellationTokenSource();
+
+        if (put)
+        {
+            var stalled = new TaskCompletionSource();
+            var stalling = client.PutEncodedAsync(new StallingStream(2 * MiB, stalled), 8 * MiB, cancellationToken: cancel.Token);
+            await stalled.Task.Within();
+            await cancel.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stalling.Within());
+        }
+        else
+        {
+            var canceler = new SignalingStream(cancel.Cancel);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.CopyToAsync(big, canceler, cancellationToken: cancel.Token).Within());
+        }
+
+        await Bounded.Eventually(async () => (await client.GetStoreStatsAsync()) == before, TimeSpan.FromSeconds(10), "the canceled transfer leaves nothing behind");
+        Assert.Equal(data, await client.GetBytesAsync(big).Within());
+        var again = await client.PutEncodedAsync(new MemoryStream(data), data.Length).Within();
+        Assert.Equal(data, await client.GetBytesAsync(again).Within());
+        Assert.Equal(0, worker.DataCallsOf(client));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ManyConcurrentCallers_OneSessionChannel_EveryAnswerTheirOwn(bool sharedMemory)
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var client = await worker.ConnectAsync(o => o.UseSharedMemory = sharedMemory);
+        var holder = await client.GetOrCreateHolderAsync("H").Within();
+
+        var calls = Enumerable.Range(0, 200).Select(i => Task.Run(async () =>
+        {
+            // Mostly frames, some bulk bodies, some borrows and releases, all at once on one session.
+            var size = i % 20 == 0 ? MiB + i : (i * 7919) % (64 * 1024);
+            var data = Bytes(size, i);
+            var objectRef = await client.PutEncodedAsync(data, owner: i % 2 == 0 ? holder : null);
+            var borrowed = await client.BorrowFromEnvelopeAsync(objectRef.ToEnvelopeBytes());
+            var got = await client.GetBytesAsync(borrowed);
+            await client.ReleaseAsync([borrowed, objectRef]);
+            return got.AsSpan().SequenceEqual(data);
+        })).ToArray();
+
+        Assert.All(await Task.WhenAll(calls).Within(TimeSpan.FromSeconds(60)), Assert.True);
+        Assert.Equal(0, worker.DataCallsOf(client));
+        Assert.Equal(0, (await client.GetStoreStatsAsync().Within()).Objects);
+    }
+
     // ---- Faults: processes killed or frozen ----
 
     [Fact]
@@ -914,6 +1097,19 @@ public sealed class ChannelServedTests
         return bytes;
     }
 
+    private static async Task<byte[]> ReadToEndAsync(System.Net.Sockets.Socket socket)
+    {
+        var received = new List<byte>();
+        var buffer = new byte[4096];
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer)) > 0)
+        {
+            received.AddRange(buffer.AsSpan(0, read));
+        }
+
+        return [.. received];
+    }
+
     private static async Task<string> OutcomeAsync(Func<Task<byte[]>> get, byte[] expected)
     {
         try
@@ -1004,6 +1200,48 @@ public sealed class ChannelServedTests
             var last = Volatile.Read(ref _last);
             Assert.True(last == size || (size == 0 && last == -1), $"The last progress report was {last}, not {size}.");
         }
+    }
+
+    /// <summary>Gives <c>before</c> bytes, then signals and waits for cancellation: a source stuck mid-transfer.</summary>
+    private sealed class StallingStream(int before, TaskCompletionSource stalled) : Stream
+    {
+        private int _given;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => _given; set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_given >= before)
+            {
+                stalled.TrySetResult();
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            var count = Math.Min(buffer.Length, before - _given);
+            buffer.Span[..count].Fill(7);
+            _given += count;
+            return count;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read asynchronously.");
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>A destination that runs <paramref name="onFirstWrite"/> once, when the first bytes arrive, and keeps what it gets.</summary>
