@@ -828,6 +828,29 @@ public sealed class ChannelServedTests
         Assert.Equal(ErrorReasons.InvalidRequest, late.ReadError().Reason);
     }
 
+    [Fact]
+    public async Task ClientSourceStallsMidBulkPut_TypedTimeoutWithinStreamIdleAndRoomGivenBack()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var idle = TimeSpan.FromSeconds(1);
+        var client = await worker.ConnectAsync(o =>
+        {
+            o.UseSharedMemory = false;
+            o.StreamIdleTimeout = idle;
+        });
+        var before = await client.GetStoreStatsAsync().Within();
+        var stalled = new TaskCompletionSource();
+        var started = Stopwatch.StartNew();
+
+        var ex = await Assert.ThrowsAsync<RaySharingTimeoutException>(() => client.PutEncodedAsync(new StallingStream(2 * MiB, stalled), 8 * MiB).Within());
+
+        Assert.True(stalled.Task.IsCompleted);
+        Assert.Equal(idle, ex.Timeout);
+        Assert.True(started.Elapsed < idle + TimeSpan.FromSeconds(4), $"The stalled put failed after {started.Elapsed}.");
+        await Bounded.Eventually(async () => (await client.GetStoreStatsAsync()) == before, TimeSpan.FromSeconds(10), "the stalled put's reservation is given back");
+        Assert.Equal(Bytes(MiB + 5, 29), await client.GetBytesAsync(await client.PutEncodedAsync(Bytes(MiB + 5, 29)).Within()).Within());
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
