@@ -910,6 +910,79 @@ public sealed class ChannelServedTests
         Assert.Equal(0, (await client.GetStoreStatsAsync().Within()).Objects);
     }
 
+    [Fact]
+    public async Task SessionClosed_ConnectionBoundToIt_ActsNoMore()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var stats = await worker.ConnectAsync();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        await using var connection = await session.ConnectAsync().Within();
+        var before = await stats.GetStoreStatsAsync().Within();
+
+        await session.CloseAsync().Within();
+
+        var reply = await Record.ExceptionAsync(async () =>
+        {
+            using var put = await connection.SendAsync(ChannelOp.Put, PutPayload(Bytes(1000, 30))).Within();
+            Assert.Equal(ErrorReasons.SessionExpired, put.ReadError().Reason);
+        });
+        // Failed with SESSION_EXPIRED, or the worker closed the ended session's connection: either way nothing stored.
+        Assert.True(reply is null or WorkerUnavailableException, reply?.ToString());
+        Assert.Equal(before, await stats.GetStoreStatsAsync().Within());
+    }
+
+    [Fact]
+    public async Task SessionClosedMidBulkPut_NothingStoredAndRoomGivenBack()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var stats = await worker.ConnectAsync();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        var data = Bytes(4 * MiB, 31);
+        var before = await stats.GetStoreStatsAsync().Within();
+        var ticket = await session.IssuePutTicketAsync(data.Length, Crc32.HashToUInt32(data)).Within();
+        await using var body = await session.ConnectBodyAsync().Within();
+        var body1 = WithTrailer(data, Crc32.HashToUInt32(data));
+
+        var outcome = await Record.ExceptionAsync(async () =>
+        {
+            using var reply = await body.ExchangeAsync(ChannelOp.BulkPut, ticket, body1.Length, async (send, ct) =>
+            {
+                await send(body1.AsMemory(0, MiB), ct);
+                await session.CloseAsync();
+                await send(body1.AsMemory(MiB), ct);
+            }).Within();
+            Assert.False(reply.IsOk, "A BULK_PUT of an ended session stored its object.");
+        });
+
+        Assert.True(outcome is null or WorkerUnavailableException, outcome?.ToString());
+        await Bounded.Eventually(async () => (await stats.GetStoreStatsAsync()) == before, TimeSpan.FromSeconds(10), "the ended session's body leaves nothing");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task HolderKilledMidBulkPut_OwnerDiedAsOverGrpcAndNothingStored(bool channel)
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var killer = await worker.ConnectAsync();
+        var client = await worker.ConnectAsync(o =>
+        {
+            o.UseSharedMemory = false;
+            o.UseChannel = channel;
+        });
+        var holder = await client.GetOrCreateHolderAsync("doomed").Within();
+        var before = await killer.GetStoreStatsAsync().Within();
+        var source = new CallbackStream(6 * MiB, 2 * MiB, async () => await killer.KillHolderAsync(await killer.GetHolderAsync("doomed")));
+
+        var ex = await Assert.ThrowsAsync<OwnerDiedException>(() => client.PutEncodedAsync(source, 6 * MiB, owner: holder).Within());
+
+        Assert.True(source.CalledBack);
+        Assert.Equal("doomed", ex.HolderName);
+        Assert.Equal(holder.Incarnation, ex.Incarnation);
+        Assert.Equal(client.UsesChannel, channel);
+        await Bounded.Eventually(async () => (await killer.GetStoreStatsAsync()) == before, TimeSpan.FromSeconds(10), "the dead holder's put leaves nothing");
+    }
+
     // ---- Faults: processes killed or frozen ----
 
     [Fact]
@@ -1250,6 +1323,50 @@ public sealed class ChannelServedTests
 
             var count = Math.Min(buffer.Length, before - _given);
             buffer.Span[..count].Fill(7);
+            _given += count;
+            return count;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read asynchronously.");
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>Gives <c>size</c> pattern bytes, awaiting <c>callback</c> once when <c>at</c> bytes were given.</summary>
+    private sealed class CallbackStream(long size, long at, Func<Task> callback) : Stream
+    {
+        private long _given;
+
+        public bool CalledBack { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => size;
+
+        public override long Position { get => _given; set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_given >= at && !CalledBack)
+            {
+                CalledBack = true;
+                await callback().WaitAsync(cancellationToken);
+            }
+
+            var count = (int)Math.Min(buffer.Length, (_given < at ? at : size) - _given);
+            buffer.Span[..count].Fill(3);
             _given += count;
             return count;
         }
