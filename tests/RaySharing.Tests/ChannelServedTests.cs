@@ -4,6 +4,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Hashing;
+using System.Net;
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Grpc.Core;
@@ -770,8 +772,8 @@ public sealed class ChannelServedTests
     {
         await using var worker = await ServedWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(1));
         using var session = await RawSession.OpenAsync(worker.Address).Within();
-        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        await socket.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, session.Tcp.Port)).Within();
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, session.Tcp.Port)).Within();
         var started = Stopwatch.StartNew();
         await socket.SendAsync(ChannelPreface.Create()).Within();
         await socket.SendAsync(new byte[8]).Within();
@@ -1005,7 +1007,8 @@ public sealed class ChannelServedTests
     [Fact]
     public async Task WorkerProcessFrozen_ChannelCallsAndBulkGetFailWithTypedTimeouts()
     {
-        using var host = Host("--port", "0", "--capacity-mb", "128");
+        using var directory = new TempDirectory();
+        using var host = Host("--port", "0", "--capacity-mb", "128", "--channel-socket-dir", directory.Path);
         var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
         var callTimeout = TimeSpan.FromSeconds(2);
         var idleTimeout = TimeSpan.FromSeconds(3);
@@ -1081,7 +1084,8 @@ public sealed class ChannelServedTests
     [Fact]
     public async Task WorkerProcessKilledMidBulkGet_TypedFailureNeverAHang()
     {
-        using var host = Host("--port", "0", "--capacity-mb", "128");
+        using var directory = new TempDirectory();
+        using var host = Host("--port", "0", "--capacity-mb", "128", "--channel-socket-dir", directory.Path);
         var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
         var client = await TestWorker.ConnectAsync(address, o =>
         {
@@ -1193,7 +1197,7 @@ public sealed class ChannelServedTests
         return bytes;
     }
 
-    private static async Task<byte[]> ReadToEndAsync(System.Net.Sockets.Socket socket)
+    private static async Task<byte[]> ReadToEndAsync(Socket socket)
     {
         var received = new List<byte>();
         var buffer = new byte[4096];
@@ -1296,6 +1300,14 @@ public sealed class ChannelServedTests
             var last = Volatile.Read(ref _last);
             Assert.True(last == size || (size == 0 && last == -1), $"The last progress report was {last}, not {size}.");
         }
+    }
+
+    /// <summary>A directory of the test's own, for a worker's socket: removed with whatever a killed worker left in it.</summary>
+    private sealed class TempDirectory : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("rs-chan-").FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 
     /// <summary>Gives <c>before</c> bytes, then signals and waits for cancellation: a source stuck mid-transfer.</summary>
