@@ -411,6 +411,38 @@ public sealed class ChannelServedTests
         Assert.Equal(0, worker.DataCallsOf(client));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task WorkerRestartedOnSameAddress_NewSessionUsesTheNewWorkersChannel(bool sharedMemory)
+    {
+        var first = await ServedWorker.StartAsync();
+        var port = new Uri(first.Address).Port;
+        var client = await TestWorker.ConnectAsync(first.Address, o =>
+        {
+            o.UseSharedMemory = sharedMemory;
+            o.CallTimeout = TimeSpan.FromSeconds(3);
+        });
+        await using var dispose = client.DisposedWithin();
+        var replaced = new TaskCompletionSource<SessionReplacedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.SessionReplaced += (_, e) => replaced.TrySetResult(e);
+        var oldEndpoint = client.CurrentSession.Channel!.Endpoint;
+        var old = await client.PutEncodedAsync(Bytes(100, 32)).Within();
+        await first.DisposeAsync();
+
+        await using var second = await ServedWorker.StartAsync(o => o.Port = port);
+        var firstCall = await Record.ExceptionAsync(() => client.GetBytesAsync(old).Within());
+        Assert.True(firstCall is SessionExpiredException or WorkerUnavailableException or OwnerDiedException, firstCall?.ToString() ?? "A ref of the stopped worker read bytes.");
+        await replaced.Task.Within();
+
+        Assert.True(client.UsesChannel);
+        Assert.Equal(sharedMemory, client.UsesSharedMemory);
+        Assert.NotEqual(oldEndpoint, client.CurrentSession.Channel!.Endpoint);
+        await AssertRoundTripAsync(client, 100);
+        await AssertRoundTripAsync(client, 2 * MiB);
+        Assert.Equal(0, second.DataCallsOf(client));
+    }
+
     // ---- The raw protocol against a served worker ----
 
     [Fact]
