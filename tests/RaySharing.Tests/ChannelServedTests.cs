@@ -56,6 +56,11 @@ public sealed class ChannelServedTests
         var endpoint = client.CurrentSession.Channel!.Endpoint;
         Assert.NotNull(endpoint.UnixPath);
         Assert.StartsWith(Path.Combine(worker.SocketDirectory, $"raysharing-{Environment.ProcessId}-"), endpoint.UnixPath, StringComparison.Ordinal);
+        // Only the worker's own user may connect (CHANNEL.md, Transport). The guard is for the analyzer: a Unix socket means Unix.
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(endpoint.UnixPath!));
+        }
         await AssertRoundTripAsync(client, 100);
         Assert.Equal(0, worker.DataCallsOf(client));
     }
@@ -197,6 +202,10 @@ public sealed class ChannelServedTests
         await channel.CopyToAsync(rawBorrowed, stream, copyProgress).Within();
         Assert.Equal(data, stream.ToArray());
         copyProgress.AssertEnded(size);
+        using (var lease = await channel.GetLeaseAsync(rawBorrowed).Within())
+        {
+            Assert.Equal(data, lease.Bytes.ToArray());
+        }
 
         // Holders: a channel put registered under a key, fetched and read over gRPC.
         var holder = await channel.GetOrCreateHolderAsync("H").Within();
@@ -573,6 +582,51 @@ public sealed class ChannelServedTests
         Assert.Equal(ErrorReasons.ObjectTooLarge, reply.ReadError().Reason);
     }
 
+    [Fact]
+    public async Task PingBeforeHello_AnsweredAndUnknownOp_UnimplementedAndConnectionGoesOn()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        await using var connection = await ChannelConnection.ConnectAsync(session.Unix!).Within();
+
+        using (var ping = await connection.SendAsync(ChannelOp.Ping, new byte[] { 1, 2, 3 }).Within())
+        {
+            Assert.Equal(new byte[] { 1, 2, 3 }, ping.Payload.ToArray());
+        }
+
+        using (var hello = await connection.SendAsync(ChannelOp.Hello, session.Hello).Within())
+        {
+            Assert.True(hello.IsOk);
+        }
+
+        using (var unknown = await connection.SendAsync((ChannelOp)42, new byte[] { 1 }).Within())
+        {
+            Assert.Equal(ErrorReasons.Unimplemented, unknown.ReadError().Reason);
+        }
+
+        using var put = await connection.SendAsync(ChannelOp.Put, PutPayload(Bytes(10, 33))).Within();
+        Assert.True(put.IsOk);
+    }
+
+    [Fact]
+    public async Task PayloadOverLimit_ProtocolErrorAndClosed()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, session.Tcp.Port)).Within();
+        var header = new byte[ChannelFrameHeader.Size];
+        new ChannelFrameHeader(ChannelFrameHeader.DefaultMaxPayloadBytes + 1, 7, (byte)ChannelOp.Ping, 0, 0).Write(header);
+        await socket.SendAsync(ChannelPreface.Create()).Within();
+        await socket.SendAsync(header).Within();
+
+        var answer = await ReadToEndAsync(socket).Within(TimeSpan.FromSeconds(10));
+
+        Assert.True(ChannelFrameHeader.TryRead(answer.AsSpan(ChannelPreface.Size), ChannelFrameHeader.DefaultMaxPayloadBytes, out var error));
+        Assert.Equal((byte)ChannelOp.ConnectionError, error.Op);
+        Assert.Equal(ErrorReasons.ProtocolError, ChannelError.Read(answer.AsMemory(ChannelPreface.Size + ChannelFrameHeader.Size, error.PayloadLength)).Reason);
+    }
+
     // ---- Tickets ----
 
     [Fact]
@@ -612,6 +666,37 @@ public sealed class ChannelServedTests
 
         await using var issuerBody = await issuer.ConnectBodyAsync().Within();
         Assert.Equal(data, await BulkGetAsync(issuerBody, ticket).Within());
+    }
+
+    [Fact]
+    public async Task PutTicket_OfAnotherSession_InvalidRequestBodyDiscardedAndStillTheIssuersToUse()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        var reader = await worker.ConnectAsync(o => o.UseSharedMemory = false);
+        using var issuer = await RawSession.OpenAsync(worker.Address).Within();
+        using var other = await RawSession.OpenAsync(worker.Address).Within();
+        var data = Bytes(2 * MiB, 34);
+        var body = WithTrailer(data, Crc32.HashToUInt32(data));
+        var ticket = await issuer.IssuePutTicketAsync(data.Length, Crc32.HashToUInt32(data)).Within();
+        var reserved = await reader.GetStoreStatsAsync().Within();
+        await using var otherBody = await other.ConnectBodyAsync().Within();
+
+        using (var stolen = await otherBody.ExchangeAsync(ChannelOp.BulkPut, ticket, new ReadOnlySequence<byte>(body)).Within())
+        {
+            Assert.Equal(ErrorReasons.InvalidRequest, stolen.ReadError().Reason);
+        }
+
+        // The body was read and dropped: the next frame on the connection is understood.
+        using (var ping = await otherBody.ExchangeAsync(ChannelOp.Ping, new byte[] { 9 }).Within())
+        {
+            Assert.Equal(new byte[] { 9 }, ping.Payload.ToArray());
+        }
+
+        Assert.Equal(reserved, await reader.GetStoreStatsAsync().Within());
+        await using var issuerBody = await issuer.ConnectBodyAsync().Within();
+        using var put = await issuerBody.ExchangeAsync(ChannelOp.BulkPut, ticket, new ReadOnlySequence<byte>(body)).Within();
+        Assert.True(put.IsOk, put.IsOk ? null : put.ReadError().ToString());
+        Assert.Equal(data, await reader.GetBytesAsync(await reader.BorrowFromEnvelopeAsync(ChannelMessages.ReadEnvelope(put.Payload).ToArray()).Within()).Within());
     }
 
     [Theory]
