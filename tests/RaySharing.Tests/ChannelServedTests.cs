@@ -884,6 +884,54 @@ public sealed class ChannelServedTests
         Assert.Equal(before, await stats.GetStoreStatsAsync().Within());
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task SlowButSteadyBody_LongerThanFrameTimeout_NotCutOff(bool put)
+    {
+        // The frame timeout bounds each stretch of a body, not the whole: 16 MiB at 10 MiB/s outlasts a 1 s timeout. (The
+        // worker writes bodies in 4 MiB pieces, each bounded by the timeout: a reader must take 4 MiB per timeout.)
+        await using var worker = await ServedWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(1));
+        var client = await worker.ConnectAsync(o => o.UseSharedMemory = false);
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        await using var body = await session.ConnectBodyAsync().Within();
+        var data = Bytes(16 * MiB, 35);
+        var started = Stopwatch.StartNew();
+        if (put)
+        {
+            var ticket = await session.IssuePutTicketAsync(data.Length, Crc32.HashToUInt32(data)).Within();
+            var withTrailer = WithTrailer(data, Crc32.HashToUInt32(data));
+            using var reply = await body.ExchangeAsync(ChannelOp.BulkPut, ticket, withTrailer.Length, async (send, ct) =>
+            {
+                for (var offset = 0; offset < withTrailer.Length; offset += MiB)
+                {
+                    await send(withTrailer.AsMemory(offset, Math.Min(MiB, withTrailer.Length - offset)), ct);
+                    await Task.Delay(100, ct);
+                }
+            }).Within();
+            Assert.True(reply.IsOk, reply.IsOk ? null : reply.ReadError().ToString());
+            var envelope = ChannelMessages.ReadEnvelope(reply.Payload).ToArray();
+            Assert.Equal(data, await client.GetBytesAsync(await client.BorrowFromEnvelopeAsync(envelope).Within()).Within());
+        }
+        else
+        {
+            var objectRef = await client.PutEncodedAsync(data).Within();
+            var ticket = await session.IssueGetTicketAsync(objectRef.ToEnvelopeBytes()).Within();
+            using var reply = await body.ExchangeAsync(ChannelOp.BulkGet, ticket).Within();
+            Assert.True(reply.IsOk, reply.IsOk ? null : reply.ReadError().ToString());
+            var received = new byte[reply.BodyLength];
+            for (var offset = 0; offset < received.Length; offset += MiB)
+            {
+                await body.ReadBodyAsync(received.AsMemory(offset, Math.Min(MiB, received.Length - offset))).Within();
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(data, received);
+        }
+
+        Assert.True(started.Elapsed > TimeSpan.FromSeconds(1.5), $"The body took {started.Elapsed}: not slow enough to prove anything.");
+    }
+
     [Fact]
     public async Task HalfAHeader_WorkerSendsTimeoutConnectionErrorAfterFrameTimeout()
     {
