@@ -10,9 +10,9 @@ internal sealed class CommandLine
         usage: RaySharing.Chaos chaos --rounds N [--seed S] [--out FILE] [--worker-dll PATH]
                RaySharing.Chaos load [--sessions N] --seconds S [--seed S] [--out FILE] [--worker-dll PATH]
         child roles, started by the harness:
-               RaySharing.Chaos executor --address URI --holder NAME --key KEY --size BYTES --seed S [--path shm|network]
-               RaySharing.Chaos holder-creator --address URI --holder NAME --key KEY --size BYTES --seed S [--path shm|network]
-               RaySharing.Chaos driver --address URI --holder NAME --key KEY [--path shm|network]
+               RaySharing.Chaos executor --address URI --holder NAME --key KEY --size BYTES --seed S [--path shm|network|channel]
+               RaySharing.Chaos holder-creator --address URI --holder NAME --key KEY --size BYTES --seed S [--path shm|network|channel]
+               RaySharing.Chaos driver --address URI --holder NAME --key KEY [--path shm|network|channel]
         """;
 
     private static readonly string[] Roles = ["chaos", "load", "executor", "holder-creator", "driver"];

@@ -16,6 +16,9 @@ using RaySharing;
 //   stall-put --address A --size N [--holder NAME]
 //       starts a put of N bytes from a stream that stalls after its first MiB, prints "STALLED", and waits
 //       to be killed mid-transfer.
+//   stall-bulk-put --address A --size N [--holder NAME]
+//       as stall-put, but without shared memory: the put goes over the channel as a BULK_PUT body (the size must be
+//       over the unary limit), which stalls after its first MiB; prints "STALLED <uses-channel true|false>".
 // Failures print "ERROR <exception type> <message>" and exit 1.
 var mode = args.Length > 0 ? args[0] : string.Empty;
 string? Arg(string name)
@@ -28,7 +31,9 @@ using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
 try
 {
     var address = Arg("--address") ?? throw new ArgumentException("--address is required");
-    await using var client = await RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = new Uri(address), ClientName = "test-peer" }, timeout.Token);
+    // stall-bulk-put wants the channel's bulk body, which a same-host client with shared memory would not use.
+    var options = new RaySharingClientOptions { Address = new Uri(address), ClientName = "test-peer", UseSharedMemory = mode != "stall-bulk-put" };
+    await using var client = await RaySharingClient.ConnectAsync(options, timeout.Token);
     switch (mode)
     {
         case "put":
@@ -81,13 +86,14 @@ try
         }
 
         case "stall-put":
+        case "stall-bulk-put":
         {
             var size = long.Parse(Arg("--size") ?? "4194304", CultureInfo.InvariantCulture);
             var holder = Arg("--holder") is { } name ? await client.GetHolderAsync(name, cancellationToken: timeout.Token) : null;
             var stalled = new TaskCompletionSource();
             var put = client.PutEncodedAsync(new StallingStream(1 << 20, stalled), size, owner: holder, cancellationToken: timeout.Token);
             await stalled.Task.WaitAsync(timeout.Token);
-            Console.WriteLine("STALLED");
+            Console.WriteLine(mode == "stall-put" ? "STALLED" : $"STALLED {client.UsesChannel.ToString().ToLowerInvariant()}");
             await put;
             return 0;
         }

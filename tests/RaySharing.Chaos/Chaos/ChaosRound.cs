@@ -602,17 +602,24 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         return child;
     }
 
-    /// <summary>Half the children move bytes through the worker's shared memory, half over gRPC only.</summary>
+    /// <summary>
+    /// A third of the children move bytes through the worker's shared memory (and the channel's Unix socket), a third
+    /// over gRPC only, a third over the channel's TCP connections (frames and bulk bodies).
+    /// </summary>
     private string RandomPath()
     {
-        if (random.Next(2) == 0)
+        switch (random.Next(3))
         {
-            Tally.SharedMemoryChildren++;
-            return "shm";
+            case 0:
+                Tally.SharedMemoryChildren++;
+                return "shm";
+            case 1:
+                Tally.NetworkChildren++;
+                return "network";
+            default:
+                Tally.ChannelChildren++;
+                return "channel";
         }
-
-        Tally.NetworkChildren++;
-        return "network";
     }
 
     /// <summary>Half the objects go in one message (1 KiB to 1 MiB), half stream in chunks (1 MiB to <paramref name="max"/>).</summary>

@@ -44,10 +44,12 @@ internal sealed class ChaosTally
 
     public int WorkersStarted { get; set; }
 
-    /// <summary>Children started on each path: the worker's shared memory, or gRPC only.</summary>
+    /// <summary>Children started on each path: the worker's shared memory, gRPC only, or the channel over TCP.</summary>
     public int SharedMemoryChildren { get; set; }
 
     public int NetworkChildren { get; set; }
+
+    public int ChannelChildren { get; set; }
 
     public int HarnessGetsOk { get; private set; }
 
@@ -152,7 +154,7 @@ internal sealed class ChaosTally
         report.Row("rounds", Rounds);
         report.Row("elapsed", $"{elapsed.TotalSeconds:0.0} s ({elapsed.TotalSeconds / Math.Max(1, Rounds):0.00} s/round)");
         report.Row("workers started", WorkersStarted);
-        report.Row("children by path", $"{SharedMemoryChildren} through shared memory, {NetworkChildren} over gRPC only");
+        report.Row("children by path", $"{SharedMemoryChildren} through shared memory, {NetworkChildren} over gRPC only, {ChannelChildren} over the channel (TCP)");
         report.Row("kills", _kills.Values.Sum());
         foreach (var kind in KillKinds.All)
         {

@@ -19,11 +19,12 @@ internal static class ChildRole
     /// session ends fast. Deadlines are half the defaults: well within the run, yet long enough for a
     /// child's first call, which JIT-compiles the whole client, on a 2-core machine shared with others.
     /// </summary>
-    public static RaySharingClientOptions ClientOptions(Uri address, string clientName, bool sharedMemory) => new()
+    public static RaySharingClientOptions ClientOptions(Uri address, string clientName, ChildPath path) => new()
     {
         Address = address,
         ClientName = clientName,
-        UseSharedMemory = sharedMemory,
+        UseSharedMemory = path == ChildPath.SharedMemory,
+        UseChannel = path != ChildPath.Network,
         CallTimeout = TimeSpan.FromSeconds(15),
         StreamIdleTimeout = TimeSpan.FromSeconds(15),
         ConnectTimeout = TimeSpan.FromSeconds(5),
@@ -32,14 +33,16 @@ internal static class ChildRole
     };
 
     /// <summary>
-    /// How a child moves bytes, from its <c>--path</c>: <c>shm</c> (the default), the worker's shared memory
-    /// on this host; <c>network</c>, gRPC only. The harness mixes both in every round.
+    /// How a child moves bytes, from its <c>--path</c>: <c>shm</c> (the default client: the worker's shared memory
+    /// on this host, small calls over the channel's Unix socket); <c>network</c>, gRPC only; <c>channel</c>, the
+    /// channel over TCP (frames and bulk bodies), no shared memory. The harness mixes all three in every round.
     /// </summary>
-    public static bool SharedMemory(CommandLine commandLine) => commandLine.Optional("--path") switch
+    public static ChildPath Path(CommandLine commandLine) => commandLine.Optional("--path") switch
     {
-        null or "shm" => true,
-        "network" => false,
-        var other => throw new ArgumentException($"--path must be shm or network; got '{other}'."),
+        null or "shm" => ChildPath.SharedMemory,
+        "network" => ChildPath.Network,
+        "channel" => ChildPath.Channel,
+        var other => throw new ArgumentException($"--path must be shm, network or channel; got '{other}'."),
     };
 
     /// <summary>
@@ -84,4 +87,17 @@ internal static class ChildRole
         };
         watcher.Start();
     }
+}
+
+/// <summary>How a child's client moves bytes (its <c>--path</c>).</summary>
+internal enum ChildPath
+{
+    /// <summary><c>shm</c>: the default client, the worker's shared memory and the channel over its Unix socket.</summary>
+    SharedMemory,
+
+    /// <summary><c>network</c>: no shared memory, no channel: gRPC only.</summary>
+    Network,
+
+    /// <summary><c>channel</c>: no shared memory; the channel over TCP, small frames and bulk bodies.</summary>
+    Channel,
 }

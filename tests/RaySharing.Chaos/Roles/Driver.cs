@@ -12,7 +12,7 @@ internal static class Driver
     public static async Task<int> RunAsync(CommandLine commandLine)
     {
         commandLine.Allow("--address", "--holder", "--key", "--path");
-        var sharedMemory = ChildRole.SharedMemory(commandLine);
+        var path = ChildRole.Path(commandLine);
         var address = commandLine.Address();
         var holderName = commandLine.Required("--holder");
         var key = commandLine.Required("--key");
@@ -24,7 +24,7 @@ internal static class Driver
             try
             {
                 client = await BoundedCall.RunAsync("connect", ChildRole.CallBound,
-                    token => RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-driver", sharedMemory), token), CancellationToken.None);
+                    token => RaySharingClient.ConnectAsync(ChildRole.ClientOptions(address, "chaos-driver", path), token), CancellationToken.None);
                 var holder = await BoundedCall.RunAsync("get holder", ChildRole.CallBound,
                     token => client.GetHolderAsync(holderName, cancellationToken: token), CancellationToken.None);
                 refs = await BoundedCall.RunAsync("fetch", ChildRole.CallBound, token => holder.FetchAsync(key, token), CancellationToken.None);

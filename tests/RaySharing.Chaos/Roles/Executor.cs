@@ -12,7 +12,7 @@ internal static class Executor
         var order = PutOrder.Parse(commandLine);
 
         using var timeout = new CancellationTokenSource(ChildRole.CallBound * 3);
-        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(order.Address, "chaos-executor", order.SharedMemory), timeout.Token);
+        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(order.Address, "chaos-executor", order.Path), timeout.Token);
         try
         {
             var holder = await client.GetHolderAsync(order.HolderName, cancellationToken: timeout.Token);

@@ -14,7 +14,7 @@ internal static class HolderCreator
         var order = PutOrder.Parse(commandLine);
         using var timeout = new CancellationTokenSource(ChildRole.CallBound * 3);
         // Not disposed on purpose: this session must end only by being killed, as a crashed process's would.
-        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(order.Address, "chaos-holder-creator", order.SharedMemory), timeout.Token);
+        var client = await RaySharingClient.ConnectAsync(ChildRole.ClientOptions(order.Address, "chaos-holder-creator", order.Path), timeout.Token);
         var holder = await client.GetOrCreateHolderAsync(order.HolderName, HolderLifetime.Session, cancellationToken: timeout.Token);
         var objectRef = await client.PutAsync(order.Data, holder, timeout.Token);
         await holder.RegisterAsync(order.Key, [objectRef], timeout.Token);

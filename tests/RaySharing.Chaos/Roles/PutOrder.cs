@@ -3,7 +3,7 @@ using RaySharing.Chaos.Infrastructure;
 namespace RaySharing.Chaos.Roles;
 
 /// <summary>What an executor or a holder creator is told to put, read from its command line, with its bytes built.</summary>
-internal sealed record PutOrder(Uri Address, string HolderName, string Key, int Size, byte[] Data, uint Crc, bool SharedMemory)
+internal sealed record PutOrder(Uri Address, string HolderName, string Key, int Size, byte[] Data, uint Crc, ChildPath Path)
 {
     public static PutOrder Parse(CommandLine commandLine)
     {
@@ -15,6 +15,6 @@ internal sealed record PutOrder(Uri Address, string HolderName, string Key, int 
         var seed = commandLine.Int("--seed", null, int.MinValue, int.MaxValue);
         // Built before connecting, so that once connected a role does nothing but its calls.
         var data = Payload.Build(size, seed);
-        return new PutOrder(address, holderName, key, size, data, Payload.Crc(data), ChildRole.SharedMemory(commandLine));
+        return new PutOrder(address, holderName, key, size, data, Payload.Crc(data), ChildRole.Path(commandLine));
     }
 }
