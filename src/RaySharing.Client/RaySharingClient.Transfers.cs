@@ -181,6 +181,29 @@ public sealed partial class RaySharingClient
                 return inline;
             }
 
+            if (FitsChannelFrame(session, source.Length))
+            {
+                // A small stream or sequence: gathered into one buffer, it goes as one frame rather than ticket and body.
+                var gathered = ArrayPool<byte>.Shared.Rent((int)source.Length);
+                try
+                {
+                    var length = 0;
+                    await foreach (var chunk in source.ChunksAsync(CopyChunkBytes, cancellationToken).ConfigureAwait(false))
+                    {
+                        chunk.Span.CopyTo(gathered.AsSpan(length));
+                        length += chunk.Length;
+                    }
+
+                    var framed = await PutOverChannelAsync(session, channel, header, gathered.AsMemory(0, length), create, cancellationToken).ConfigureAwait(false);
+                    progress?.Report(length);
+                    return framed;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(gathered);
+                }
+            }
+
             return await PutBulkAsync(session, channel, header, source, create, progress, cancellationToken).ConfigureAwait(false);
         }
 

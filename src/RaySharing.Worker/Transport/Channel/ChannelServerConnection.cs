@@ -13,7 +13,8 @@ namespace RaySharing.Worker.Transport.Channel;
 /// </summary>
 internal sealed class ChannelServerConnection
 {
-    private const int BodyChunkBytes = 4 * 1024 * 1024;
+    // Each piece of a body sent is bounded by the frame timeout: a reader must take at least this much per timeout.
+    private const int BodyChunkBytes = 1024 * 1024;
     private static readonly TimeSpan LingerTime = TimeSpan.FromSeconds(1);
 
     private readonly Socket _socket;
