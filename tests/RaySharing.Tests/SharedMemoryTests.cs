@@ -223,6 +223,24 @@ public sealed class SharedMemoryTests
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetBytesAsync(objectRef).Within());
     }
 
+    [Fact]
+    public async Task ObjectBeyondTwoGiB_OverTheBulkChannel_PutFromStreamAndCopiedOut_SameBytes()
+    {
+        const long Size = (2L << 30) + 12345;
+        await using var worker = await TestWorker.StartAsync(o => o.StoreCapacityBytes = Size + (1 << 20));
+        var client = await worker.ConnectAsync(o => o.UseSharedMemory = false);
+        Assert.True(client.UsesChannel);
+        Assert.False(client.UsesSharedMemory);
+
+        var objectRef = await client.PutEncodedAsync(new PatternStream(Size), Size).Within(TimeSpan.FromMinutes(2));
+        var copy = new CrcStream();
+        await client.CopyToAsync(objectRef, copy).Within(TimeSpan.FromMinutes(2));
+
+        Assert.Equal(Size, objectRef.Size);
+        Assert.Equal(Size, copy.Length);
+        Assert.Equal(objectRef.Checksum, copy.Checksum);
+    }
+
     private static async Task<(long Used, long Objects)> UsedAndObjectsAsync(RaySharingClient client)
     {
         var stats = await client.GetStoreStatsAsync().Within();
