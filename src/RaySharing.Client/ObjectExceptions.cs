@@ -37,7 +37,10 @@ public sealed class ObjectFreedException(string message, ObjectId objectId) : Ra
     public ObjectId ObjectId { get; } = objectId;
 }
 
-/// <summary>The object's bytes were lost with the host that stored them. Reason <c>OBJECT_LOST</c>.</summary>
+/// <summary>
+/// The object's bytes are gone while its owner lives: the file it was spilled to was lost or damaged (the message
+/// says which), or the host that stored them is gone. Reason <c>OBJECT_LOST</c>.
+/// </summary>
 public sealed class ObjectLostException(string message, ObjectId objectId) : RaySharingException("OBJECT_LOST", message)
 {
     /// <summary>The object.</summary>
