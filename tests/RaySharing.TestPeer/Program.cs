@@ -1,3 +1,4 @@
+using RaySharing.Testing;
 using System.Globalization;
 using RaySharing;
 
@@ -115,46 +116,4 @@ catch (Exception ex)
 {
     Console.WriteLine($"ERROR {ex.GetType().Name} {ex.Message.ReplaceLineEndings(" ")}");
     return 1;
-}
-
-/// <summary>Gives <c>before</c> bytes, then signals and never gives another: a writer stuck mid-transfer.</summary>
-internal sealed class StallingStream(int before, TaskCompletionSource stalled) : Stream
-{
-    private int _given;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => _given; set => throw new NotSupportedException(); }
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        if (_given >= before)
-        {
-            stalled.TrySetResult();
-            await Task.Delay(Timeout.Infinite, cancellationToken);
-        }
-
-        var count = Math.Min(buffer.Length, before - _given);
-        buffer.Span[..count].Fill(7);
-        _given += count;
-        return count;
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

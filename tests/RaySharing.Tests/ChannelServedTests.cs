@@ -1474,91 +1474,26 @@ public sealed class ChannelServedTests
 
         public void Dispose() => Directory.Delete(Path, recursive: true);
     }
-
-    /// <summary>Gives <c>before</c> bytes, then signals and waits for cancellation: a source stuck mid-transfer.</summary>
-    private sealed class StallingStream(int before, TaskCompletionSource stalled) : Stream
-    {
-        private int _given;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => _given; set => throw new NotSupportedException(); }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            if (_given >= before)
-            {
-                stalled.TrySetResult();
-                await Task.Delay(Timeout.Infinite, cancellationToken);
-            }
-
-            var count = Math.Min(buffer.Length, before - _given);
-            buffer.Span[..count].Fill(7);
-            _given += count;
-            return count;
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read asynchronously.");
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
-
     /// <summary>Gives <c>size</c> pattern bytes, awaiting <c>callback</c> once when <c>at</c> bytes were given.</summary>
-    private sealed class CallbackStream(long size, long at, Func<Task> callback) : Stream
+    private sealed class CallbackStream(long size, long at, Func<Task> callback) : ReadOnlyTestStream
     {
-        private long _given;
-
         public bool CalledBack { get; private set; }
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
 
         public override long Length => size;
 
-        public override long Position { get => _given; set => throw new NotSupportedException(); }
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (_given >= at && !CalledBack)
+            if (Given >= at && !CalledBack)
             {
                 CalledBack = true;
                 await callback().WaitAsync(cancellationToken);
             }
 
-            var count = (int)Math.Min(buffer.Length, (_given < at ? at : size) - _given);
+            var count = (int)Math.Min(buffer.Length, (Given < at ? at : size) - Given);
             buffer.Span[..count].Fill(3);
-            _given += count;
+            Given += count;
             return count;
         }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read asynchronously.");
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>A destination that runs <paramref name="onFirstWrite"/> once, when the first bytes arrive, and keeps what it gets.</summary>

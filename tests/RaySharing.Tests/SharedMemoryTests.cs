@@ -1,3 +1,4 @@
+using RaySharing.Testing;
 using System.Buffers;
 using System.IO.Hashing;
 using RaySharing.Tests.Infrastructure;
@@ -273,124 +274,56 @@ public sealed class SharedMemoryTests
     }
 
     /// <summary>A write-only stream that fails every write.</summary>
-    private sealed class FailingStream : Stream
+    private sealed class FailingStream : WriteOnlyTestStream
     {
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => 0; set => throw new NotSupportedException(); }
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new IOException("the disk is full");
-
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => throw new IOException("the disk is full");
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     /// <summary>
     /// A stream of <c>length</c> bytes made on the fly from a block whose odd length keeps it out of step with
     /// every chunk size, so a huge put needs no array of its size.
     /// </summary>
-    private sealed class PatternStream(long length) : Stream
+    private sealed class PatternStream(long length) : ReadOnlyTestStream
     {
         private static readonly byte[] Block = Bytes((1 << 20) + 7, seed: 42);
-        private long _position;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
 
         public override long Length => length;
 
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
         public override int Read(Span<byte> buffer)
         {
-            var count = (int)Math.Min(buffer.Length, length - _position);
+            var count = (int)Math.Min(buffer.Length, length - Given);
             var done = 0;
             while (done < count)
             {
-                var at = (int)((_position + done) % Block.Length);
+                var at = (int)((Given + done) % Block.Length);
                 var run = Math.Min(count - done, Block.Length - at);
                 Block.AsSpan(at, run).CopyTo(buffer[done..]);
                 done += run;
             }
 
-            _position += count;
+            Given += count;
             return count;
         }
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromResult(Read(buffer.Span));
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>A write-only stream that keeps only the CRC-32 and count of what it was given.</summary>
-    private sealed class CrcStream : Stream
+    private sealed class CrcStream : WriteOnlyTestStream
     {
         private readonly Crc32 _crc = new();
         private long _length;
 
         public uint Checksum => _crc.GetCurrentHashAsUInt32();
 
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
         public override long Length => _length;
-
-        public override long Position { get => _length; set => throw new NotSupportedException(); }
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            _crc.Append(buffer);
-            _length += buffer.Length;
-        }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            Write(buffer.Span);
+            _crc.Append(buffer.Span);
+            _length += buffer.Length;
             return ValueTask.CompletedTask;
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     /// <summary>A writer that breaks IBufferWriter's contract: room for a few bytes, then none.</summary>
