@@ -56,8 +56,7 @@ internal sealed class Report
     public IReadOnlyList<Target> Targets { get; }
 
     /// <summary>The command that reproduces this run, from the repository root.</summary>
-    public string Command => $"dotnet run --project benchmarks/RaySharing.Benchmarks -c {_machine.Configuration} --"
-        + string.Concat(_settings.Arguments.Select(a => " " + (a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)));
+    public string Command => RunScope.Command(_machine, _settings.Arguments);
 
     public string ToConsole()
     {
@@ -118,11 +117,7 @@ internal sealed class Report
         md.AppendLine(Invariant, $"- Runtime: {_machine.Runtime}, {_machine.Gc} GC, {_machine.Configuration} build");
         md.AppendLine(Invariant, $"- Other processes' CPU during the run: {Share(_noise.OthersShare)} of all cores (the benchmark's client and server processes: {Share(_noise.OwnShare)}); load average, these processes included: {_noise.LoadAverage}");
         md.AppendLine();
-        foreach (var caveat in Caveats())
-        {
-            md.AppendLine(Invariant, $"> **Caveat:** {caveat}");
-            md.AppendLine();
-        }
+        RunScope.AppendCaveats(md, Caveats());
 
         md.AppendLine("## Method");
         md.AppendLine();

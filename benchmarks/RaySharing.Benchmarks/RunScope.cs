@@ -68,5 +68,20 @@ internal sealed class RunScope : IDisposable
         }
     }
 
+    /// <summary>The command that reproduces a run given <paramref name="arguments"/>, from the repository root.</summary>
+    public static string Command(Machine machine, IReadOnlyList<string> arguments) =>
+        $"dotnet run --project benchmarks/RaySharing.Benchmarks -c {machine.Configuration} --"
+        + string.Concat(arguments.Select(a => " " + (a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)));
+
+    /// <summary>Each caveat as a quoted paragraph of a Markdown report.</summary>
+    public static void AppendCaveats(System.Text.StringBuilder markdown, IEnumerable<string> caveats)
+    {
+        foreach (var caveat in caveats)
+        {
+            markdown.AppendLine(CultureInfo.InvariantCulture, $"> **Caveat:** {caveat}");
+            markdown.AppendLine();
+        }
+    }
+
     public void Dispose() => _run.Dispose();
 }

@@ -255,9 +255,7 @@ public sealed class SpillStoreTests : IDisposable
         victim.Free();
         Assert.False(File.Exists(file));
         objects.Skip(1).ToList().ForEach(o => o.Bytes.Free());
-        Assert.Equal(0, store.UsedBytes);
-        Assert.Equal(0, store.SpilledBytes);
-        Assert.Empty(FilesOf(store));
+        AssertNothingLeft(store);
     }
 
     [Fact]
@@ -431,9 +429,7 @@ public sealed class SpillStoreTests : IDisposable
             o.Free();
         }
 
-        Assert.Equal(0, store.UsedBytes);
-        Assert.Equal(0, store.SpilledBytes);
-        Assert.Empty(FilesOf(store));
+        AssertNothingLeft(store);
     }
 
     [Fact]
@@ -483,9 +479,7 @@ public sealed class SpillStoreTests : IDisposable
         Assert.Equal(0, wrong);
         Assert.True(spills > 0);
         bytes.Free();
-        Assert.Equal(0, store.UsedBytes);
-        Assert.Equal(0, store.SpilledBytes);
-        Assert.Empty(FilesOf(store));
+        AssertNothingLeft(store);
     }
 
     [Fact]
@@ -519,9 +513,7 @@ public sealed class SpillStoreTests : IDisposable
         await spiller.Within(TimeSpan.FromSeconds(30));
 
         Assert.All(objects, o => Assert.Equal(0, o.Count));
-        Assert.Equal(0, store.UsedBytes);
-        Assert.Equal(0, store.SpilledBytes);
-        Assert.Empty(FilesOf(store));
+        AssertNothingLeft(store);
     }
 
     /// <summary>A store that spills on the reserving thread only, so each test sees one exact sequence.</summary>
@@ -531,6 +523,14 @@ public sealed class SpillStoreTests : IDisposable
         await Bounded.Eventually(() => Task.FromResult(!store.SpillerRunning), TimeSpan.FromSeconds(20), "the background spiller settles");
 
     private static string[] FilesOf(ObjectStore store) => Directory.GetFiles(store.SpillPath!, "*.spill");
+
+    /// <summary>The store holds no byte in memory or on disk, and its spill directory no file.</summary>
+    private static void AssertNothingLeft(ObjectStore store)
+    {
+        Assert.Equal(0, store.UsedBytes);
+        Assert.Equal(0, store.SpilledBytes);
+        Assert.Empty(FilesOf(store));
+    }
 
     internal static byte[] Payload(int seed, int size = ObjectBytes)
     {

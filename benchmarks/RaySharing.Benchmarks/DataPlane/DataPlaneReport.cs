@@ -32,8 +32,7 @@ internal sealed class DataPlaneReport
     public IReadOnlyList<DataPlaneTarget> Targets { get; }
 
     /// <summary>The command that reproduces this run, from the repository root.</summary>
-    public string Command => $"dotnet run --project benchmarks/RaySharing.Benchmarks -c {_machine.Configuration} --"
-        + string.Concat(_settings.Arguments.Select(a => " " + (a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a)));
+    public string Command => RunScope.Command(_machine, _settings.Arguments);
 
     public string ToConsole()
     {
@@ -101,11 +100,7 @@ internal sealed class DataPlaneReport
         md.AppendLine(Invariant, $"- The worker's shared-memory arena: in {Environment.GetEnvironmentVariable(Serve.SharedMemoryDirectoryVariable) ?? "/dev/shm"} ({ArenaMount()})");
         md.AppendLine(Invariant, $"- Other processes' CPU during the run: {Share(_noise.OthersShare)} of all cores (the benchmark's client and server processes: {Share(_noise.OwnShare)}; redis-server counts among the others); load average: {_noise.LoadAverage}");
         md.AppendLine();
-        foreach (var caveat in Caveats())
-        {
-            md.AppendLine(Invariant, $"> **Caveat:** {caveat}");
-            md.AppendLine();
-        }
+        RunScope.AppendCaveats(md, Caveats());
 
         md.AppendLine("## Method");
         md.AppendLine();
