@@ -122,7 +122,11 @@ public sealed class SpillTests : IDisposable
         Assert.Contains("no room to bring it back", ex.Message, StringComparison.Ordinal);
         await leases[0].DisposeAsync().Within();
         Assert.Equal(SpillStoreTests.Payload(0), await getter.GetBytesAsync(spilled).Within());
-        Assert.False(File.Exists(SpillFile(spilled)));
+
+        // No file check here: back in memory it is the one unpinned object in a full arena, so the background
+        // spiller may rightly move it out again at once (that a restore deletes its file is SpillStoreTests'
+        // TryPin_RestoredObject_FileDeletedAndSpillBytesBack). A second get must still find it, wherever it is.
+        Assert.Equal(SpillStoreTests.Payload(0), await getter.GetBytesAsync(spilled).Within());
         foreach (var (lease, i) in leases.Select((l, i) => (l, i + 1)).Skip(1))
         {
             Assert.Equal(SpillStoreTests.Payload(i), lease.Memory.ToArray());

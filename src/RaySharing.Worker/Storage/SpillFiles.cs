@@ -63,22 +63,31 @@ internal sealed unsafe class SpillFiles : IDisposable
 
     public string FileOf(ObjectId id) => System.IO.Path.Combine(Path, $"{id}.spill");
 
-    /// <summary>Writes <paramref name="length"/> bytes at <paramref name="data"/> to the object's file; on failure nothing is left behind.</summary>
+    /// <summary>
+    /// Writes <paramref name="length"/> bytes at <paramref name="data"/> to the object's file; on failure nothing is
+    /// left behind. The bytes go to a <c>.partial</c> file renamed once complete, so a file under the object's name is
+    /// always whole (an operator or a test that sees it can read it).
+    /// </summary>
     public void Write(ObjectId id, byte* data, long length)
     {
         var path = FileOf(id);
+        var partial = path + ".partial";
         try
         {
-            using var file = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, length);
-            for (long position = 0; position < length; position += ChunkBytes)
+            using (var file = File.OpenHandle(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, length))
             {
-                var chunk = (int)Math.Min(ChunkBytes, length - position);
-                RandomAccess.Write(file, new ReadOnlySpan<byte>(data + position, chunk), position);
+                for (long position = 0; position < length; position += ChunkBytes)
+                {
+                    var chunk = (int)Math.Min(ChunkBytes, length - position);
+                    RandomAccess.Write(file, new ReadOnlySpan<byte>(data + position, chunk), position);
+                }
             }
+
+            File.Move(partial, path, overwrite: false);
         }
         catch
         {
-            TryDelete(path);
+            TryDelete(partial);
             throw;
         }
     }
