@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.Hashing;
 using Google.Protobuf;
 using RaySharing.Internal;
 using RaySharing.Internal.Channel;
@@ -129,7 +128,7 @@ public sealed partial class RaySharingClient
     private async Task<TRef> PutOverChannelAsync<TRef>(ClientSession session, SessionChannel channel, PutHeader header, ReadOnlyMemory<byte> data, RefFactory<TRef> create, CancellationToken cancellationToken)
         where TRef : ObjectRef
     {
-        var fields = new ChannelPutFields(ChannelOwner(header.OwnerHolder), (int)header.Codec, header.TypeName, Crc32.HashToUInt32(data.Span));
+        var fields = new ChannelPutFields(ChannelOwner(header.OwnerHolder), (int)header.Codec, header.TypeName, Checksums.Of(data.Span));
         using var payload = new PooledBuffer();
         ChannelMessages.WritePut(payload, fields, data.Span);
         using var reply = await ChannelCallAsync(session, channel, "Put", ChannelOp.Put, payload.WrittenMemory, PutSubject(header), cancellationToken).ConfigureAwait(false);
@@ -145,7 +144,7 @@ public sealed partial class RaySharingClient
         using var reply = await ChannelCallAsync(session, channel, "Get", ChannelOp.Get, payload.WrittenMemory, CallSubject.Object(envelope.ObjectId), cancellationToken).ConfigureAwait(false);
         ReadOnlyMemory<byte> data = default;
         ReadReply(reply, "Get", p => ChannelMessages.ReadObjectHeader(p, out data));
-        Verify(envelope, data.Length, Crc32.HashToUInt32(data.Span));
+        Verify(envelope, data.Length, Checksums.Of(data.Span));
         if (sink is null)
         {
             return data.ToArray();
@@ -182,7 +181,7 @@ public sealed partial class RaySharingClient
                 throw ExceptionFactory.Corrupted(envelope, $"the worker sent {reply.BodyLength} bytes where the envelope promises {envelope.Size}");
             }
 
-            var crc = new Crc32();
+            var crc = new RunningCrc32();
             long received = 0;
             while (received < envelope.Size)
             {
@@ -195,7 +194,7 @@ public sealed partial class RaySharingClient
                 progress?.Report(received);
             }
 
-            Verify(envelope, received, crc.GetCurrentHashAsUInt32());
+            Verify(envelope, received, crc.Current);
             return true;
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -214,7 +213,7 @@ public sealed partial class RaySharingClient
         {
             using var reply = await connection.ExchangeAsync(ChannelOp.BulkPut, ticket.Ticket.Memory, source.Length + ChannelMessages.ChecksumTrailerBytes, async (send, sendToken) =>
             {
-                var crc = new Crc32();
+                var crc = new RunningCrc32();
                 long sent = 0;
                 await foreach (var chunk in source.ChunksAsync(BodyPieceBytes, sendToken).ConfigureAwait(false))
                 {
@@ -226,7 +225,7 @@ public sealed partial class RaySharingClient
                 }
 
                 var trailer = new byte[ChannelMessages.ChecksumTrailerBytes];
-                BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.GetCurrentHashAsUInt32());
+                BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.Current);
                 idle.CancelAfter(_options.StreamIdleTimeout);
                 await send(trailer, sendToken).ConfigureAwait(false);
             }, ct).ConfigureAwait(false);

@@ -1,6 +1,5 @@
 using System.Runtime.ExceptionServices;
 using System.Buffers;
-using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Grpc.Core;
@@ -65,7 +64,7 @@ public sealed partial class RaySharingClient
             return PutOverNetworkAsync(header, new MemorySource(new ReadOnlySequence<byte>(data)), create, progress: null, cancellationToken);
         }
 
-        header.Checksum = Crc32.HashToUInt32(data.Span);
+        header.Checksum = Checksums.Of(data.Span);
         return data.Length <= MaxUnaryObjectBytes
             ? PutUnaryAsync(header, data, create, cancellationToken)
             : PutStreamAsync(header, new MemorySource(new ReadOnlySequence<byte>(data)), create, progress: null, cancellationToken);
@@ -362,7 +361,7 @@ public sealed partial class RaySharingClient
                 var headers = await call.ResponseHeadersAsync.WaitAsync(idle.Token).ConfigureAwait(false);
                 // A refusal is a trailers-only response, whose headers arrive too, without the go-ahead.
                 accepted = headers.GetValue(WireHeaders.PutAccepted) is not null;
-                var crc = header.ChecksumFollows ? new Crc32() : null;
+                var crc = header.ChecksumFollows ? new RunningCrc32() : null;
                 long sent = 0;
                 if (accepted)
                 {
@@ -398,7 +397,7 @@ public sealed partial class RaySharingClient
                     idle.CancelAfter(_options.StreamIdleTimeout);
                     if (crc is not null)
                     {
-                        await call.RequestStream.WriteAsync(new PutRequest { Checksum = crc.GetCurrentHashAsUInt32() }, idle.Token).ConfigureAwait(false);
+                        await call.RequestStream.WriteAsync(new PutRequest { Checksum = crc.Current }, idle.Token).ConfigureAwait(false);
                     }
 
                     await call.RequestStream.CompleteAsync().ConfigureAwait(false);
@@ -473,7 +472,7 @@ public sealed partial class RaySharingClient
             var scope = BeginCall(cancellationToken);
             var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
             var bytes = AdoptArray(reply.Data);
-            Verify(envelope, bytes.Length, Crc32.HashToUInt32(bytes));
+            Verify(envelope, bytes.Length, Checksums.Of(bytes));
             return bytes;
         }
 
@@ -498,7 +497,7 @@ public sealed partial class RaySharingClient
         var sinkFailed = false;
         try
         {
-            var crc = new Crc32();
+            var crc = new RunningCrc32();
             long offset = 0;
             while (true)
             {
@@ -536,7 +535,7 @@ public sealed partial class RaySharingClient
                 throw ExceptionFactory.Corrupted(envelope, $"the stream ended after {offset} of {envelope.Size} bytes");
             }
 
-            Verify(envelope, offset, crc.GetCurrentHashAsUInt32());
+            Verify(envelope, offset, crc.Current);
         }
         catch (Exception ex) when (!sinkFailed && StreamFailure(ex, "GetStream", idle, cancellationToken, CallSubject.Object(envelope.ObjectId), received, session) is { } mapped)
         {

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Hashing;
 using Google.Protobuf;
 using Grpc.Core;
 using RaySharing.Internal;
@@ -271,7 +270,7 @@ public sealed partial class RaySharingClient
         try
         {
             var offset = (long)created.Offset;
-            var crc = new Crc32();
+            var crc = new RunningCrc32();
             long written = 0;
             await foreach (var chunk in source.ChunksAsync(CopyChunkBytes, cancellationToken).ConfigureAwait(false))
             {
@@ -283,7 +282,7 @@ public sealed partial class RaySharingClient
                 progress?.Report(written);
             }
 
-            var checksum = crc.GetCurrentHashAsUInt32();
+            var checksum = crc.Current;
             var seal = BeginCall(cancellationToken, session.Headers, SealTimeout(source.Length));
             var reply = await UnaryAsync("Seal", _objects.SealAsync(new SealRequest { Handle = created.Handle, Checksum = checksum }, seal.Options), seal, cancellationToken, PutSubject(header)).ConfigureAwait(false);
             sealedObject = true;
@@ -341,7 +340,7 @@ public sealed partial class RaySharingClient
         {
             var scope = BeginCall(cancellationToken);
             var reply = await UnaryAsync("Get", _objects.GetAsync(request, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
-            Verify(envelope, reply.Data.Length, Crc32.HashToUInt32(reply.Data.Span));
+            Verify(envelope, reply.Data.Length, Checksums.Of(reply.Data.Span));
             await sink.WriteAsync(reply.Data.Memory, cancellationToken).ConfigureAwait(false);
             progress?.Report(reply.Data.Length);
             return;
@@ -358,7 +357,7 @@ public sealed partial class RaySharingClient
         var (offset, size) = await PinAsync(scope, session, objectRef, cancellationToken).ConfigureAwait(false);
         try
         {
-            var crc = new Crc32();
+            var crc = new RunningCrc32();
             long done = 0;
             while (done < size)
             {
@@ -370,7 +369,7 @@ public sealed partial class RaySharingClient
                 progress?.Report(done);
             }
 
-            Verify(envelope, size, crc.GetCurrentHashAsUInt32());
+            Verify(envelope, size, crc.Current);
         }
         finally
         {

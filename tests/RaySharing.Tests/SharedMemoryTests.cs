@@ -68,6 +68,7 @@ public sealed class SharedMemoryTests
             using var lease = await client.GetLeaseAsync(objectRef).Within();
             Assert.Equal(sharedMemory, lease.IsZeroCopy);
             Assert.Equal(data, lease.Memory.ToArray());
+            lease.VerifyChecksum();
         }
 
         Assert.Equal(3L * size, (await client.GetStoreStatsAsync().Within()).UsedBytes);
@@ -221,7 +222,31 @@ public sealed class SharedMemoryTests
         Assert.Equal(Size, lease.Bytes.Length);
         Assert.False(lease.Bytes.IsSingleSegment);
         Assert.Throws<InvalidOperationException>(() => lease.Memory);
+        lease.VerifyChecksum();
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetBytesAsync(objectRef).Within());
+    }
+
+    [Fact]
+    public async Task VerifyChecksum_BytesNotTheSealedOnes_ChecksumMismatchNamingTheObject_AndDisposedLeaseRefuses()
+    {
+        await using var worker = await TestWorker.StartAsync();
+        var client = await worker.ConnectAsync();
+        var data = new byte[(1 << 20) + 17];
+        new Random(5).NextBytes(data);
+        var objectRef = await client.PutEncodedAsync(data).Within();
+        var tampered = (byte[])data.Clone();
+        tampered[^3] ^= 0x40;
+
+        // The worker's mapping is read-only to clients, so bytes that differ from the sealed ones are made here.
+        var wrong = new ObjectLease(objectRef, new ReadOnlySequence<byte>(tampered), isZeroCopy: false, release: null, releaseAsync: null);
+        var ex = Assert.Throws<ChecksumMismatchException>(wrong.VerifyChecksum);
+
+        Assert.Equal(objectRef.Id, ex.ObjectId);
+        Assert.Contains(objectRef.Id.ToString(), ex.Message, StringComparison.Ordinal);
+        var lease = await client.GetLeaseAsync(objectRef).Within();
+        lease.VerifyChecksum();
+        await lease.DisposeAsync().Within();
+        Assert.Throws<ObjectDisposedException>(lease.VerifyChecksum);
     }
 
     [Fact]

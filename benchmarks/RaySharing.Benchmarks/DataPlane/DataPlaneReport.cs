@@ -258,7 +258,7 @@ internal sealed class DataPlaneReport
             $"**grpc**: a client with shared memory and the channel off, so gRPC carries everything: unary up to 1 MiB, streamed above it in the client's default chunks ({new RaySharingClientOptions().ChunkBytes >> 10} KiB). " +
             $"**bulk**: a client with shared memory off and the channel on, as a client on another host runs: one channel frame over TCP up to 1 MiB, above it a ticket (one gRPC call) and the bytes as a channel body " +
             $"straight between the worker's store and the destination, checksummed piece by piece as they arrive. " +
-            $"**shm** and **shm-lease**: the same-host client: objects up to 1 MiB as one channel frame over the worker's Unix socket, larger ones written in place in the worker's arena and sealed, or read from it (a copy, or a zero-copy lease). " +
+            $"**shm** and **shm-lease**: the same-host client: objects up to 1 MiB as one channel frame over the worker's Unix socket, larger ones written in place in the worker's arena and sealed, or read from it (a copy, or a zero-copy lease whose every byte is read by its VerifyChecksum, a CRC-32 compared with the ref's). " +
             $"A get row gets one stored object every repetition and releases it after the row; a put row releases each ref right after its put, outside the timing. " +
             $"A new path is a class implementing `IDataPath` (put, get, release) and one line in `DataPaths.Create` (benchmarks/RaySharing.Benchmarks/DataPlane/Paths.cs): " +
             $"its large-object rows, its 100-byte rows and its targets follow.");

@@ -160,8 +160,9 @@ internal class SharedMemoryPath(RaySharingClient client, ObjectHolder holder) : 
 }
 
 /// <summary>
-/// A zero-copy get: GetLeaseAsync maps the worker's own copy, and every byte is read once, by a CRC-32 of the
-/// lease's memory compared with the ref's checksum, so nothing is left unread that a copy would have touched.
+/// A zero-copy get: GetLeaseAsync maps the worker's own copy, and every byte is read once, by the lease's
+/// VerifyChecksum (a CRC-32 of its memory compared with the ref's checksum), so nothing is left unread that a copy
+/// would have touched.
 /// Puts as the shm path.
 /// </summary>
 internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolder holder) : SharedMemoryPath(client, holder)
@@ -177,17 +178,7 @@ internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolde
             throw new InvalidOperationException("The lease is a copy: the shm-lease rows would not measure a zero-copy get.");
         }
 
-        var crc = new System.IO.Hashing.Crc32();
-        foreach (var block in lease.Bytes)
-        {
-            crc.Append(block.Span);
-        }
-
-        if (crc.GetCurrentHashAsUInt32() != stored.Checksum)
-        {
-            throw new InvalidOperationException($"The leased bytes of {stored.Id} do not match its checksum.");
-        }
-
+        lease.VerifyChecksum();
         return lease.Length;
     }
 }

@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using RaySharing.Wire;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Storage;
@@ -39,7 +38,7 @@ internal sealed class ObjectOperations(OwnershipGraph graph, ObjectStore store)
     /// </summary>
     public StoredObject PutWhole(ObjectId session, HolderAddress? owner, ObjectCodec codec, string typeName, uint declaredChecksum, ReadOnlySpan<byte> data)
     {
-        var checksum = Crc32.HashToUInt32(data);
+        var checksum = Checksums.Of(data);
         if (checksum != declaredChecksum)
         {
             throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the sender declared {declaredChecksum:x8}; nothing was stored.");

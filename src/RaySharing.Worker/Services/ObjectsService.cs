@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using Google.Protobuf;
 using Grpc.Core;
 using RaySharing.Wire;
@@ -56,7 +55,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
             // The go-ahead: clients send the header alone and wait for these headers before sending bytes, so a
             // refusal (thrown above) reaches them before any byte is in flight.
             await context.WriteResponseHeadersAsync(AcceptedHeaders).ConfigureAwait(false);
-            var crc = new Crc32();
+            var crc = new RunningCrc32();
             long received = 0;
             uint? trailingChecksum = null;
             var message = first;
@@ -100,7 +99,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
             var declared = header.ChecksumFollows
                 ? trailingChecksum ?? throw WorkerErrors.InvalidRequest("The put's header said its checksum follows, but the last message carried none; nothing was stored.")
                 : header.Checksum;
-            var checksum = crc.GetCurrentHashAsUInt32();
+            var checksum = crc.Current;
             if (checksum != declared)
             {
                 throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the sender declared {declared:x8}; nothing was stored.");

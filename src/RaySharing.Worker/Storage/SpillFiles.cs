@@ -1,7 +1,7 @@
-using System.IO.Hashing;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
+using RaySharing.Wire;
 using RaySharing.Worker.Diagnostics;
 
 namespace RaySharing.Worker.Storage;
@@ -108,7 +108,7 @@ internal sealed unsafe class SpillFiles : IDisposable
                 return $"the spill file {path} has {fileLength} bytes, not {length}";
             }
 
-            var crc = new Crc32();
+            var crc = new RunningCrc32();
             for (long position = 0; position < length;)
             {
                 var span = new Span<byte>(destination + position, (int)Math.Min(ChunkBytes, length - position));
@@ -122,7 +122,7 @@ internal sealed unsafe class SpillFiles : IDisposable
                 position += read;
             }
 
-            var actual = crc.GetCurrentHashAsUInt32();
+            var actual = crc.Current;
             return actual == checksum ? null : $"the spill file {path} has checksum {actual:x8}, not the object's {checksum:x8}: it was damaged on disk";
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.Hashing;
 using RaySharing.Protocol.V1;
 using RaySharing.Wire;
 using RaySharing.Wire.Channel;
@@ -161,7 +160,7 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
 
             // Straight into the object's range, checked piece by piece as each arrives: no staging copy, and no
             // second pass over the bytes at the end.
-            var crc = new Crc32();
+            var crc = new RunningCrc32();
             using (store.Arena.Access())
             {
                 for (long at = 0; at < size; at += BodyPieceBytes)
@@ -176,7 +175,7 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
             var trailer = new byte[ChannelMessages.ChecksumTrailerBytes];
             await request.ReadBodyAsync(trailer, cancellationToken).ConfigureAwait(false);
             declared = BinaryPrimitives.ReadUInt32LittleEndian(trailer);
-            computed = crc.GetCurrentHashAsUInt32();
+            computed = crc.Current;
         }
         catch
         {
