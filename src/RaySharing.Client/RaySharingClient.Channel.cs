@@ -154,7 +154,17 @@ public sealed partial class RaySharingClient
         return null;
     }
 
-    /// <summary>Borrows or releases over the channel: one list of envelopes or ids.</summary>
+    /// <summary>Pins an object over the channel (the session maps the worker's arena); where its bytes are.</summary>
+    private async Task<(long Offset, long Size)> PinOverChannelAsync(ClientSession session, SessionChannel channel, ObjectRef objectRef, CancellationToken cancellationToken)
+    {
+        using var payload = new PooledBuffer();
+        ChannelMessages.WriteEnvelope(payload, objectRef.EnvelopeBytes);
+        using var reply = await ChannelCallAsync(session, channel, "Pin", ChannelOp.Pin, payload.WrittenMemory, CallSubject.Object(objectRef.Id), cancellationToken).ConfigureAwait(false);
+        var (offset, size, _) = ReadReply(reply, "Pin", static p => ChannelMessages.ReadPinned(p));
+        return (offset, size);
+    }
+
+    /// <summary>Borrows, releases or unpins over the channel: one list of envelopes or ids.</summary>
     private async Task ListCallOverChannelAsync(ClientSession session, SessionChannel channel, string operation, ChannelOp op, IReadOnlyList<ReadOnlyMemory<byte>> items, CallSubject subject, CancellationToken cancellationToken)
     {
         using var payload = new PooledBuffer();

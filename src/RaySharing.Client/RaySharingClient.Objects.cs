@@ -460,7 +460,7 @@ public sealed partial class RaySharingClient
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
         var session = _session;
-        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size))
+        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size))
         {
             return (await GetOverChannelAsync(session, channel, objectRef, sink: null, cancellationToken).ConfigureAwait(false))!;
         }

@@ -122,8 +122,7 @@ public sealed partial class RaySharingClient
         {
             try
             {
-                var scope = BeginCall(cancellationToken, session.Headers);
-                var (offset, size) = await PinAsync(scope, session, objectRef, cancellationToken).ConfigureAwait(false);
+                var (offset, size) = await PinAsync(session, objectRef, cancellationToken).ConfigureAwait(false);
                 return new ObjectLease(objectRef, Segments(arena, offset, size), isZeroCopy: true,
                     () =>
                     {
@@ -134,7 +133,7 @@ public sealed partial class RaySharingClient
                     {
                         try
                         {
-                            await SendUnpinAsync(session, new UnpinRequest { ObjectIds = { UnsafeByteOperations.UnsafeWrap(objectRef.Id.ToByteArray()) } }).ConfigureAwait(false);
+                            await SendUnpinAsync(session, [objectRef.Id]).ConfigureAwait(false);
                         }
                         finally
                         {
@@ -298,6 +297,13 @@ public sealed partial class RaySharingClient
     }
 
     /// <summary>
+    /// Whether a get of <paramref name="size"/> bytes should read the worker's arena in place: on its host, from
+    /// 64 KiB up, a pin and a copy out of shared memory cost less than the same bytes through a socket, even in one
+    /// channel frame (copied by the worker into the frame, by both kernels, and out of the receive buffer).
+    /// </summary>
+    private static bool PrefersArena(ClientSession session, long size) => session.Arena is not null && size >= SharedMemoryMinBytes;
+
+    /// <summary>
     /// A seal reads every byte to check its CRC-32: CallTimeout, plus a second per 256 MiB (far slower than a
     /// core checks them, so only a stuck worker meets it).
     /// </summary>
@@ -309,7 +315,7 @@ public sealed partial class RaySharingClient
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
         var session = _session;
-        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size))
+        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size))
         {
             await GetOverChannelAsync(session, channel, objectRef, sink, cancellationToken).ConfigureAwait(false);
             progress?.Report(envelope.Size);
@@ -353,8 +359,7 @@ public sealed partial class RaySharingClient
     private async Task GetFromArenaAsync(ClientSession session, ArenaMapping arena, ObjectRef objectRef, GetSink sink, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var envelope = objectRef.Envelope;
-        var scope = BeginCall(cancellationToken, session.Headers);
-        var (offset, size) = await PinAsync(scope, session, objectRef, cancellationToken).ConfigureAwait(false);
+        var (offset, size) = await PinAsync(session, objectRef, cancellationToken).ConfigureAwait(false);
         try
         {
             var crc = new RunningCrc32();
@@ -377,18 +382,29 @@ public sealed partial class RaySharingClient
         }
     }
 
-    /// <summary>Pins an object for this scope's session; returns where its bytes are in the arena.</summary>
-    private async Task<(long Offset, long Size)> PinAsync(CallScope scope, ClientSession session, ObjectRef objectRef, CancellationToken cancellationToken)
+    /// <summary>Pins an object for the session (over its channel when it has one); returns where its bytes are in the arena.</summary>
+    private async Task<(long Offset, long Size)> PinAsync(ClientSession session, ObjectRef objectRef, CancellationToken cancellationToken)
     {
         var envelope = objectRef.Envelope;
-        var reply = await UnaryAsync("Pin", _objects.PinAsync(new PinRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) }, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
-        if ((long)reply.Size != envelope.Size)
+        long offset, size;
+        if (session.Channel is { } channel)
         {
-            Unpin(session, envelope.ObjectId);
-            throw ExceptionFactory.Corrupted(envelope, $"the worker holds {reply.Size} bytes, the envelope says {envelope.Size}");
+            (offset, size) = await PinOverChannelAsync(session, channel, objectRef, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var scope = BeginCall(cancellationToken, session.Headers);
+            var reply = await UnaryAsync("Pin", _objects.PinAsync(new PinRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) }, scope.Options), scope, cancellationToken, CallSubject.Object(envelope.ObjectId)).ConfigureAwait(false);
+            (offset, size) = ((long)reply.Offset, (long)reply.Size);
         }
 
-        return ((long)reply.Offset, (long)reply.Size);
+        if (size != envelope.Size)
+        {
+            Unpin(session, envelope.ObjectId);
+            throw ExceptionFactory.Corrupted(envelope, $"the worker holds {size} bytes, the envelope says {envelope.Size}");
+        }
+
+        return (offset, size);
     }
 
     private static void Verify(RefEnvelope envelope, long size, uint checksum)
@@ -470,13 +486,13 @@ public sealed partial class RaySharingClient
     {
         while (true)
         {
-            var request = new UnpinRequest();
-            while (request.ObjectIds.Count < ReleaseBatch && session.PendingUnpins.TryDequeue(out var id))
+            var ids = new List<ObjectId>();
+            while (ids.Count < ReleaseBatch && session.PendingUnpins.TryDequeue(out var id))
             {
-                request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(id.ToByteArray()));
+                ids.Add(id);
             }
 
-            if (request.ObjectIds.Count == 0)
+            if (ids.Count == 0)
             {
                 Volatile.Write(ref session.Unpinning, 0);
                 // An unpin queued after the drain but before the flag dropped would otherwise wait for the next one.
@@ -488,12 +504,15 @@ public sealed partial class RaySharingClient
                 continue;
             }
 
-            await SendUnpinAsync(session, request).ConfigureAwait(false);
+            await SendUnpinAsync(session, ids).ConfigureAwait(false);
         }
     }
 
-    /// <summary>One Unpin call; never throws. Nothing to unpin once the client is disposed or the session ended: the worker dropped its pins.</summary>
-    private async Task SendUnpinAsync(ClientSession session, UnpinRequest request)
+    /// <summary>
+    /// One Unpin call (over the session's channel when it has one); never throws. Nothing to unpin once the client is
+    /// disposed or the session ended: the worker dropped its pins.
+    /// </summary>
+    private async Task SendUnpinAsync(ClientSession session, IReadOnlyList<ObjectId> ids)
     {
         if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(session, _session))
         {
@@ -502,12 +521,30 @@ public sealed partial class RaySharingClient
 
         try
         {
+            var idBytes = new ReadOnlyMemory<byte>[ids.Count];
+            for (var i = 0; i < idBytes.Length; i++)
+            {
+                idBytes[i] = ids[i].ToByteArray();
+            }
+
+            if (session.Channel is { } channel)
+            {
+                await ListCallOverChannelAsync(session, channel, "Unpin", Wire.Channel.ChannelOp.Unpin, idBytes, default, CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+
+            var request = new UnpinRequest();
+            foreach (var id in idBytes)
+            {
+                request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(id));
+            }
+
             var scope = BeginCall(CancellationToken.None, session.Headers);
             await UnaryAsync("Unpin", _objects.UnpinAsync(request, scope.Options), scope, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RaySharingException or TimeoutException or ObjectDisposedException)
         {
-            ClientLog.UnpinFailed(_logger, request.ObjectIds.Count, ex);
+            ClientLog.UnpinFailed(_logger, ids.Count, ex);
         }
     }
 

@@ -583,6 +583,32 @@ public sealed class ChannelServedTests
     }
 
     [Fact]
+    public async Task PinAndUnpin_SessionWithoutSharedMemory_InvalidRequestNamingTheAttachCall()
+    {
+        await using var worker = await ServedWorker.StartAsync();
+        using var session = await RawSession.OpenAsync(worker.Address).Within();
+        await using var connection = await ChannelConnection.ConnectAsync(session.Tcp).Within();
+        (await connection.SendAsync(ChannelOp.Hello, session.Hello).Within()).Dispose();
+        byte[] envelope;
+        using (var put = await connection.SendAsync(ChannelOp.Put, PutPayload(Bytes(100 << 10, 7))).Within())
+        {
+            envelope = ChannelMessages.ReadEnvelope(put.Payload).ToArray();
+        }
+
+        using (var pin = await connection.SendAsync(ChannelOp.Pin, EnvelopePayload(envelope)).Within())
+        {
+            var error = pin.ReadError();
+            Assert.Equal(ErrorReasons.InvalidRequest, error.Reason);
+            Assert.Contains("AttachSharedMemory", error.Message, StringComparison.Ordinal);
+        }
+
+        using var ids = new PooledBuffer();
+        ChannelMessages.WriteList(ids, [EnvelopeCodec.Decode(envelope).ObjectId.ToByteArray()]);
+        using var unpin = await connection.SendAsync(ChannelOp.Unpin, ids.WrittenMemory).Within();
+        Assert.Equal(ErrorReasons.InvalidRequest, unpin.ReadError().Reason);
+    }
+
+    [Fact]
     public async Task PingBeforeHello_AnsweredAndUnknownOp_UnimplementedAndConnectionGoesOn()
     {
         await using var worker = await ServedWorker.StartAsync();

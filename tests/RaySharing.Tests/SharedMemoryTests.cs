@@ -125,11 +125,14 @@ public sealed class SharedMemoryTests
         Assert.Equal(Bytes(3 << 20, 2), await client.GetBytesAsync(objectRef).Within());
     }
 
-    [Fact]
-    public async Task Lease_HolderKilledWhileLeased_BytesStayIntactUntilDisposed()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Lease_HolderKilledWhileLeased_BytesStayIntactUntilDisposed(bool pinOverChannel)
     {
         await using var worker = await TestWorker.StartAsync(o => o.StoreCapacityBytes = 8 << 20);
-        var client = await worker.ConnectAsync();
+        var client = await worker.ConnectAsync(o => o.UseChannel = pinOverChannel);
+        Assert.Equal(pinOverChannel, client.UsesChannel);
         var holder = await client.GetOrCreateHolderAsync("H").Within();
         var data = Bytes(3 << 20, 3);
         var objectRef = await client.PutEncodedAsync(data, owner: holder).Within();
@@ -151,11 +154,14 @@ public sealed class SharedMemoryTests
         lease.Dispose();
     }
 
-    [Fact]
-    public async Task Get_ManyConcurrentSameHostGets_EveryPinDroppedAfterwards()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Get_ManyConcurrentSameHostGets_EveryPinDroppedAfterwards(bool pinOverChannel)
     {
         await using var worker = await TestWorker.StartAsync();
-        var client = await worker.ConnectAsync();
+        var client = await worker.ConnectAsync(o => o.UseChannel = pinOverChannel);
+        Assert.True(client.UsesSharedMemory);
         var holder = await client.GetOrCreateHolderAsync("H").Within();
         var data = Bytes(256 << 10, 8);
         var objectRef = await client.PutEncodedAsync(data, owner: holder).Within();

@@ -249,16 +249,16 @@ internal sealed class DataPlaneReport
             "sent from a warm native buffer of the server's; a put is sent from a warm native buffer and lands in a warm one of the server's, which answers one byte when all arrived. " +
             $"**grpc-stream get / put**: bare gRPC server- and client-streaming calls in {Baselines.StreamChunkBytes >> 20} MiB chunks over a channel configured like the RaySharing client's, " +
             "to and from warm buffers on both sides (the same as the socket rows). " +
-            "**redis get / put**: StackExchange.Redis StringGet of one key into the new array it returns, and StringSet of the value from a warm native buffer " +
-            "(the targets compare with these). **redis-raw get / put**: the same commands over a bare socket of the client's, RESP written by hand and the value received " +
-            "straight into a new array: what redis-server itself delivers, without the client library's cost. Redis refuses strings over 512 MB, so there is no 1 GiB Redis row.";
+            "**redis get / put**: StackExchange.Redis StringGetLease of one key (the value in the library's pooled memory, its fastest get: no new array) and StringSet of the value " +
+            "from a warm native buffer (the targets compare with these). **redis-raw get / put**: the same commands over a bare socket of the client's, RESP written by hand and the value received " +
+            "straight into a warm buffer: what redis-server itself delivers, without the client library's cost. Redis refuses strings over 512 MB, so there is no 1 GiB Redis row.";
         yield return string.Create(Invariant,
             $"RaySharing rows, one pair per path ({string.Join(", ", _results.Paths)} in this run{NotMeasured()}), " +
-            $"each through the public client API: PutEncodedAsync of RAW bytes from a warm native buffer with the session's holder as owner, and GetBytesAsync into the new array it returns (checksum checked). " +
+            $"each through the public client API: PutEncodedAsync of RAW bytes from a warm native buffer with the session's holder as owner, and CopyToAsync into a warm buffer the client reuses (checksum checked), as the socket and Redis gets receive; the shm path's **get-array** row is GetBytesAsync into the new array it returns, page faults and all. " +
             $"**grpc**: a client with shared memory and the channel off, so gRPC carries everything: unary up to 1 MiB, streamed above it in the client's default chunks ({new RaySharingClientOptions().ChunkBytes >> 10} KiB). " +
             $"**bulk**: a client with shared memory off and the channel on, as a client on another host runs: one channel frame over TCP up to 1 MiB, above it a ticket (one gRPC call) and the bytes as a channel body " +
             $"straight between the worker's store and the destination, checksummed piece by piece as they arrive. " +
-            $"**shm** and **shm-lease**: the same-host client: objects up to 1 MiB as one channel frame over the worker's Unix socket, larger ones written in place in the worker's arena and sealed, or read from it (a copy, or a zero-copy lease whose every byte is read by its VerifyChecksum, a CRC-32 compared with the ref's). " +
+            $"**shm** and **shm-lease**: the same-host client: puts up to 1 MiB as one channel frame over the worker's Unix socket, larger ones written in place in the worker's arena and sealed; gets from 64 KiB up read the arena (a pin over the Unix socket, then a copy, or a zero-copy lease whose every byte is read by its VerifyChecksum, a CRC-32 compared with the ref's), smaller ones one channel frame. " +
             $"A get row gets one stored object every repetition and releases it after the row; a put row releases each ref right after its put, outside the timing. " +
             $"A new path is a class implementing `IDataPath` (put, get, release) and one line in `DataPaths.Create` (benchmarks/RaySharing.Benchmarks/DataPlane/Paths.cs): " +
             $"its large-object rows, its 100-byte rows and its targets follow.");

@@ -56,7 +56,7 @@ internal static class DataPlaneTargets
         {
             DataPlaneTarget.AtLeast("shm_get_lease_64m_vs_memcpy", lookup.Rate(DataPaths.ShmLease, "get", M64) / memcpy(M64), 0.8),
             DataPlaneTarget.AtLeast("shm_get_lease_1g_vs_memcpy", lookup.Rate(DataPaths.ShmLease, "get", G1) / memcpy(G1), 0.8),
-            DataPlaneTarget.AtLeast("shm_get_array_1g_vs_shm_copy", lookup.Rate(DataPaths.Shm, "get", G1) / lookup.Rate(Baselines.ShmCopy, "get", G1), 0.8),
+            DataPlaneTarget.AtLeast("shm_get_array_1g_vs_shm_copy", lookup.Rate(DataPaths.Shm, DataPaths.GetArray, G1) / lookup.Rate(Baselines.ShmCopy, "get", G1), 0.8),
             DataPlaneTarget.AtLeast("shm_put_1g_vs_memcpy", lookup.Rate(DataPaths.Shm, "put", G1) / memcpy(G1), 0.5),
             DataPlaneTarget.AtLeast("bulk_get_1g_vs_socket", lookup.Rate(DataPaths.Bulk, "get", G1) / lookup.Rate(Baselines.Socket, "get", G1), 0.8),
             DataPlaneTarget.AtLeast("bulk_put_1g_vs_socket", lookup.Rate(DataPaths.Bulk, "put", G1) / lookup.Rate(Baselines.Socket, "put", G1), 0.8),

@@ -12,7 +12,10 @@ internal interface IDataPath
     /// <summary>Stores <paramref name="data"/> as a RAW object owned by the session's holder.</summary>
     Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
-    /// <summary>Brings the object's bytes to the client, into memory of the client's (a new array, or a lease); returns their count.</summary>
+    /// <summary>The client the path's calls go through.</summary>
+    RaySharingClient Client { get; }
+
+    /// <summary>Brings the object's bytes to the client, into memory of the client's (a warm buffer, or a lease); returns their count.</summary>
     Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken);
 
     /// <summary>Gives refs back so the store does not fill between repetitions.</summary>
@@ -52,10 +55,10 @@ internal static class DataPaths
 
         return
         [
-            new NetworkPath(DataPaths.Grpc, grpc.Client, grpc.Holder),
-            new SharedMemoryPath(workload.Client, workload.Holder),
+            new CopyPath(DataPaths.Grpc, grpc.Client, grpc.Holder),
+            new CopyPath(DataPaths.Shm, workload.Client, workload.Holder),
             new SharedMemoryLeasePath(workload.Client, workload.Holder),
-            new BulkPath(bulk.Client, bulk.Holder),
+            new CopyPath(DataPaths.Bulk, bulk.Client, bulk.Holder),
         ];
     }
 
@@ -71,15 +74,27 @@ internal static class DataPaths
         return (client, await client.GetHolderAsync(workload.Holder.Name, cancellationToken: cancellationToken).ConfigureAwait(false));
     }
 
-    /// <summary>The rows of one path: a put and a get of each size.</summary>
+    /// <summary>The shm path's get into the new array GetBytesAsync returns: its row's direction.</summary>
+    public const string GetArray = "get-array";
+
+    /// <summary>
+    /// The rows of one path: a put and a get of each size; the shm path also gets into a new array each time
+    /// (GetBytesAsync), the row the "get into a new array" target compares with the shm-copy baseline.
+    /// </summary>
     public static IEnumerable<TransferCase> Cases(IDataPath path, ProcessProbe server)
     {
-        yield return new TransferCase("raysharing", path.Name, "get", server, (size, ct) => GetTransferAsync(path, size, ct));
+        yield return new TransferCase("raysharing", path.Name, "get", server, (size, ct) => GetTransferAsync(path, path.GetAsync, size, ct));
+        if (path.Name == Shm)
+        {
+            yield return new TransferCase("raysharing", path.Name, GetArray, server,
+                (size, ct) => GetTransferAsync(path, async (stored, c) => (await path.Client.GetBytesAsync(stored, c).ConfigureAwait(false)).Length, size, ct));
+        }
+
         yield return new TransferCase("raysharing", path.Name, "put", server, (size, ct) => Task.FromResult(PutTransfer(path, size)));
     }
 
-    /// <summary>One object stored before the row, got once per repetition, released after it.</summary>
-    private static async Task<ITransfer> GetTransferAsync(IDataPath path, long size, CancellationToken cancellationToken)
+    /// <summary>One object stored before the row, got once per repetition (by <paramref name="get"/>), released after it.</summary>
+    private static async Task<ITransfer> GetTransferAsync(IDataPath path, Func<ObjectRef, CancellationToken, Task<long>> get, long size, CancellationToken cancellationToken)
     {
         ObjectRef stored;
         using (var source = new NativeBuffer(size))
@@ -90,7 +105,7 @@ internal static class DataPaths
         return new DelegateTransfer(
             ct => DelegateTransfer.TimeAsync(async () =>
             {
-                var length = await path.GetAsync(stored, ct).ConfigureAwait(false);
+                var length = await get(stored, ct).ConfigureAwait(false);
                 if (length != size)
                 {
                     throw new InvalidOperationException($"A {path.Name} get returned {length} bytes instead of {size}.");
@@ -120,85 +135,26 @@ internal static class DataPaths
 }
 
 /// <summary>
-/// A network path: PutEncodedAsync of RAW bytes and GetBytesAsync into a new array, with a client that does not use
-/// shared memory. Underneath, gRPC (streamed above 1 MiB) for the grpc path; the channel over TCP (one frame up to
-/// 1 MiB, ticketed bodies above) for the bulk path.
+/// A path that copies the object's bytes to the client: PutEncodedAsync of RAW bytes, and CopyToAsync into a warm
+/// buffer the client reuses (one per concurrent caller), the way the raw-socket baseline and Redis' pooled lease
+/// receive, so the rows compare transports rather than the page faults of a new destination each time (the shm
+/// path's get-array row shows those). What carries the bytes depends on the client: gRPC for the grpc path (unary up
+/// to 1 MiB, streamed above); for the bulk path the channel over TCP (one frame up to 1 MiB, ticketed bodies above);
+/// for the shm path the worker's arena from 64 KiB up (a pin over the channel's Unix socket and a copy out of shared
+/// memory) and one channel frame below.
 /// </summary>
-internal sealed class NetworkPath(string name, RaySharingClient client, ObjectHolder holder) : IDataPath
+internal class CopyPath(string name, RaySharingClient client, ObjectHolder holder) : IDataPath
 {
-    public string Name => name;
-
-    public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
-        client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
-
-    public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken) =>
-        (await client.GetBytesAsync(stored, cancellationToken).ConfigureAwait(false)).Length;
-
-    public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
-        client.ReleaseAsync(refs, cancellationToken);
-}
-
-/// <summary>
-/// The same-host path: PutEncodedAsync writes into the worker's arena and seals; GetBytesAsync pins the object
-/// and copies it into a new array, checksum checked (objects up to 1 MiB take one channel call over the Unix
-/// socket instead).
-/// </summary>
-internal class SharedMemoryPath(RaySharingClient client, ObjectHolder holder) : IDataPath
-{
-    public virtual string Name => DataPaths.Shm;
-
-    protected RaySharingClient Client => client;
-
-    public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
-        client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
-
-    public virtual async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken) =>
-        (await client.GetBytesAsync(stored, cancellationToken).ConfigureAwait(false)).Length;
-
-    public Task ReleaseAsync(IReadOnlyList<ObjectRef> refs, CancellationToken cancellationToken) =>
-        client.ReleaseAsync(refs, cancellationToken);
-}
-
-/// <summary>
-/// A zero-copy get: GetLeaseAsync maps the worker's own copy, and every byte is read once, by the lease's
-/// VerifyChecksum (a CRC-32 of its memory compared with the ref's checksum), so nothing is left unread that a copy
-/// would have touched.
-/// Puts as the shm path.
-/// </summary>
-internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolder holder) : SharedMemoryPath(client, holder)
-{
-    public override string Name => DataPaths.ShmLease;
-
-    public override async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken)
-    {
-        using var lease = await Client.GetLeaseAsync(stored, cancellationToken).ConfigureAwait(false);
-        // Small objects are copied by design (a channel call costs less than a pin); the large rows must be zero-copy.
-        if (!lease.IsZeroCopy && stored.Size >= 64 * 1024)
-        {
-            throw new InvalidOperationException("The lease is a copy: the shm-lease rows would not measure a zero-copy get.");
-        }
-
-        lease.VerifyChecksum();
-        return lease.Length;
-    }
-}
-
-/// <summary>
-/// The cross-host path: a client with shared memory off and the channel on. Puts as the other network path; gets
-/// with CopyToAsync into a warm buffer the client reuses, the way the raw-socket baseline receives, so the rows
-/// compare transports rather than the page faults of a new destination each time (the grpc path shows those).
-/// </summary>
-internal sealed class BulkPath(RaySharingClient client, ObjectHolder holder) : IDataPath
-{
-    // One per concurrent caller (the 100-byte rows run 32 at once), each kept warm for the next get.
     private readonly System.Collections.Concurrent.ConcurrentBag<WarmWriter> _destinations = [];
 
-    public string Name => DataPaths.Bulk;
+    public string Name => name;
+
+    public RaySharingClient Client => client;
 
     public Task<ObjectRef> PutAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         client.PutEncodedAsync(data, ObjectCodec.Raw, owner: holder, cancellationToken: cancellationToken);
 
-    public async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken)
+    public virtual async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken)
     {
         if (!_destinations.TryTake(out var destination))
         {
@@ -243,5 +199,26 @@ internal sealed class BulkPath(RaySharingClient client, ObjectHolder holder) : I
         public Memory<byte> GetMemory(int sizeHint = 0) => WrittenCount < _buffer!.Length ? _buffer.Memory[WrittenCount..] : throw new InvalidOperationException("The warm buffer is full.");
 
         public Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+    }
+}
+
+/// <summary>
+/// A zero-copy get: GetLeaseAsync maps the worker's own copy, and every byte is read once, by the lease's
+/// VerifyChecksum (a CRC-32 of its memory compared with the ref's checksum), so nothing is left unread that a copy
+/// would have touched. Puts as the shm path.
+/// </summary>
+internal sealed class SharedMemoryLeasePath(RaySharingClient client, ObjectHolder holder) : CopyPath(DataPaths.ShmLease, client, holder)
+{
+    public override async Task<long> GetAsync(ObjectRef stored, CancellationToken cancellationToken)
+    {
+        using var lease = await Client.GetLeaseAsync(stored, cancellationToken).ConfigureAwait(false);
+        // Small objects are copied by design (a channel call costs less than a pin); the large rows must be zero-copy.
+        if (!lease.IsZeroCopy && stored.Size >= 64 * 1024)
+        {
+            throw new InvalidOperationException("The lease is a copy: the shm-lease rows would not measure a zero-copy get.");
+        }
+
+        lease.VerifyChecksum();
+        return lease.Length;
     }
 }

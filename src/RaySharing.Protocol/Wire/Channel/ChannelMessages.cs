@@ -121,7 +121,29 @@ internal static class ChannelMessages
         return new ChannelObjectHeader(reader.ReadInt32(), reader.ReadString() ?? string.Empty, reader.ReadUInt32());
     });
 
-    /// <summary>BORROW's request (envelopes) and RELEASE's (object ids): <c>[[bin, ...]]</c>.</summary>
+    /// <summary>PIN's response: <c>[offset, size, codec, type_name, checksum]</c> (the offset within the worker's arena).</summary>
+    public static void WritePinned(IBufferWriter<byte> output, long offset, long size, ChannelObjectHeader header)
+    {
+        var writer = new MessagePackWriter(output);
+        writer.WriteArrayHeader(5);
+        writer.Write(offset);
+        writer.Write(size);
+        writer.Write(header.Codec);
+        writer.Write(header.TypeName);
+        writer.Write(header.Checksum);
+        writer.Flush();
+    }
+
+    public static (long Offset, long Size, ChannelObjectHeader Header) ReadPinned(ReadOnlyMemory<byte> payload) => Parse(payload, out _, static (ref MessagePackReader reader) =>
+    {
+        Expect(reader.ReadArrayHeader() >= 5, "PIN's response is an array [offset, size, codec, type_name, checksum]");
+        var offset = reader.ReadInt64();
+        var size = reader.ReadInt64();
+        Expect(offset >= 0 && size >= 0, "PIN's offset and size are not negative");
+        return (offset, size, new ChannelObjectHeader(reader.ReadInt32(), reader.ReadString() ?? string.Empty, reader.ReadUInt32()));
+    });
+
+    /// <summary>BORROW's request (envelopes), RELEASE's and UNPIN's (object ids): <c>[[bin, ...]]</c>.</summary>
     public static void WriteList(IBufferWriter<byte> output, IReadOnlyList<ReadOnlyMemory<byte>> items)
     {
         var writer = new MessagePackWriter(output);

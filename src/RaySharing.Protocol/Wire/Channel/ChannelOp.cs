@@ -30,6 +30,12 @@ internal enum ChannelOp : byte
     /// <summary>Answers at once; its payload comes back unchanged.</summary>
     Ping = 8,
 
+    /// <summary>Pins an object of a session that maps the worker's shared memory; says where its bytes are.</summary>
+    Pin = 9,
+
+    /// <summary>Drops pins the session holds.</summary>
+    Unpin = 10,
+
     /// <summary>
     /// Server to client only, with request id 0 or the offending request's id: the connection is broken
     /// and the server closes it after this frame (the GOAWAY of HTTP/2).
@@ -62,5 +68,5 @@ internal static class ChannelOps
     public static byte Response(ChannelOp op) => (byte)((byte)op | ResponseBit);
 
     /// <summary>Whether a request op is one of version 1 (the transport answers others with <c>UNIMPLEMENTED</c>).</summary>
-    public static bool IsKnownRequest(byte op) => op is >= (byte)ChannelOp.Hello and <= (byte)ChannelOp.Ping;
+    public static bool IsKnownRequest(byte op) => op is >= (byte)ChannelOp.Hello and <= (byte)ChannelOp.Unpin;
 }

@@ -40,6 +40,13 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
                 case ChannelOp.Release:
                     Release(request, response);
                     break;
+                case ChannelOp.Pin:
+                    Pin(request, response);
+                    break;
+                case ChannelOp.Unpin:
+                    graph.Unpin(Session(request), ReadIds(request, "object id to unpin"));
+                    ChannelMessages.WriteEmpty(response.Payload);
+                    break;
                 case ChannelOp.BulkGet:
                     await BulkGetAsync(request, response, cancellationToken).ConfigureAwait(false);
                     break;
@@ -117,17 +124,30 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
 
     private void Release(ChannelRequest request, ChannelResponse response)
     {
-        var items = ChannelMessages.ReadList(request.Payload, "object id");
+        graph.Release(Session(request), ReadIds(request, "object id to release"));
+        ChannelMessages.WriteEmpty(response.Payload);
+    }
+
+    /// <summary>As gRPC's Pin: the session must map the worker's shared memory; the object stays put until unpinned or the session ends.</summary>
+    private void Pin(ChannelRequest request, ChannelResponse response)
+    {
+        var envelope = CallContextExtensions.DecodeEnvelope(ChannelMessages.ReadEnvelope(request.Payload));
+        var stored = graph.Pin(Session(request), envelope);
+        ChannelMessages.WritePinned(response.Payload, Math.Max(stored.Bytes.Offset, 0), stored.Bytes.Length, Header(stored));
+    }
+
+    private static ObjectId[] ReadIds(ChannelRequest request, string what)
+    {
+        var items = ChannelMessages.ReadList(request.Payload, what);
         var ids = new ObjectId[items.Length];
         for (var i = 0; i < items.Length; i++)
         {
             ids[i] = ObjectId.TryFromBytes(items[i].Span, out var id)
                 ? id
-                : throw WorkerErrors.InvalidRequest($"An object id to release must be {ObjectId.Length} bytes; got {items[i].Length}.");
+                : throw WorkerErrors.InvalidRequest($"An {what} must be {ObjectId.Length} bytes; got {items[i].Length}.");
         }
 
-        graph.Release(Session(request), ids);
-        ChannelMessages.WriteEmpty(response.Payload);
+        return ids;
     }
 
     private async ValueTask BulkGetAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
