@@ -6,15 +6,25 @@ namespace RaySharing.Benchmarks.DataPlane;
 /// One verdict line of the data-plane run. Measured is null when the figure does not exist: the path it needs is
 /// not built yet (MISSING), or the run left out the size it needs (SKIPPED); neither is invented.
 /// </summary>
-internal sealed record DataPlaneTarget(string Name, double? Measured, string Goal, bool Pass, string? Absent = null)
+internal sealed record DataPlaneTarget(string Name, double? Measured, string Goal, bool Pass, string? Absent = null, string? ReportOnly = null)
 {
     public const string Missing = "MISSING";
     public const string Skipped = "SKIPPED";
 
     public string Verdict => Measured is null ? Absent ?? Missing : Pass ? "PASS" : "FAIL";
 
-    public string Line => string.Create(CultureInfo.InvariantCulture,
-        $"target {Name} {(Measured is { } m ? m.ToString("0.00", CultureInfo.InvariantCulture) : "n/a")} {Goal} {Verdict}");
+    /// <summary>
+    /// <c>target name measured goal verdict</c>; a figure measured beside a goal that is not asked of it (<see cref="ReportOnly"/>
+    /// says why) prints as <c>report name measured (goal ...: why)</c>, with no verdict.
+    /// </summary>
+    public string Line => ReportOnly is null
+        ? string.Create(CultureInfo.InvariantCulture, $"target {Name} {Figure} {Goal} {Verdict}")
+        : string.Create(CultureInfo.InvariantCulture, $"report {Name} {Figure} (goal {Goal}: {ReportOnly})");
+
+    private string Figure => Measured is { } m ? m.ToString("0.00", CultureInfo.InvariantCulture) : "n/a";
+
+    /// <summary>The same line, reported beside the goal rather than judged by it.</summary>
+    public DataPlaneTarget Reported(string why) => this with { ReportOnly = why };
 
     /// <summary>Judged on the figure as printed, so a line never reads "0.80 &gt;=0.8 FAIL".</summary>
     public static DataPlaneTarget AtLeast(string name, Figure figure, double goal) =>
@@ -78,10 +88,17 @@ internal static class DataPlaneTargets
         var redisGet = lookup.Latency(SmallCalls.RedisGet);
         foreach (var path in results.Paths)
         {
-            targets.Add(DataPlaneTarget.AtMost($"small_put_p50_vs_redis_set_{path}", lookup.Latency($"{path}-put") / redisSet, 2));
-            targets.Add(DataPlaneTarget.AtMost($"small_get_p50_vs_redis_get_{path}", lookup.Latency($"{path}-get") / redisGet, 2));
-            targets.Add(DataPlaneTarget.AtLeast($"small_put_32_vs_redis_{path}", lookup.Throughput($"{path}-put") / lookup.Throughput(SmallCalls.RedisSet), 0.5));
-            targets.Add(DataPlaneTarget.AtLeast($"small_get_32_vs_redis_{path}", lookup.Throughput($"{path}-get") / lookup.Throughput(SmallCalls.RedisGet), 0.5));
+            DataPlaneTarget[] small =
+            [
+                DataPlaneTarget.AtMost($"small_put_p50_vs_redis_set_{path}", lookup.Latency($"{path}-put") / redisSet, 2),
+                DataPlaneTarget.AtMost($"small_get_p50_vs_redis_get_{path}", lookup.Latency($"{path}-get") / redisGet, 2),
+                DataPlaneTarget.AtLeast($"small_put_32_vs_redis_{path}", lookup.Throughput($"{path}-put") / lookup.Throughput(SmallCalls.RedisSet), 0.5),
+                DataPlaneTarget.AtLeast($"small_get_32_vs_redis_{path}", lookup.Throughput($"{path}-get") / lookup.Throughput(SmallCalls.RedisGet), 0.5),
+            ];
+
+            // The issue moves small calls onto the binary channel and keeps gRPC unchanged as the portable path:
+            // its figures are shown beside the goal, not judged by it.
+            targets.AddRange(path == DataPaths.Grpc ? small.Select(t => t.Reported("asked of the channel; gRPC is the unchanged portable path")) : small);
         }
 
         return targets;
