@@ -245,7 +245,12 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     {
         var scope = BeginCall(cancellationToken);
         var reply = await UnaryAsync("Stats", _objects.StatsAsync(new StatsRequest(), scope.Options), scope, cancellationToken).ConfigureAwait(false);
-        return new WorkerStats(new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects), (int)reply.Sessions, (int)reply.Holders);
+        var store = new StoreStats((long)reply.UsedBytes, (long)reply.CapacityBytes, (long)reply.Objects)
+        {
+            SpilledBytes = (long)reply.SpilledBytes,
+            SpillCapacityBytes = (long)reply.SpillCapacityBytes,
+        };
+        return new WorkerStats(store, (int)reply.Sessions, (int)reply.Holders);
     }
 
     /// <summary>

@@ -46,7 +46,22 @@ public sealed class SpillTests : IDisposable
             Assert.Equal(SpillStoreTests.Payload(i), await client.GetBytesAsync(refs[i]).Within());
         }
 
-        Assert.True((await client.GetStoreStatsAsync().Within()).UsedBytes <= Capacity);
+        // Every byte is somewhere: in memory, or in a spill file, and the stats say how much of each (once no
+        // spill is midway, when an object's bytes are counted in neither or both).
+        await Bounded.Eventually(async () =>
+        {
+            var stats = await client.GetStoreStatsAsync();
+            return stats.UsedBytes + stats.SpilledBytes == 40L * ObjectBytes && stats.SpilledBytes > 0;
+        }, TimeSpan.FromSeconds(20), "memory and spill files hold the 40 objects between them");
+        var settled = await client.GetStoreStatsAsync().Within();
+        Assert.True(settled.UsedBytes <= Capacity);
+        Assert.Equal((32L << 20, 40L), (settled.SpillCapacityBytes, settled.Objects));
+        await client.ReleaseAsync(refs).Within();
+        await Bounded.Eventually(async () =>
+        {
+            var stats = await client.GetStoreStatsAsync();
+            return (stats.UsedBytes, stats.SpilledBytes, stats.Objects) == (0L, 0L, 0L);
+        }, TimeSpan.FromSeconds(20), "nothing left in memory or spill files once every ref is released");
     }
 
     [Fact]
@@ -294,6 +309,8 @@ public sealed class SpillTests : IDisposable
 
         Assert.DoesNotContain("spill", ex.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(_root));
+        var stats = await client.GetStoreStatsAsync().Within();
+        Assert.Equal((0L, 0L, 16L), (stats.SpilledBytes, stats.SpillCapacityBytes, stats.Objects));
     }
 
     private Task<TestWorker> StartAsync(long spillBytes, long capacity = Capacity) => TestWorker.StartAsync(o =>

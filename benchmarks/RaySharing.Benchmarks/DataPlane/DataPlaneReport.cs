@@ -127,7 +127,7 @@ internal sealed class DataPlaneReport
             foreach (var row in _results.Transfers.Where(r => r.Size == size))
             {
                 md.AppendLine(row.Ran
-                    ? string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | {row.MedianGBps:0.00} | {row.MinGBps:0.00}–{row.MaxGBps:0.00} | {VsMemcpy(row)} | {row.CpuSecondsPerGiB:0.00} ({row.ClientCpu.TotalSeconds / Gib(row):0.00} + {(row.ServerCpu ?? TimeSpan.Zero).TotalSeconds / Gib(row):0.00}) | {Mib(row.Client.PeakBytes)} ({Mib(row.Client.StartBytes)}) | {(row.Server is { } s ? $"{Mib(s.PeakBytes)} ({Mib(s.StartBytes)}, {row.Case.Server!.Name})" : "–")} | {row.ClientGen0} / {row.ClientGen2} | {row.Times.Count} |")
+                    ? string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | {row.MedianGBps:0.00} | {row.MinGBps:0.00}–{row.MaxGBps:0.00} | {VsMemcpy(row)} | {row.CpuSecondsPerGiB:0.00} ({row.ClientCpuSecondsPerGiB:0.00} + {row.ServerCpuSecondsPerGiB:0.00}) | {Mib(row.Client.PeakBytes)} ({Mib(row.Client.StartBytes)}) | {(row.Server is { } s ? $"{Mib(s.PeakBytes)} ({Mib(s.StartBytes)}, {row.Case.Server!.Name})" : "–")} | {row.ClientGen0} / {row.ClientGen2} | {row.Times.Count} |")
                     : string.Create(Invariant, $"| {row.Case.Group} | {row.Case.Label} | not run: {row.Case.TooLargeReason} | | | | | | | |"));
             }
         }
@@ -172,8 +172,6 @@ internal sealed class DataPlaneReport
         md.AppendLine("```");
         return md.ToString();
     }
-
-    private static double Gib(TransferResult row) => row.Size * (double)row.Times.Count / TransferResult.GiB;
 
     private static string Mib(long bytes) => string.Create(Invariant, $"{bytes / 1048576.0:0}");
 
@@ -240,7 +238,8 @@ internal sealed class DataPlaneReport
             $"killed when the run ends however it ends. Before each row both .NET processes run a full compacting collection, then the peak resident set (VmHWM) of the client " +
             $"and of the row's serving process is reset (`echo 5 > /proc/<pid>/clear_refs`); the row is set up (buffers allocated and written, objects stored), warmed up, " +
             $"then timed repetition by repetition, the CPU time of the client (getrusage) and of the serving process (the server process's own, over a benchmark-only gRPC call; " +
-            $"redis-server's from /proc, 10 ms ticks) read around the timed repetitions.");
+            $"redis-server's from /proc, 10 ms ticks) read around the timed repetitions, and at 64 MiB and 1 GiB also around each one: " +
+            $"there the CPU column is the median repetition's (client + server), so one repetition slowed by the machine does not decide it; at 1 MiB it is the total over the repetitions.");
         yield return
             "Rows. **memcpy**: a Span copy between two warm native buffers in one process, the ceiling of any transfer. " +
             "**shm-copy get**: a file under /dev/shm written once and mapped read-only (every page touched first), copied into a new array each repetition, " +

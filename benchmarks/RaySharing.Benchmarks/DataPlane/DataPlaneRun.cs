@@ -143,6 +143,7 @@ internal static class DataPlaneRun
             TimeSpan clientCpu;
             TimeSpan? serverCpu = null;
             int gen0, gen2;
+            IReadOnlyList<CpuSample>? repetitionCpu;
             await using (var transfer = await transferCase.Prepare(size, timeout.Token).ConfigureAwait(false))
             {
                 for (var i = 0; i < settings.Warmups(size); i++)
@@ -154,11 +155,20 @@ internal static class DataPlaneRun
                 var clientBefore = await client.CpuAsync(timeout.Token).ConfigureAwait(false);
                 (gen0, gen2) = (GC.CollectionCount(0), GC.CollectionCount(2));
                 var spent = TimeSpan.Zero;
+                var perRepetition = settings.CpuPerRepetition(size) ? new List<CpuSample>() : null;
                 for (var i = 0; i < settings.Repetitions(size) && (i < settings.MinRepetitions(size) || spent < settings.RowBudget); i++)
                 {
+                    var (clientAt, serverAt) = perRepetition is null ? default : await CpuNowAsync(client, server, timeout.Token).ConfigureAwait(false);
                     times.Add(await transfer.RunOnceAsync(timeout.Token).ConfigureAwait(false));
                     spent += times[^1];
+                    if (perRepetition is not null)
+                    {
+                        var (clientNow, serverNow) = await CpuNowAsync(client, server, timeout.Token).ConfigureAwait(false);
+                        perRepetition.Add(new CpuSample(clientNow - clientAt, serverNow - serverAt));
+                    }
                 }
+
+                repetitionCpu = perRepetition;
 
                 clientCpu = await client.CpuAsync(timeout.Token).ConfigureAwait(false) - clientBefore;
                 (gen0, gen2) = (GC.CollectionCount(0) - gen0, GC.CollectionCount(2) - gen2);
@@ -169,13 +179,17 @@ internal static class DataPlaneRun
             }
 
             return new TransferResult(transferCase, size, times, clientCpu, serverCpu,
-                new Resident(clientStart, client.PeakBytes()), server is null ? null : new Resident(serverStart!.Value, server.PeakBytes()), gen0, gen2);
+                new Resident(clientStart, client.PeakBytes()), server is null ? null : new Resident(serverStart!.Value, server.PeakBytes()), gen0, gen2, repetitionCpu);
         }
         catch (Exception ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             throw new TimeoutException($"The {transferCase.Label} row at {DataPlaneSettings.SizeName(size)} did not finish within {RowTimeout.TotalMinutes:0} minutes.", ex);
         }
     }
+
+    private static async Task<(TimeSpan Client, TimeSpan Server)> CpuNowAsync(ProcessProbe client, ProcessProbe? server, CancellationToken cancellationToken) =>
+        (await client.CpuAsync(cancellationToken).ConfigureAwait(false),
+         server is null ? TimeSpan.Zero : await server.CpuAsync(cancellationToken).ConfigureAwait(false));
 }
 
 /// <summary>Everything one data-plane run measured.</summary>

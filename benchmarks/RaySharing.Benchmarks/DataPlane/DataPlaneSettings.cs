@@ -50,6 +50,12 @@ internal sealed class DataPlaneSettings
     public TimeSpan SmallWindow => TimeSpan.FromSeconds(Quick ? 1 : 2);
 
     /// <summary>Untimed repetitions of a row before the timed ones (JIT, connections, pools, page faults of reused buffers).</summary>
+    /// <summary>
+    /// Whether a row reads both processes' CPU time around every repetition (64 MiB and up), to report the median
+    /// repetition's; smaller rows last too little for redis-server's 10 ms clock and are summed.
+    /// </summary>
+    public bool CpuPerRepetition(long size) => size >= 64 * MiB;
+
     public int Warmups(long size) => size >= GiB ? 1 : size >= 64 * MiB ? 2 : Quick ? 5 : 20;
 
     /// <summary>Timed repetitions of a row, at most; fewer of the large sizes, which take seconds each.</summary>

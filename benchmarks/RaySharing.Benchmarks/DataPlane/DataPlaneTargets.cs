@@ -57,6 +57,8 @@ internal readonly record struct Figure(double? Value, string? Absent)
 /// </summary>
 internal static class DataPlaneTargets
 {
+    private const string GrpcIsThePortablePath = "asked of shared memory and the channel; gRPC is the unchanged portable path";
+
     public static IReadOnlyList<DataPlaneTarget> Compute(DataPlaneResults results)
     {
         const long M1 = DataPlaneSettings.MiB, M64 = 64 * DataPlaneSettings.MiB, G1 = DataPlaneSettings.GiB;
@@ -74,7 +76,9 @@ internal static class DataPlaneTargets
         };
         foreach (var path in DataPaths.Planned)
         {
-            targets.Add(DataPlaneTarget.AtLeast($"get_64m_vs_redis_{path}", lookup.Rate(path, "get", M64) / lookup.Rate(RedisBaseline.Name, "get", M64), 2));
+            // Asked of the same-host path and the bulk channel; gRPC's figure is shown beside the goal.
+            var get64 = DataPlaneTarget.AtLeast($"get_64m_vs_redis_{path}", lookup.Rate(path, "get", M64) / lookup.Rate(RedisBaseline.Name, "get", M64), 2);
+            targets.Add(path == DataPaths.Grpc ? get64.Reported(GrpcIsThePortablePath) : get64);
         }
 
         targets.Add(DataPlaneTarget.AtLeast("get_1m_vs_redis_shm", lookup.Rate(DataPaths.Shm, "get", M1) / lookup.Rate(RedisBaseline.Name, "get", M1), 2));
@@ -98,7 +102,7 @@ internal static class DataPlaneTargets
 
             // The issue moves small calls onto the binary channel and keeps gRPC unchanged as the portable path:
             // its figures are shown beside the goal, not judged by it.
-            targets.AddRange(path == DataPaths.Grpc ? small.Select(t => t.Reported("asked of the channel; gRPC is the unchanged portable path")) : small);
+            targets.AddRange(path == DataPaths.Grpc ? small.Select(t => t.Reported(GrpcIsThePortablePath)) : small);
         }
 
         return targets;

@@ -52,10 +52,13 @@ internal sealed class DelegateTransfer(Func<CancellationToken, Task<TimeSpan>> r
 /// <summary>A process's resident set when a row started (right after its peak was reset) and its peak during the row, in bytes.</summary>
 internal readonly record struct Resident(long StartBytes, long PeakBytes);
 
+/// <summary>The CPU time of the client and of the serving process over one repetition.</summary>
+internal readonly record struct CpuSample(TimeSpan Client, TimeSpan Server);
+
 /// <summary>
 /// One row's figures for one size: the time of each repetition, the CPU time of the client and of the server
-/// process over the repetitions, each process's resident set during the row, and the client's garbage
-/// collections over the repetitions (gen0 and gen2 counts). No times: not run.
+/// process over the repetitions (and, for large objects, over each repetition), each process's resident set during
+/// the row, and the client's garbage collections over the repetitions (gen0 and gen2 counts). No times: not run.
 /// </summary>
 internal sealed record TransferResult(
     TransferCase Case,
@@ -66,7 +69,8 @@ internal sealed record TransferResult(
     Resident Client,
     Resident? Server,
     int ClientGen0 = 0,
-    int ClientGen2 = 0)
+    int ClientGen2 = 0,
+    IReadOnlyList<CpuSample>? RepetitionCpu = null)
 {
     public const double GiB = 1L << 30;
 
@@ -79,8 +83,26 @@ internal sealed record TransferResult(
 
     public double MaxGBps => Times.Count == 0 ? 0 : Times.Max(GBps);
 
-    /// <summary>Client plus server CPU seconds over the repetitions, per GiB moved.</summary>
-    public double CpuSecondsPerGiB => (ClientCpu + (ServerCpu ?? TimeSpan.Zero)).TotalSeconds / (Size * (double)Times.Count / GiB);
+    /// <summary>
+    /// Client plus server CPU seconds per GiB moved: of the median repetition where each was measured (large objects),
+    /// so one repetition slowed by the machine (page faults of memory the host took back) does not decide the figure;
+    /// otherwise over all the repetitions.
+    /// </summary>
+    public double CpuSecondsPerGiB => PerGiB(RepetitionCpu is { Count: > 0 } samples
+        ? Median(samples.Select(s => (s.Client + s.Server).TotalSeconds).ToArray())
+        : (ClientCpu + (ServerCpu ?? TimeSpan.Zero)).TotalSeconds / Times.Count);
+
+    /// <summary>The client's share of <see cref="CpuSecondsPerGiB"/> (its median repetition where measured).</summary>
+    public double ClientCpuSecondsPerGiB => PerGiB(RepetitionCpu is { Count: > 0 } samples
+        ? Median(samples.Select(s => s.Client.TotalSeconds).ToArray())
+        : ClientCpu.TotalSeconds / Times.Count);
+
+    /// <summary>The serving process's share of <see cref="CpuSecondsPerGiB"/> (its median repetition where measured).</summary>
+    public double ServerCpuSecondsPerGiB => PerGiB(RepetitionCpu is { Count: > 0 } samples
+        ? Median(samples.Select(s => s.Server.TotalSeconds).ToArray())
+        : (ServerCpu ?? TimeSpan.Zero).TotalSeconds / Times.Count);
+
+    private double PerGiB(double secondsPerRepetition) => secondsPerRepetition / (Size / GiB);
 
     public static TransferResult NotRun(TransferCase transferCase, long size) => new(transferCase, size, [], TimeSpan.Zero, null, default, null);
 

@@ -20,7 +20,7 @@ internal enum HolderLifetimeKind
 internal readonly record struct HolderSnapshot(HolderKey Key, ObjectId Incarnation, HolderLifetimeKind Lifetime, long OwnedObjects, int Keys);
 
 /// <summary>Counts reported by the Stats call.</summary>
-internal readonly record struct GraphStats(long UsedBytes, long CapacityBytes, long Objects, int Sessions, int Holders);
+internal readonly record struct GraphStats(long UsedBytes, long CapacityBytes, long Objects, int Sessions, int Holders, long SpilledBytes, long SpillCapacityBytes);
 
 /// <summary>
 /// Something that owns objects: a holder incarnation or a session. Its objects form an intrusive list

@@ -461,7 +461,7 @@ internal sealed partial class OwnershipGraph
     }
 
     public GraphStats Stats() =>
-        new(_store.UsedBytes, _store.CapacityBytes, Volatile.Read(ref _objectCount), _sessionsByToken.Count, _holders.Count);
+        new(_store.UsedBytes, _store.CapacityBytes, Volatile.Read(ref _objectCount), _sessionsByToken.Count, _holders.Count, _store.SpilledBytes, _store.SpillCapacityBytes);
 
     // ---- Resolution ----
 

@@ -187,6 +187,8 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
             Objects = (ulong)stats.Objects,
             Sessions = (uint)stats.Sessions,
             Holders = (uint)stats.Holders,
+            SpilledBytes = (ulong)stats.SpilledBytes,
+            SpillCapacityBytes = (ulong)stats.SpillCapacityBytes,
         });
     }
 
