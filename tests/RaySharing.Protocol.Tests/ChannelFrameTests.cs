@@ -193,6 +193,56 @@ public sealed class ChannelFrameTests
     }
 
     [Fact]
+    public void FrameBuffer_ArrayDetachedWithAPayload_PayloadKeptAndLaterFramesStillParse()
+    {
+        var stream = new ArrayBufferWriter<byte>();
+        for (var i = 0; i < 20; i++)
+        {
+            var payload = Enumerable.Range(0, i * 211).Select(b => (byte)(b * 7 + i)).ToArray();
+            new ChannelFrameHeader(payload.Length, (uint)i, (byte)ChannelOp.Get, 0, 0).Write(stream.GetSpan(16));
+            stream.Advance(16);
+            stream.Write(payload);
+        }
+
+        var bytes = stream.WrittenSpan.ToArray();
+        foreach (var step in new[] { 7, 1000, 100_000 })
+        {
+            using var input = new FrameBuffer(1 << 20, initialSize: 64);
+            var kept = new List<(uint Id, byte[] Array, ReadOnlyMemory<byte> Payload)>();
+            var next = 0u;
+            for (var at = 0; at < bytes.Length;)
+            {
+                var memory = input.GetReceiveMemory();
+                var count = Math.Min(Math.Min(step, memory.Length), bytes.Length - at);
+                bytes.AsSpan(at, count).CopyTo(memory.Span);
+                input.Commit(count);
+                at += count;
+                while (input.TryReadFrame(out var header, out var payload))
+                {
+                    Assert.Equal(next++, header.RequestId);
+                    // Every other frame takes the buffer with it, as a large reply does; the rest are read in place.
+                    if (header.RequestId % 2 == 0)
+                    {
+                        kept.Add((header.RequestId, input.DetachArray(), payload));
+                    }
+                    else
+                    {
+                        Assert.True(payload.Span.SequenceEqual(Enumerable.Range(0, (int)header.RequestId * 211).Select(b => (byte)(b * 7 + header.RequestId)).ToArray()));
+                    }
+                }
+            }
+
+            Assert.Equal(20u, next);
+            Assert.Equal(10, kept.Count);
+            foreach (var (id, array, payload) in kept)
+            {
+                Assert.True(payload.Span.SequenceEqual(Enumerable.Range(0, (int)id * 211).Select(b => (byte)(b * 7 + id)).ToArray()));
+                System.Buffers.ArrayPool<byte>.Shared.Return(array);
+            }
+        }
+    }
+
+    [Fact]
     public void FrameBuffer_OversizedHeader_ThrowsBeforeBuffering()
     {
         using var input = new FrameBuffer(1024, initialSize: 64);

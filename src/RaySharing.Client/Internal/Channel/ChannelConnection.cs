@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using RaySharing.Wire.Channel;
 
@@ -15,6 +16,9 @@ namespace RaySharing.Internal.Channel;
 /// </summary>
 internal sealed class ChannelConnection : IAsyncDisposable
 {
+    /// <summary>Payloads from this size up are handed to their call in the receive buffer itself; smaller ones are copied.</summary>
+    private const int AdoptPayloadBytes = 64 << 10;
+
     private const int MaxPooledCalls = 256;
 
     private readonly Socket _socket;
@@ -207,7 +211,7 @@ internal sealed class ChannelConnection : IAsyncDisposable
             {
                 while (input.TryReadFrame(out var header, out var payload))
                 {
-                    Dispatch(header, payload.Span);
+                    Dispatch(header, payload, input);
                 }
 
                 var received = await _socket.ReceiveAsync(input.GetReceiveMemory(), SocketFlags.None, _closed.Token).ConfigureAwait(false);
@@ -225,7 +229,7 @@ internal sealed class ChannelConnection : IAsyncDisposable
         }
     }
 
-    private void Dispatch(ChannelFrameHeader header, ReadOnlySpan<byte> payload)
+    private void Dispatch(ChannelFrameHeader header, ReadOnlyMemory<byte> payload, FrameBuffer input)
     {
         if (header.Op == (byte)ChannelOp.ConnectionError)
         {
@@ -244,8 +248,21 @@ internal sealed class ChannelConnection : IAsyncDisposable
             _calls.Remove(header.RequestId, out call);
         }
 
-        // No waiter: the call was canceled and its reply comes late.
-        call?.Complete(ChannelReply.Copy(header, payload));
+        if (call is null)
+        {
+            // No waiter: the call was canceled and its reply comes late.
+            return;
+        }
+
+        // A large payload (an object's bytes) takes the receive buffer with it rather than being copied out of it.
+        if (payload.Length >= AdoptPayloadBytes && MemoryMarshal.TryGetArray(payload, out var segment))
+        {
+            var array = input.DetachArray();
+            call.Complete(ChannelReply.Adopt(header, array, segment.Offset, segment.Count));
+            return;
+        }
+
+        call.Complete(ChannelReply.Copy(header, payload.Span));
     }
 
     private bool TryRemove(uint id, PendingCall call)

@@ -11,12 +11,12 @@ internal readonly struct ChannelReply : IDisposable
 {
     private readonly byte[]? _rented;
 
-    internal ChannelReply(ChannelOp op, ushort status, byte[]? rented, int length, long bodyLength, bool hasBody)
+    internal ChannelReply(ChannelOp op, ushort status, byte[]? rented, int offset, int length, long bodyLength, bool hasBody)
     {
         Op = op;
         Status = status;
         _rented = rented;
-        Payload = rented is null ? ReadOnlyMemory<byte>.Empty : rented.AsMemory(0, length);
+        Payload = rented is null ? ReadOnlyMemory<byte>.Empty : rented.AsMemory(offset, length);
         BodyLength = bodyLength;
         HasBody = hasBody;
     }
@@ -62,6 +62,10 @@ internal readonly struct ChannelReply : IDisposable
             payload.CopyTo(rented);
         }
 
-        return new ChannelReply((ChannelOp)(header.Op & ~ChannelOps.ResponseBit), header.Status, rented, payload.Length, bodyLength, header.HasBody);
+        return new ChannelReply((ChannelOp)(header.Op & ~ChannelOps.ResponseBit), header.Status, rented, 0, payload.Length, bodyLength, header.HasBody);
     }
+
+    /// <summary>A reply that takes over the rented array its payload lies in (the receive buffer's), with no copy.</summary>
+    internal static ChannelReply Adopt(ChannelFrameHeader header, byte[] rented, int offset, int length) =>
+        new((ChannelOp)(header.Op & ~ChannelOps.ResponseBit), header.Status, rented, offset, length, 0, header.HasBody);
 }

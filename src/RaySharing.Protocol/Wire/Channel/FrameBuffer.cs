@@ -45,6 +45,21 @@ internal sealed class FrameBuffer : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Hands over the array that holds the frames read so far (the caller returns it to <see cref="ArrayPool{T}.Shared"/>),
+    /// keeping the bytes received after them in a new one: a large payload changes hands instead of being copied.
+    /// </summary>
+    public byte[] DetachArray()
+    {
+        var detached = _array;
+        var buffered = _end - _start;
+        _array = ArrayPool<byte>.Shared.Rent(Math.Max(_initialSize, buffered));
+        detached.AsSpan(_start, buffered).CopyTo(_array);
+        _start = 0;
+        _end = buffered;
+        return detached;
+    }
+
     /// <summary>Moves up to <paramref name="destination"/>'s length of buffered bytes (the start of a body) into it.</summary>
     public int Take(Span<byte> destination)
     {
