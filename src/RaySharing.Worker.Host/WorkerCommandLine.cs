@@ -59,12 +59,12 @@ internal sealed class WorkerCommandLine
         });
         Add(capacity, nameof(WorkerOptions.StoreCapacityBytes), (o, v) => o.StoreCapacityBytes = v << 20);
 
-        Add(new Option<bool>("--shared-memory") { HelpName = "true|false", Description = "Let clients on this host move bytes through shared memory (an arena in /dev/shm that processes of this user can map); false sends every byte over the network.", DefaultValueFactory = _ => Defaults.SharedMemory, Arity = ArgumentArity.ExactlyOne },
-            nameof(WorkerOptions.SharedMemory), (o, v) => o.SharedMemory = v);
+        AddBool("--shared-memory", "Let clients on this host move bytes through shared memory (an arena in /dev/shm that processes of this user can map); false sends every byte over the network.",
+            nameof(WorkerOptions.SharedMemory), Defaults.SharedMemory, (o, v) => o.SharedMemory = v);
         Add(new Option<string>("--shared-memory-dir") { HelpName = "path", Description = "The tmpfs directory the shared-memory arena is made in; a tmpfs mounted with huge=always gives it 2 MiB pages.", DefaultValueFactory = _ => Defaults.SharedMemoryDirectory },
             nameof(WorkerOptions.SharedMemoryDirectory), (o, v) => o.SharedMemoryDirectory = v);
-        Add(new Option<bool>("--channel") { HelpName = "true|false", Description = "Serve the binary channel beside gRPC: small calls and bulk bytes at a fraction of gRPC's cost; false leaves gRPC the only transport.", DefaultValueFactory = _ => Defaults.Channel, Arity = ArgumentArity.ExactlyOne },
-            nameof(WorkerOptions.Channel), (o, v) => o.Channel = v);
+        AddBool("--channel", "Serve the binary channel beside gRPC: small calls and bulk bytes at a fraction of gRPC's cost; false leaves gRPC the only transport.",
+            nameof(WorkerOptions.Channel), Defaults.Channel, (o, v) => o.Channel = v);
         Add(new Option<int>("--channel-port") { HelpName = "port", Description = "The channel's TCP port on the listen address; 0 picks a free one (sessions learn it when they open).", DefaultValueFactory = _ => Defaults.ChannelPort },
             nameof(WorkerOptions.ChannelPort), (o, v) => o.ChannelPort = v);
         Add(new Option<string>("--channel-socket-dir") { HelpName = "path", Description = "The directory of the channel's Unix domain socket for clients on this host; empty for none.", DefaultValueFactory = _ => Defaults.ChannelSocketDirectory },
@@ -132,9 +132,66 @@ internal sealed class WorkerCommandLine
 
     private void Add<T>(Option<T> option, string property, Action<WorkerOptions, T> apply)
     {
+        ParseInTheFlagsTerms(option);
         _command.Options.Add(option);
         _flagOfOption[property] = option.Name;
         _apply.Add((result, options) => apply(options, result.GetValue(option)!));
+    }
+
+    /// <summary>
+    /// Numbers parsed here, so a value of the wrong kind is reported in the flag's terms
+    /// ("--channel-port takes a whole number; got 'abc'") rather than as a .NET type or a stray argument.
+    /// </summary>
+    private static void ParseInTheFlagsTerms<T>(Option<T> option)
+    {
+        if (typeof(T) == typeof(int))
+        {
+            Parse((Option<int>)(object)option, "a whole number", static (string s, out int v) => int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v));
+        }
+        else if (typeof(T) == typeof(long))
+        {
+            Parse((Option<long>)(object)option, "a whole number", static (string s, out long v) => long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out v));
+        }
+    }
+
+    private static void Parse<T>(Option<T> option, string expected, TryParse<T> tryParse) => option.CustomParser = result =>
+    {
+        if (result.Tokens.Count == 0)
+        {
+            return option.DefaultValueFactory is { } fallback ? fallback(result) : default!;
+        }
+
+        var token = result.Tokens[^1].Value;
+        if (tryParse(token, out var value))
+        {
+            return value;
+        }
+
+        result.AddError($"{option.Name} takes {expected}; got '{token}'.");
+        return default!;
+    };
+
+    private delegate bool TryParse<T>(string text, out T value);
+
+    // A string option, not a bool one: System.CommandLine gives a bool option only the tokens that read as a bool, so
+    // "--channel yes" would be reported as a stray "yes" rather than as a bad value of --channel.
+    private void AddBool(string flag, string description, string property, bool defaultValue, Action<WorkerOptions, bool> apply)
+    {
+        var option = new Option<string>(flag)
+        {
+            HelpName = "true|false",
+            Description = description,
+            DefaultValueFactory = _ => defaultValue ? "true" : "false",
+            Arity = ArgumentArity.ExactlyOne,
+        };
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && !bool.TryParse(result.Tokens[^1].Value, out _))
+            {
+                result.AddError($"{flag} takes true or false; got '{result.Tokens[^1].Value}'.");
+            }
+        });
+        Add(option, property, (o, v) => apply(o, bool.Parse(v)));
     }
 
     // Whole milliseconds as an int: the longest time the worker accepts is int.MaxValue ms, so no value that parses can overflow.

@@ -109,6 +109,8 @@ public sealed class HostTests
     [InlineData("--log-level", "--log-level", "verbose")]
     [InlineData("--bogus", "--bogus")]
     [InlineData("--spill-capacity-mb", "--spill-capacity-mb", "-1")]
+    [InlineData("--shared-memory", "--shared-memory", "maybe")]
+    [InlineData("--channel-port", "--channel-port", "abc")]
     [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "spill")]
     [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "/proc/version/spill")]
     public async Task BadArgument_PrintsOneLineNamingIt_ExitsTwo(string named, params string[] args)
@@ -190,6 +192,36 @@ public sealed class HostTests
         await Assert.ThrowsAsync<ObjectStoreFullException>(() => client.PutAsync(new byte[(1 << 20) + 1]).Within());
         Assert.NotNull(await client.PutAsync(new byte[1000]).Within());
         Assert.Equal(1L << 20, (await client.GetStoreStatsAsync().Within()).CapacityBytes);
+    }
+
+    [Theory]
+    [InlineData("--shared-memory", "maybe", "true or false")]
+    [InlineData("--channel", "yes", "true or false")]
+    [InlineData("--channel-port", "abc", "a whole number")]
+    [InlineData("--port", "1.5", "a whole number")]
+    [InlineData("--capacity-mb", "ten", "a whole number")]
+    [InlineData("--spill-capacity-mb", "1e3", "a whole number")]
+    [InlineData("--lease-ms", "10s", "a whole number")]
+    [InlineData("--tombstone-capacity", "many", "a whole number")]
+    public void CommandLine_ValueOfTheWrongKind_OneErrorInTheFlagsTerms(string flag, string value, string takes)
+    {
+        var parsed = new WorkerCommandLine().Parse([flag, value]);
+
+        var error = Assert.Single(parsed.Errors).Message;
+        Assert.Equal($"{flag} takes {takes}; got '{value}'.", error);
+    }
+
+    [Fact]
+    public void CommandLine_BoolFlags_TakeTrueOrFalseInAnyCase()
+    {
+        var commandLine = new WorkerCommandLine();
+        var parsed = commandLine.Parse(["--shared-memory", "FALSE", "--channel", "True"]);
+
+        Assert.Empty(parsed.Errors);
+        var options = commandLine.ToOptions(parsed);
+        Assert.False(options.SharedMemory);
+        Assert.True(options.Channel);
+        Assert.True(commandLine.ToOptions(commandLine.Parse([])).SharedMemory);
     }
 
     [Fact]
