@@ -85,7 +85,7 @@ public sealed class SpillStoreTests : IDisposable
         Assert.Equal(ErrorReasons.StoreFull, ex.Reason);
         Assert.Equal(1L << 20, store.SpilledBytes);
         Assert.Contains($"of {Capacity} bytes are in memory", ex.Message, StringComparison.Ordinal);
-        Assert.Contains($"{1L << 20} of {1L << 20} bytes being spilled", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"{1L << 20} of the {1L << 20} bytes the spill files may hold are used", ex.Message, StringComparison.Ordinal);
         Assert.Contains("--spill-capacity-mb", ex.Message, StringComparison.Ordinal);
     }
 

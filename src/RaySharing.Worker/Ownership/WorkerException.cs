@@ -149,7 +149,7 @@ internal static class WorkerErrors
         new(StatusCode.ResourceExhausted, ErrorReasons.StoreFull,
             requested > capacity
                 ? $"The object store cannot take {requested} bytes: an object must fit in memory, whose capacity is {capacity} bytes ({used} in use; {spilled} of {spillCapacity} bytes spilled to disk). Raise the worker's StoreCapacityBytes (--capacity-mb)."
-                : $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in memory, and what no reader pins cannot spill, {spilled} of {spillCapacity} bytes being spilled to disk already. Release or unregister objects, end same-host leases, or raise the worker's StoreCapacityBytes (--capacity-mb) or SpillCapacityBytes (--spill-capacity-mb).");
+                : $"The object store cannot take {requested} bytes: {used} of {capacity} bytes are in memory and {spilled} of the {spillCapacity} bytes the spill files may hold are used, so nothing more can spill to make room (objects a reader pins never spill). Release or unregister objects, end same-host leases, or raise the worker's StoreCapacityBytes (--capacity-mb) or SpillCapacityBytes (--spill-capacity-mb).");
 
     /// <summary>A get of a spilled object that memory cannot take back: every other object is pinned, being put, or cannot spill.</summary>
     public static WorkerException NoRoomToRestore(ObjectId id, long size, long used, long capacity) =>
