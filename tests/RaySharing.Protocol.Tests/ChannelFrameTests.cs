@@ -157,35 +157,18 @@ public sealed class ChannelFrameTests
     [Fact]
     public void FrameBuffer_FramesSplitAnywhere_ParseWholeAndInOrder()
     {
-        var stream = new ArrayBufferWriter<byte>();
-        for (var i = 0; i < 50; i++)
-        {
-            var payload = Enumerable.Range(0, i * 37).Select(b => (byte)(b + i)).ToArray();
-            new ChannelFrameHeader(payload.Length, (uint)i, (byte)ChannelOp.Put, 0, 0).Write(stream.GetSpan(16));
-            stream.Advance(16);
-            stream.Write(payload);
-        }
-
-        var bytes = stream.WrittenSpan.ToArray();
+        var bytes = Frames(50, payloadStep: 37, ChannelOp.Put);
         foreach (var step in new[] { 1, 3, 16, 17, 100, 5000 })
         {
             using var input = new FrameBuffer(4096, initialSize: 64);
             var next = 0u;
-            for (var at = 0; at < bytes.Length;)
+            Feed(input, bytes, step, (header, payload) =>
             {
-                var memory = input.GetReceiveMemory();
-                var count = Math.Min(Math.Min(step, memory.Length), bytes.Length - at);
-                bytes.AsSpan(at, count).CopyTo(memory.Span);
-                input.Commit(count);
-                at += count;
-                while (input.TryReadFrame(out var header, out var payload))
-                {
-                    Assert.Equal(next, header.RequestId);
-                    Assert.Equal((int)next * 37, payload.Length);
-                    Assert.True(payload.Span.SequenceEqual(Enumerable.Range(0, (int)next * 37).Select(b => (byte)(b + next)).ToArray()));
-                    next++;
-                }
-            }
+                Assert.Equal(next, header.RequestId);
+                Assert.Equal((int)next * 37, payload.Length);
+                Assert.True(payload.Span.SequenceEqual(Payload(next, 37)));
+                next++;
+            });
 
             Assert.Equal(50u, next);
             Assert.Equal(0, input.Buffered);
@@ -195,49 +178,66 @@ public sealed class ChannelFrameTests
     [Fact]
     public void FrameBuffer_ArrayDetachedWithAPayload_PayloadKeptAndLaterFramesStillParse()
     {
-        var stream = new ArrayBufferWriter<byte>();
-        for (var i = 0; i < 20; i++)
-        {
-            var payload = Enumerable.Range(0, i * 211).Select(b => (byte)(b * 7 + i)).ToArray();
-            new ChannelFrameHeader(payload.Length, (uint)i, (byte)ChannelOp.Get, 0, 0).Write(stream.GetSpan(16));
-            stream.Advance(16);
-            stream.Write(payload);
-        }
-
-        var bytes = stream.WrittenSpan.ToArray();
+        var bytes = Frames(20, payloadStep: 211, ChannelOp.Get);
         foreach (var step in new[] { 7, 1000, 100_000 })
         {
             using var input = new FrameBuffer(1 << 20, initialSize: 64);
             var kept = new List<(uint Id, byte[] Array, ReadOnlyMemory<byte> Payload)>();
             var next = 0u;
-            for (var at = 0; at < bytes.Length;)
+            Feed(input, bytes, step, (header, payload) =>
             {
-                var memory = input.GetReceiveMemory();
-                var count = Math.Min(Math.Min(step, memory.Length), bytes.Length - at);
-                bytes.AsSpan(at, count).CopyTo(memory.Span);
-                input.Commit(count);
-                at += count;
-                while (input.TryReadFrame(out var header, out var payload))
+                Assert.Equal(next++, header.RequestId);
+                // Every other frame takes the buffer with it, as a large reply does; the rest are read in place.
+                if (header.RequestId % 2 == 0)
                 {
-                    Assert.Equal(next++, header.RequestId);
-                    // Every other frame takes the buffer with it, as a large reply does; the rest are read in place.
-                    if (header.RequestId % 2 == 0)
-                    {
-                        kept.Add((header.RequestId, input.DetachArray(), payload));
-                    }
-                    else
-                    {
-                        Assert.True(payload.Span.SequenceEqual(Enumerable.Range(0, (int)header.RequestId * 211).Select(b => (byte)(b * 7 + header.RequestId)).ToArray()));
-                    }
+                    kept.Add((header.RequestId, input.DetachArray(), payload));
                 }
-            }
+                else
+                {
+                    Assert.True(payload.Span.SequenceEqual(Payload(header.RequestId, 211)));
+                }
+            });
 
             Assert.Equal(20u, next);
             Assert.Equal(10, kept.Count);
             foreach (var (id, array, payload) in kept)
             {
-                Assert.True(payload.Span.SequenceEqual(Enumerable.Range(0, (int)id * 211).Select(b => (byte)(b * 7 + id)).ToArray()));
-                System.Buffers.ArrayPool<byte>.Shared.Return(array);
+                Assert.True(payload.Span.SequenceEqual(Payload(id, 211)));
+                ArrayPool<byte>.Shared.Return(array);
+            }
+        }
+    }
+
+    /// <summary>Frames 0..count-1 back to back, frame i carrying <see cref="Payload"/>(i, payloadStep).</summary>
+    private static byte[] Frames(int count, int payloadStep, ChannelOp op)
+    {
+        var stream = new ArrayBufferWriter<byte>();
+        for (var i = 0u; i < count; i++)
+        {
+            var payload = Payload(i, payloadStep);
+            new ChannelFrameHeader(payload.Length, i, (byte)op, 0, 0).Write(stream.GetSpan(16));
+            stream.Advance(16);
+            stream.Write(payload);
+        }
+
+        return stream.WrittenSpan.ToArray();
+    }
+
+    private static byte[] Payload(uint id, int step) => Enumerable.Range(0, (int)id * step).Select(b => (byte)(b + id)).ToArray();
+
+    /// <summary>Hands <paramref name="bytes"/> to the buffer at most <paramref name="step"/> at a time, as a socket would, and each whole frame to <paramref name="onFrame"/>.</summary>
+    private static void Feed(FrameBuffer input, byte[] bytes, int step, Action<ChannelFrameHeader, ReadOnlyMemory<byte>> onFrame)
+    {
+        for (var at = 0; at < bytes.Length;)
+        {
+            var memory = input.GetReceiveMemory();
+            var count = Math.Min(Math.Min(step, memory.Length), bytes.Length - at);
+            bytes.AsSpan(at, count).CopyTo(memory.Span);
+            input.Commit(count);
+            at += count;
+            while (input.TryReadFrame(out var header, out var payload))
+            {
+                onFrame(header, payload);
             }
         }
     }
