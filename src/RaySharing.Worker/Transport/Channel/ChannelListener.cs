@@ -187,7 +187,25 @@ internal sealed class ChannelListener : IAsyncDisposable
         await registered.ConfigureAwait(false);
         try
         {
-            await connection.RunAsync().ConfigureAwait(false);
+            // A thread of its own, blocked in the socket while the connection is idle (see ChannelServerConnection).
+            var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var thread = new Thread(() =>
+            {
+                try
+                {
+                    connection.Run();
+                }
+                finally
+                {
+                    ended.SetResult();
+                }
+            })
+            {
+                IsBackground = true,
+                Name = $"raysharing-channel-{id}",
+            };
+            thread.Start();
+            await ended.Task.ConfigureAwait(false);
         }
         finally
         {
