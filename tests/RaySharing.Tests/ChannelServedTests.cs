@@ -153,11 +153,7 @@ public sealed class ChannelServedTests
     {
         await using var worker = await ServedWorker.StartAsync();
         var channel = await worker.ConnectAsync(o => o.UseSharedMemory = path == "shm");
-        var grpc = await worker.ConnectAsync(o =>
-        {
-            o.UseSharedMemory = false;
-            o.UseChannel = false;
-        });
+        var grpc = await worker.ConnectGrpcOnlyAsync();
         Assert.True(channel.UsesChannel);
         Assert.False(grpc.UsesChannel);
         var data = Bytes(size, size + 17);
@@ -269,11 +265,7 @@ public sealed class ChannelServedTests
         await using var worker = await ServedWorker.StartAsync();
         var owner = await worker.ConnectAsync(o => o.UseSharedMemory = false);
         var channel = await worker.ConnectAsync(o => o.UseSharedMemory = false);
-        var grpc = await worker.ConnectAsync(o =>
-        {
-            o.UseSharedMemory = false;
-            o.UseChannel = false;
-        });
+        var grpc = await worker.ConnectGrpcOnlyAsync();
         var data = Bytes(size, 24);
         var outcomes = new List<string>();
         foreach (var reader in new[] { channel, grpc })
@@ -304,11 +296,7 @@ public sealed class ChannelServedTests
     {
         await using var worker = await ServedWorker.StartAsync();
         var channel = await worker.ConnectAsync(o => o.UseSharedMemory = false);
-        var grpc = await worker.ConnectAsync(o =>
-        {
-            o.UseSharedMemory = false;
-            o.UseChannel = false;
-        });
+        var grpc = await worker.ConnectGrpcOnlyAsync();
         var holder = await grpc.GetOrCreateHolderAsync("doomed").Within();
         var owned = await grpc.PutEncodedAsync(Bytes(size, 2), owner: holder).Within();
         var borrowed = await channel.BorrowFromEnvelopeAsync(owned.ToEnvelopeBytes()).Within();
@@ -334,11 +322,7 @@ public sealed class ChannelServedTests
     {
         await using var worker = await ServedWorker.StartAsync();
         var channel = await worker.ConnectAsync(o => o.UseSharedMemory = false);
-        var grpc = await worker.ConnectAsync(o =>
-        {
-            o.UseSharedMemory = false;
-            o.UseChannel = false;
-        });
+        var grpc = await worker.ConnectGrpcOnlyAsync();
         var holder = await channel.GetOrCreateHolderAsync("doomed").Within();
         var grpcHolder = await grpc.GetHolderAsync("doomed").Within();
         var usedBefore = (await grpc.GetStoreStatsAsync().Within()).UsedBytes;
@@ -1612,6 +1596,13 @@ public sealed class ChannelServedTests
         }
 
         public Task<RaySharingClient> ConnectAsync(Action<RaySharingClientOptions>? configure = null) => TestWorker.ConnectAsync(Address, configure, _clients);
+
+        /// <summary>A client with shared memory and the channel off: everything over gRPC, the reference the channel is compared with.</summary>
+        public Task<RaySharingClient> ConnectGrpcOnlyAsync() => ConnectAsync(o =>
+        {
+            o.UseSharedMemory = false;
+            o.UseChannel = false;
+        });
 
         /// <summary>How many gRPC calls of <paramref name="method"/> (the name after the service) the client's current session made.</summary>
         public int CallsOf(RaySharingClient client, string method) => _calls.GetValueOrDefault((client.SessionToken.ToString(), method));
