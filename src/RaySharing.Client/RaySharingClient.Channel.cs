@@ -144,14 +144,26 @@ public sealed partial class RaySharingClient
         using var reply = await ChannelCallAsync(session, channel, "Get", ChannelOp.Get, payload.WrittenMemory, CallSubject.Object(envelope.ObjectId), cancellationToken).ConfigureAwait(false);
         ReadOnlyMemory<byte> data = default;
         ReadReply(reply, "Get", p => ChannelMessages.ReadObjectHeader(p, out data));
-        Verify(envelope, data.Length, Checksums.Of(data.Span));
-        if (sink is null)
+        if (data.Length != envelope.Size)
         {
-            return data.ToArray();
+            throw ExceptionFactory.Corrupted(envelope, $"{data.Length} bytes arrived, the envelope says {envelope.Size}");
         }
 
-        await sink.WriteAsync(data, cancellationToken).ConfigureAwait(false);
-        return null;
+        // Copied out of the receive buffer and checked in one pass.
+        var crc = new RunningCrc32();
+        byte[]? array = null;
+        if (sink is null)
+        {
+            array = GC.AllocateUninitializedArray<byte>(data.Length);
+            crc.CopyAndAppend(data.Span, array);
+        }
+        else
+        {
+            await sink.WriteCheckedAsync(data, crc, cancellationToken).ConfigureAwait(false);
+        }
+
+        Verify(envelope, data.Length, crc.Current);
+        return array;
     }
 
     /// <summary>Pins an object over the channel (the session maps the worker's arena); where its bytes are.</summary>

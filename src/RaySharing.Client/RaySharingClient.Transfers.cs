@@ -273,10 +273,8 @@ public sealed partial class RaySharingClient
             long written = 0;
             await foreach (var chunk in source.ChunksAsync(CopyChunkBytes, cancellationToken).ConfigureAwait(false))
             {
-                var target = arena.Write(offset + written, chunk.Length).Span;
-                chunk.Span.CopyTo(target);
-                // Checked where they landed, while the chunk is still in the cache: no second trip to memory.
-                crc.Append(target);
+                // Checked piece by piece as they are copied, while each piece is in the cache: no second trip to memory.
+                crc.CopyAndAppend(chunk.Span, arena.Write(offset + written, chunk.Length).Span);
                 written += chunk.Length;
                 progress?.Report(written);
             }
@@ -368,8 +366,7 @@ public sealed partial class RaySharingClient
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var chunk = arena.Read(offset + done, (int)Math.Min(CopyChunkBytes, size - done));
-                await sink.WriteAsync(chunk, cancellationToken).ConfigureAwait(false);
-                crc.Append(chunk.Span);
+                await sink.WriteCheckedAsync(chunk, crc, cancellationToken).ConfigureAwait(false);
                 done += chunk.Length;
                 progress?.Report(done);
             }

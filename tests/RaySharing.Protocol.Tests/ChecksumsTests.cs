@@ -38,5 +38,37 @@ public sealed class ChecksumsTests
         Assert.Equal(Crc32.HashToUInt32(bytes), Checksums.Compute(segmented, maxCores: 1));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData((64 << 10) - 1)]
+    [InlineData(64 << 10)]
+    [InlineData((64 << 10) + 1)]
+    [InlineData((1 << 20) + 13)]
+    public void CopyAndAppend_AcrossPieces_CopiesEveryByteAndEqualsCrc32(int size)
+    {
+        var bytes = new byte[size];
+        new Random(size).NextBytes(bytes);
+        var destination = new byte[size + 7];
+        var prefix = "before"u8;
+
+        var crc = Checksums.CopyAndAppend(Checksums.Of(prefix), bytes, destination.AsSpan(7));
+
+        Assert.Equal(Crc32.HashToUInt32([.. prefix, .. bytes]), crc);
+        Assert.True(bytes.AsSpan().SequenceEqual(destination.AsSpan(7)));
+        Assert.All(destination[..7], b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public void CopyAndAppend_DestinationTooShort_ThrowsAndCopiesNothing()
+    {
+        var destination = new byte[9];
+
+        var error = Assert.Throws<ArgumentException>(() => Checksums.CopyAndAppend(0, new byte[10], destination));
+
+        Assert.Contains("fewer than the 10", error.Message);
+        Assert.All(destination, b => Assert.Equal(0, b));
+    }
+
     private static ReadOnlySequence<byte> SequenceOf(params ReadOnlyMemory<byte>[] blocks) => Sequences.Of(blocks);
 }

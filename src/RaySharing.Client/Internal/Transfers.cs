@@ -1,4 +1,5 @@
 using System.Buffers;
+using RaySharing.Wire;
 
 namespace RaySharing.Internal;
 
@@ -15,6 +16,28 @@ internal abstract class GetSink
 
     /// <summary>The first <paramref name="count"/> bytes of the last <see cref="GetMemory"/> are filled: take them.</summary>
     public abstract ValueTask AdvanceAsync(int count, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Copies <paramref name="source"/> into the destination's memory, appending it to <paramref name="crc"/> on the
+    /// way (piece by piece while it is in the cache, so the bytes are read once for both).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The destination has no room left for the bytes.</exception>
+    public async ValueTask WriteCheckedAsync(ReadOnlyMemory<byte> source, RunningCrc32 crc, CancellationToken cancellationToken)
+    {
+        while (!source.IsEmpty)
+        {
+            var target = GetMemory(source.Length);
+            if (target.IsEmpty)
+            {
+                throw new InvalidOperationException($"The destination has no room for the last {source.Length} bytes of the object.");
+            }
+
+            var count = Math.Min(target.Length, source.Length);
+            crc.CopyAndAppend(source.Span[..count], target.Span);
+            await AdvanceAsync(count, cancellationToken).ConfigureAwait(false);
+            source = source[count..];
+        }
+    }
 }
 
 /// <summary>A new array of the object's size; a chunk beyond it is a corrupted transfer, caught by the caller.</summary>

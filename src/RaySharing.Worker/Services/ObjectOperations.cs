@@ -33,23 +33,23 @@ internal sealed class ObjectOperations(OwnershipGraph graph, ObjectStore store)
     }
 
     /// <summary>
-    /// Stores a put whose bytes arrived whole in one message: checks their CRC-32, reserves room, copies them into
-    /// the store and commits the object. Nothing is stored on any failure.
+    /// Stores a put whose bytes arrived whole in one message: reserves room, copies them into the store while
+    /// checking their CRC-32 (one pass over the bytes) and commits the object. Nothing is stored on any failure.
     /// </summary>
     public StoredObject PutWhole(ObjectId session, HolderAddress? owner, ObjectCodec codec, string typeName, uint declaredChecksum, ReadOnlySpan<byte> data)
     {
-        var checksum = Checksums.Of(data);
-        if (checksum != declaredChecksum)
-        {
-            throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the sender declared {declaredChecksum:x8}; nothing was stored.");
-        }
-
         var bytes = store.Reserve(data.Length);
         try
         {
+            uint checksum;
             using (store.Arena.Access())
             {
-                data.CopyTo(bytes.Writable(0, data.Length));
+                checksum = Checksums.CopyAndAppend(0, data, bytes.Writable(0, data.Length));
+            }
+
+            if (checksum != declaredChecksum)
+            {
+                throw WorkerErrors.ChecksumMismatch($"The put's bytes have checksum {checksum:x8} but the sender declared {declaredChecksum:x8}; nothing was stored.");
             }
 
             return graph.CommitPut(session, owner, bytes, codec, typeName, checksum);

@@ -73,10 +73,9 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
                         throw WorkerErrors.InvalidRequest($"The put declared {size} bytes but sent more; nothing was stored.");
                     }
 
-                    crc.Append(message.Data.Span);
                     using (store.Arena.Access())
                     {
-                        message.Data.Span.CopyTo(bytes.Writable(received, message.Data.Length));
+                        crc.CopyAndAppend(message.Data.Span, bytes.Writable(received, message.Data.Length));
                     }
 
                     received += message.Data.Length;
