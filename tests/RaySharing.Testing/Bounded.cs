@@ -103,6 +103,25 @@ public static class Bounded
             await Task.Delay(50).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Polls <paramref name="poll"/> (each poll bounded too) until it gives a value, and returns it; fails after
+    /// <paramref name="timeout"/>.
+    /// </summary>
+    /// <exception cref="BoundExceededException">No value came in time.</exception>
+    public static async Task<T> EventuallyValue<T>(
+        Func<Task<T?>> poll,
+        TimeSpan timeout,
+        string what,
+        [CallerFilePath] string file = "",
+        [CallerLineNumber] int line = 0)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(poll);
+        T? value = null;
+        await Eventually(async () => (value = await poll().ConfigureAwait(false)) is not null, timeout, what, file, line).ConfigureAwait(false);
+        return value!;
+    }
 }
 
 /// <summary>Disposes within a bound; see <see cref="Bounded.DisposedWithin"/>.</summary>
