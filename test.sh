@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite: protocol unit and property tests; functional, wire, deadline and multi-process
-# tests against real workers on loopback; the sample; and the chaos (50 rounds) and load runs. Needs only
-# the .NET SDK; restores and builds everything it runs. Extra arguments go to `dotnet test`.
+# tests against real workers on loopback; cluster tests against a real redis-server; the sample; and the chaos
+# (50 rounds) and load runs. Needs the .NET SDK; installs the Debian packages below when missing, and restores
+# and builds everything it runs. Extra arguments go to `dotnet test`.
 set -euo pipefail
 cd "$(dirname "$0")"
-# ENVELOPE.md's Python sketch is tested with Debian's python3 and python3-msgpack.
-if ! /usr/bin/python3 -c 'import msgpack' 2>/dev/null; then
+# Debian packages the tests use: python3 and python3-msgpack (ENVELOPE.md's Python sketch), redis-server (the
+# cluster's directory), iproute2 (hosts as network namespaces). Installed only when missing.
+missing=()
+/usr/bin/python3 -c 'import msgpack' 2>/dev/null || missing+=(python3 python3-msgpack)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq python3 python3-msgpack >/dev/null
+  echo "test.sh: installing ${missing[*]}"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 mkdir -p TestResults
 rm -f TestResults/chaos.md TestResults/load.md

@@ -7,7 +7,7 @@ using RaySharing.Worker.Host;
 
 // The worker as a process (the raysharing-worker tool). Run with --help for the options and exit codes.
 // It prints "listening <address>" on stdout once ready, so a parent process can wait for that line; logs go to stderr.
-const int Stopped = 0, Failed = 1, BadArguments = 2, CannotListen = 3;
+const int Stopped = 0, Failed = 1, BadArguments = 2, CannotListen = 3, LeftCluster = 4, CannotReachDirectory = 5;
 
 var commandLine = new WorkerCommandLine();
 var parsed = commandLine.Parse(args);
@@ -44,6 +44,10 @@ catch (RaySharing.Worker.Transport.Channel.ChannelListenException ex)
 {
     return Fail(CannotListen, $"cannot serve the channel: {ex.InnerException?.Message.TrimEnd('.')}. Pick a free --channel-port (0 picks one), a writable --channel-socket-dir, or --channel false.");
 }
+catch (RaySharing.Worker.Cluster.ClusterDirectoryException ex)
+{
+    return Fail(CannotReachDirectory, $"cannot join cluster '{options.ClusterName}': {ex.Message.TrimEnd('.')}. Check --redis (is redis-server running there?).");
+}
 catch (Exception ex) when (ex is SocketException || ex.InnerException is AddressInUseException)
 {
     // Kestrel throws SocketException (address not on this machine, no permission) or an IOException around AddressInUseException.
@@ -64,7 +68,12 @@ catch (Exception ex)
 Volatile.Write(ref s_started, true);
 Console.Out.WriteLine($"listening {worker.Address}");
 Console.Out.Flush();
-await stopRequested;
+if (await Task.WhenAny(stopRequested, worker.Completion) != stopRequested)
+{
+    // The worker stopped by itself: it lost its registration in the cluster's directory (logged as critical).
+    await worker.DisposeAsync();
+    return Fail(LeftCluster, $"the worker lost its registration in cluster '{options.ClusterName}' (the directory at {options.Redis} did not answer for a whole lease of {options.ClusterLease.TotalMilliseconds:0} ms) and stopped; its holders died. Start it again: it joins as a new worker.");
+}
 
 // Every session ends and every object is freed; more signals meanwhile change nothing.
 try

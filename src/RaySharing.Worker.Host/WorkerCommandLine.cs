@@ -25,7 +25,8 @@ internal sealed class WorkerCommandLine
         _command = new Command(Name,
             "Runs a RaySharing worker: the object store, holders and sessions, served over gRPC (HTTP/2, cleartext). " +
             "Prints 'listening <address>' on stdout once ready. SIGTERM or Ctrl+C stops it gracefully (exit 0). " +
-            "Exit codes: 0 stopped by a signal, 1 the worker failed, 2 bad command line or option, 3 cannot listen on the address.")
+            "Exit codes: 0 stopped by a signal, 1 the worker failed, 2 bad command line or option, 3 cannot listen on the address, " +
+            "4 lost its cluster registration (--redis unreachable for a whole --cluster-lease-ms), 5 cannot reach the --redis directory at start.")
         {
             new System.CommandLine.Help.HelpOption(),
             new VersionOption(),
@@ -101,6 +102,13 @@ internal sealed class WorkerCommandLine
             }
         });
         Add(spillCapacity, nameof(WorkerOptions.SpillCapacityBytes), (o, v) => o.SpillCapacityBytes = v << 20);
+
+        Add(new Option<string?>("--redis") { HelpName = "configuration", Description = "Join a cluster: the Redis directory the workers share, as a StackExchange.Redis configuration string (redis-host:6379, or host:6379,password=...). The start fails if it cannot be reached. [default: none, a single worker]" },
+            nameof(WorkerOptions.Redis), (o, v) => o.Redis = v);
+        Add(new Option<string>("--cluster") { HelpName = "name", Description = "The cluster to join in the --redis directory: workers with the same name share holders. 1 to 64 letters, digits, '-', '_' or '.'.", DefaultValueFactory = _ => Defaults.ClusterName },
+            nameof(WorkerOptions.ClusterName), (o, v) => o.ClusterName = v);
+        AddMilliseconds("--cluster-lease-ms", "How long this worker's registration in the --redis directory lives unrenewed (renewed every third of it); a worker that cannot renew it for this long stops (exit 4), as the cluster counts it dead.",
+            nameof(WorkerOptions.ClusterLease), Defaults.ClusterLease, (o, v) => o.ClusterLease = v);
 
         LogLevelOption = new Option<LogLevel>("--log-level")
         {

@@ -24,13 +24,24 @@ public sealed class RaySharingWorker : IAsyncDisposable
     internal const int StreamWindowBytes = 16 << 20;
 
     private readonly WebApplication _app;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _stopping;
 
     private RaySharingWorker(WebApplication app, string address, ObjectId workerId)
     {
         _app = app;
         Address = address;
         WorkerId = new WorkerId(workerId);
+        // The worker may stop by itself (it left its cluster); then it stops serving at once, not when disposed.
+        app.Lifetime.ApplicationStopping.Register(() => _ = StopAsync());
     }
+
+    /// <summary>
+    /// Completes when the worker has stopped: disposed, or stopped by itself because it could not renew its
+    /// registration in its cluster's directory within <see cref="WorkerOptions.ClusterLease"/> (the cluster then counts
+    /// it dead, and its holders died with it). Dispose it all the same.
+    /// </summary>
+    public Task Completion => _completion.Task;
 
     /// <summary>The address clients connect to, for example <c>http://127.0.0.1:7480</c>.</summary>
     public string Address { get; }
@@ -116,12 +127,30 @@ public sealed class RaySharingWorker : IAsyncDisposable
     {
         try
         {
+            await StopAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task StopAsync()
+    {
+        if (Interlocked.Exchange(ref _stopping, 1) != 0)
+        {
+            await _completion.Task.ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await _app.StopAsync(timeout.Token).ConfigureAwait(false);
         }
         finally
         {
-            await _app.DisposeAsync().ConfigureAwait(false);
+            _completion.TrySetResult();
         }
     }
 }

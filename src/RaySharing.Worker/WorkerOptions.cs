@@ -115,6 +115,34 @@ public sealed class WorkerOptions
     /// </summary>
     public string? SpillDirectory { get; set; }
 
+    /// <summary>
+    /// The Redis directory that makes this worker one of a cluster, as a StackExchange.Redis configuration string
+    /// (<c>redis-host:6379</c>, or <c>host:6379,password=...</c>). Workers of one <see cref="ClusterName"/> on one
+    /// Redis find each other's holders there: a holder name maps to one worker and incarnation however many
+    /// workers ask for it at once. The worker registers itself under a key that lapses unless renewed within
+    /// <see cref="ClusterLease"/>; a start fails when the directory cannot be reached. Default null: a single
+    /// worker, which needs nothing external.
+    /// </summary>
+    public string? Redis { get; set; }
+
+    /// <summary>
+    /// The cluster this worker joins in the <see cref="Redis"/> directory: workers with the same name share holders,
+    /// workers with different names on one Redis never see each other. 1 to 64 letters, digits, '-', '_' or '.'.
+    /// Default <c>default</c>.
+    /// </summary>
+    public string ClusterName { get; set; } = "default";
+
+    /// <summary>
+    /// How long the worker's registration in the <see cref="Redis"/> directory lives without renewal; it is renewed
+    /// every third of it. A worker that cannot renew it for a whole lease (Redis unreachable, the worker stalled)
+    /// is dead to the cluster: it stops serving and its holders die with it, as other workers already consider
+    /// them dead. 1 second to 10 minutes. Default 10 seconds.
+    /// </summary>
+    public TimeSpan ClusterLease { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Whether <see cref="Redis"/> makes this worker part of a cluster.</summary>
+    internal bool IsClustered => !string.IsNullOrEmpty(Redis);
+
     /// <summary>The largest chunk a streaming get sends: 4 MiB, or less when <see cref="MaxMessageBytes"/> is smaller.</summary>
     internal int MaxStreamChunkBytes => Math.Min(OptionLimits.MaxChunkBytes, OptionLimits.PayloadLimit(MaxMessageBytes));
 

@@ -130,6 +130,38 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         {
             yield return new(nameof(o.SpillDirectory), $"{nameof(o.SpillDirectory)} must be an absolute path, such as /var/tmp, or null for the system's temporary directory; got '{o.SpillDirectory}'.");
         }
+
+        if (o.Redis is not null && string.IsNullOrWhiteSpace(o.Redis))
+        {
+            yield return new(nameof(o.Redis), $"{nameof(o.Redis)} must be a Redis configuration string, such as redis-host:6379, or null for a single worker; got '{o.Redis}'.");
+        }
+        else if (o.Redis is not null && RedisConfigurationError(o.Redis) is { } redisError)
+        {
+            yield return new(nameof(o.Redis), $"{nameof(o.Redis)} must be a Redis configuration string such as redis-host:6379 ({redisError}); got '{o.Redis}'.");
+        }
+
+        if (o.ClusterName is null || !Cluster.ClusterKeys.IsValidClusterName(o.ClusterName))
+        {
+            yield return new(nameof(o.ClusterName), $"{nameof(o.ClusterName)} must be 1 to 64 letters, digits, '-', '_' or '.'; got '{o.ClusterName}'.");
+        }
+
+        if (o.ClusterLease < TimeSpan.FromSeconds(1) || o.ClusterLease > TimeSpan.FromMinutes(10))
+        {
+            yield return new(nameof(o.ClusterLease), $"{nameof(o.ClusterLease)} must be 1 second to 10 minutes; got {o.ClusterLease}.");
+        }
+    }
+
+    private static string? RedisConfigurationError(string configuration)
+    {
+        try
+        {
+            var parsed = StackExchange.Redis.ConfigurationOptions.Parse(configuration);
+            return parsed.EndPoints.Count == 0 ? "it names no host and port" : null;
+        }
+        catch (ArgumentException ex)
+        {
+            return ex.Message.TrimEnd('.');
+        }
     }
 
     private static OptionFailure? Time(TimeSpan value, string option) =>

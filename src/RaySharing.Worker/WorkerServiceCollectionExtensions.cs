@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using RaySharing.Worker.Cluster;
 using RaySharing.Worker.Hosting;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Services;
@@ -98,6 +99,10 @@ public static class WorkerServiceCollectionExtensions
         services.AddHostedService<LeaseMonitor>();
         services.AddHostedService<MemoryReturner>();
         services.AddHostedService<AddressPublisher>();
+        // After AddressPublisher: registers this worker in its cluster's directory under the address it published.
+        services.TryAddSingleton<ClusterMembership>();
+        services.TryAddSingleton<ClusterHolders>();
+        services.AddHostedService(sp => sp.GetRequiredService<ClusterMembership>());
         // Per service, so the host application's own gRPC services keep their settings.
         services.AddGrpc();
         Configure<SessionsService>(services);

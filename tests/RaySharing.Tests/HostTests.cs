@@ -111,6 +111,10 @@ public sealed class HostTests
     [InlineData("--spill-capacity-mb", "--spill-capacity-mb", "-1")]
     [InlineData("--shared-memory", "--shared-memory", "maybe")]
     [InlineData("--channel-port", "--channel-port", "abc")]
+    [InlineData("--cluster", "--cluster", "a b")]
+    [InlineData("--cluster", "--redis", "127.0.0.1:6379", "--cluster", "{x}")]
+    [InlineData("--cluster-lease-ms", "--cluster-lease-ms", "500")]
+    [InlineData("--redis", "--redis", " ")]
     [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "spill")]
     [InlineData("--spill-dir", "--port", "0", "--spill-capacity-mb", "1", "--spill-dir", "/proc/version/spill")]
     public async Task BadArgument_PrintsOneLineNamingIt_ExitsTwo(string named, params string[] args)
@@ -235,6 +239,7 @@ public sealed class HostTests
             "--max-message-bytes", "8388608", "--tombstone-capacity", "7", "--shared-memory", "false", "--shared-memory-dir", "/mnt/huge",
             "--channel", "false", "--channel-port", "9001", "--channel-socket-dir", "/run/raysharing",
             "--spill-dir", "/var/spill", "--spill-capacity-mb", "512",
+            "--redis", "redis-host:6380", "--cluster", "spark-7", "--cluster-lease-ms", "4000",
         ]);
         Assert.Empty(parsed.Errors);
 
@@ -248,6 +253,7 @@ public sealed class HostTests
             MaxUnaryObjectBytes = 2_000_000, StreamChunkBytes = 65536, MaxMessageBytes = 8 << 20, TombstoneCapacity = 7, SharedMemory = false, SharedMemoryDirectory = "/mnt/huge",
             Channel = false, ChannelPort = 9001, ChannelSocketDirectory = "/run/raysharing",
             SpillDirectory = "/var/spill", SpillCapacityBytes = 512L << 20,
+            Redis = "redis-host:6380", ClusterName = "spark-7", ClusterLease = TimeSpan.FromSeconds(4),
         };
         var defaults = new WorkerOptions();
         foreach (var property in typeof(WorkerOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite))

@@ -81,4 +81,25 @@ internal static partial class WorkerLog
 
     [LoggerMessage(4003, LogLevel.Error, "Lease monitor failed")]
     public static partial void LeaseMonitorFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(5001, LogLevel.Information, "Worker {WorkerId} joined cluster '{Cluster}' (directory epoch {Epoch})")]
+    public static partial void JoinedCluster(ILogger logger, ObjectId workerId, string cluster, string epoch);
+
+    [LoggerMessage(5002, LogLevel.Warning, "The cluster directory did not answer; the registration lapses in {Remaining} unless it does")]
+    public static partial void DirectoryUnreachable(ILogger logger, TimeSpan remaining, Exception exception);
+
+    [LoggerMessage(5003, LogLevel.Information, "The cluster directory answers again")]
+    public static partial void DirectoryBack(ILogger logger);
+
+    [LoggerMessage(5004, LogLevel.Warning, "The cluster directory lost its data (epoch {Old} is now {New}); publishing this worker's {Count} holder(s) again")]
+    public static partial void DirectoryReset(ILogger logger, string old, string @new, int count);
+
+    [LoggerMessage(5005, LogLevel.Warning, "Holder {Namespace}/{Name} incarnation {Incarnation} is killed: while the directory was empty another worker took its name ({Winner})")]
+    public static partial void HolderNameTaken(ILogger logger, string @namespace, string name, ObjectId incarnation, string winner);
+
+    [LoggerMessage(5006, LogLevel.Critical, "Worker {WorkerId} could not renew its cluster registration for {Lease}: it is dead to the cluster and stops; its {Holders} holder(s) die")]
+    public static partial void LeftCluster(ILogger logger, ObjectId workerId, TimeSpan lease, int holders);
+
+    [LoggerMessage(5007, LogLevel.Warning, "The directory entry of dead holder {Namespace}/{Name} could not be removed yet; it is tried again after the next renewal")]
+    public static partial void HolderEntryNotRemoved(ILogger logger, string @namespace, string name, Exception exception);
 }

@@ -11,15 +11,24 @@ namespace RaySharing.Worker.Hosting;
 /// with <c>AddRaySharingWorker</c> in any ASP.NET Core app.
 /// <see cref="WorkerOptions.AdvertisedAddress"/>, when set, wins.
 /// </summary>
-internal sealed class AddressPublisher(IServer server, IHostApplicationLifetime lifetime, WorkerIdentity identity) : IHostedService
+internal sealed class AddressPublisher(IServer server, WorkerIdentity identity) : IHostedLifecycleService
 {
-    public Task StartAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Once every service started, the server included; before the services that need the address (the cluster's registration).</summary>
+    public Task StartedAsync(CancellationToken cancellationToken)
     {
-        lifetime.ApplicationStarted.Register(Publish);
+        Publish();
         return Task.CompletedTask;
     }
 
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private void Publish()
     {

@@ -17,7 +17,8 @@ internal enum HolderLifetimeKind
 }
 
 /// <summary>A point-in-time copy of a holder's state, safe to use outside the graph's locks.</summary>
-internal readonly record struct HolderSnapshot(HolderKey Key, ObjectId Incarnation, HolderLifetimeKind Lifetime, long OwnedObjects, int Keys);
+/// <summary>A holder as a call reports it; <paramref name="Location"/> names the worker that hosts it (in a cluster, maybe another).</summary>
+internal readonly record struct HolderSnapshot(HolderKey Key, ObjectId Incarnation, HolderLifetimeKind Lifetime, long OwnedObjects, int Keys, WorkerLocation Location);
 
 /// <summary>Counts reported by the Stats call.</summary>
 internal readonly record struct GraphStats(long UsedBytes, long CapacityBytes, long Objects, int Sessions, int Holders, long SpilledBytes, long SpillCapacityBytes);
@@ -174,7 +175,7 @@ internal sealed class HolderState(HolderKey key, ObjectId incarnation, HolderLif
     /// <summary>key -> ordered list of registered objects (under <see cref="OwnerState.Gate"/>). An object may appear more than once.</summary>
     public Dictionary<string, List<StoredObject>> Registry { get; set; } = new(StringComparer.Ordinal);
 
-    public HolderSnapshot Snapshot() => new(Key, Incarnation, Lifetime, OwnedCount, Registry.Count);
+    public HolderSnapshot Snapshot() => new(Key, Incarnation, Lifetime, OwnedCount, Registry.Count, Location);
 }
 
 /// <summary>

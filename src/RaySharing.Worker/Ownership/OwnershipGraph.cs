@@ -146,7 +146,12 @@ internal sealed partial class OwnershipGraph
     public (HolderSnapshot Holder, bool Created) GetOrCreateHolder(ObjectId sessionToken, string ns, string name, HolderLifetimeKind lifetime)
     {
         var session = RequireSession(sessionToken);
-        var key = new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name"));
+        return GetOrAddHolder(session, new HolderKey(ResolveNamespace(ns, session), ValidateName(name, "holder name")), ObjectId.NewId(), lifetime);
+    }
+
+    /// <summary>The live holder of <paramref name="key"/>, or a new one of <paramref name="incarnation"/> created for <paramref name="session"/>.</summary>
+    private (HolderSnapshot Holder, bool Created) GetOrAddHolder(SessionState session, HolderKey key, ObjectId incarnation, HolderLifetimeKind lifetime)
+    {
         HolderState holder;
         lock (_gate)
         {
@@ -161,7 +166,7 @@ internal sealed partial class OwnershipGraph
                 throw WorkerErrors.SessionExpired();
             }
 
-            holder = new HolderState(key, ObjectId.NewId(), lifetime, session, Identity.Location);
+            holder = new HolderState(key, incarnation, lifetime, session, Identity.Location);
             _holders[key] = holder;
             if (lifetime == HolderLifetimeKind.Session)
             {
@@ -473,6 +478,11 @@ internal sealed partial class OwnershipGraph
             return holder;
         }
 
+        if (holder is null && HolderElsewhere(key, address.Incarnation) is { } elsewhere)
+        {
+            throw elsewhere;
+        }
+
         if (address.Incarnation is { } incarnation)
         {
             var owner = new ObjectOwner(OwnerKind.Holder, key.Namespace, key.Name, incarnation);
@@ -689,6 +699,7 @@ internal sealed partial class OwnershipGraph
         if (owner is HolderState holder)
         {
             WorkerLog.HolderKilled(_logger, holder.Key.Namespace, holder.Key.Name, holder.Incarnation, owned, why);
+            HolderDied?.Invoke(holder);
         }
 
         if (small)

@@ -205,6 +205,18 @@ internal static class WorkerErrors
             WorkerAddress = address,
         };
 
+    /// <summary>A call on a holder that another worker of the cluster hosts: this worker does not forward it (yet).</summary>
+    public static WorkerException HolderElsewhere(in HolderSnapshot holder, string thisAddress) =>
+        new(StatusCode.FailedPrecondition, ErrorReasons.WrongWorker,
+            $"Holder '{holder.Key.Namespace}/{holder.Key.Name}' (incarnation {holder.Incarnation}) lives on worker {holder.Location.WorkerId} at {holder.Location.Address}, not on this worker ({thisAddress}), and calls on another worker's holder are not forwarded yet. Connect a client to {holder.Location.Address} to use it.")
+        {
+            HolderNamespace = holder.Key.Namespace,
+            HolderName = holder.Key.Name,
+            Incarnation = holder.Incarnation,
+            WorkerId = holder.Location.WorkerId,
+            WorkerAddress = holder.Location.Address,
+        };
+
     public static WorkerException ListChanged(in HolderAddress holder, string key) =>
         new(StatusCode.Aborted, ErrorReasons.ListChanged,
             $"The list under key '{key}' of holder '{holder.Namespace}/{holder.Name}' was unregistered while it was being fetched in pages. Fetch it again from the first page (release the refs of the pages already read).")
@@ -219,6 +231,12 @@ internal static class WorkerErrors
 
     public static WorkerException Stopping() =>
         new(StatusCode.Unavailable, ErrorReasons.Unavailable, "The worker is stopping: its object store is closed. Connect to a running worker.");
+
+    public static WorkerException DirectoryUnavailable(string detail) =>
+        new(StatusCode.Unavailable, ErrorReasons.Unavailable, $"The cluster's directory (Redis) cannot be reached: {detail.TrimEnd('.')}. Holders on other workers cannot be found until it answers; try again.");
+
+    public static WorkerException LeftCluster() =>
+        new(StatusCode.Unavailable, ErrorReasons.Unavailable, "The worker lost its registration in the cluster's directory (it could not renew it within its lease) and is stopping; its holders died with it. Connect to another worker.");
 
     public static WorkerException Starting() =>
         new(StatusCode.Unavailable, ErrorReasons.Unavailable, "The worker is starting and does not know its address yet; try again.");

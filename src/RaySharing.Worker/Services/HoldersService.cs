@@ -2,12 +2,13 @@ using Google.Protobuf;
 using Grpc.Core;
 using RaySharing.Wire;
 using RaySharing.Protocol.V1;
+using RaySharing.Worker.Cluster;
 using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class HoldersService(OwnershipGraph graph, WorkerOptions options, RegistryVersions versions) : Holders.HoldersBase
+internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holders, WorkerOptions options, RegistryVersions versions) : Holders.HoldersBase
 {
     /// <summary>Envelope bytes per fetch page when the caller names no limit.</summary>
     private const int DefaultPageBytes = 4 << 20;
@@ -15,7 +16,7 @@ internal sealed class HoldersService(OwnershipGraph graph, WorkerOptions options
     /// <summary>The smallest page a caller may ask for: room for the largest envelope (16 KiB) several times.</summary>
     private const int MinPageBytes = 64 << 10;
 
-    public override Task<HolderReply> GetOrCreate(GetOrCreateHolderRequest request, ServerCallContext context)
+    public override async Task<HolderReply> GetOrCreate(GetOrCreateHolderRequest request, ServerCallContext context)
     {
         if (!WireEnums.TryLifetimeFromWire(request.Lifetime, out var session))
         {
@@ -23,21 +24,21 @@ internal sealed class HoldersService(OwnershipGraph graph, WorkerOptions options
         }
 
         var lifetime = session ? HolderLifetimeKind.Session : HolderLifetimeKind.Detached;
-        var (holder, created) = graph.GetOrCreateHolder(context.SessionToken(), request.Namespace, request.Name, lifetime);
-        return Task.FromResult(new HolderReply { Holder = ToInfo(holder), Created = created });
+        var (holder, created) = await holders.GetOrCreateAsync(context.SessionToken(), request.Namespace, request.Name, lifetime).ConfigureAwait(false);
+        return new HolderReply { Holder = ToInfo(holder), Created = created };
     }
 
-    public override Task<HolderReply> Get(GetHolderRequest request, ServerCallContext context) =>
-        Task.FromResult(new HolderReply { Holder = ToInfo(graph.GetHolder(context.SessionToken(), request.Namespace, request.Name)) });
+    public override async Task<HolderReply> Get(GetHolderRequest request, ServerCallContext context) =>
+        new() { Holder = ToInfo(await holders.GetAsync(context.SessionToken(), request.Namespace, request.Name).ConfigureAwait(false)) };
 
     public override Task<KillHolderReply> Kill(KillHolderRequest request, ServerCallContext context) =>
         Task.FromResult(new KillHolderReply { FreedObjects = (ulong)graph.KillHolder(context.SessionToken(), request.Holder.ToAddress()) });
 
-    public override Task<ListHoldersReply> List(ListHoldersRequest request, ServerCallContext context)
+    public override async Task<ListHoldersReply> List(ListHoldersRequest request, ServerCallContext context)
     {
         var reply = new ListHoldersReply();
-        reply.Holders.AddRange(graph.ListHolders(context.SessionToken(), request.Namespace).Select(ToInfo));
-        return Task.FromResult(reply);
+        reply.Holders.AddRange((await holders.ListAsync(context.SessionToken(), request.Namespace).ConfigureAwait(false)).Select(ToInfo));
+        return reply;
     }
 
     public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
@@ -111,14 +112,14 @@ internal sealed class HoldersService(OwnershipGraph graph, WorkerOptions options
         return (message - 64) / 16 * 15;
     }
 
-    private HolderInfo ToInfo(HolderSnapshot holder) => new()
+    private static HolderInfo ToInfo(HolderSnapshot holder) => new()
     {
         Namespace = holder.Key.Namespace,
         Name = holder.Key.Name,
         Incarnation = UnsafeByteOperations.UnsafeWrap(holder.Incarnation.ToByteArray()),
         Lifetime = WireEnums.LifetimeToWire<HolderLifetime>(holder.Lifetime == HolderLifetimeKind.Session),
-        WorkerAddress = graph.Identity.Address,
-        WorkerId = UnsafeByteOperations.UnsafeWrap(graph.Identity.WorkerId.ToByteArray()),
+        WorkerAddress = holder.Location.Address,
+        WorkerId = UnsafeByteOperations.UnsafeWrap(holder.Location.WorkerId.ToByteArray()),
         OwnedObjects = (ulong)holder.OwnedObjects,
         Keys = (uint)holder.Keys,
     };

@@ -1,0 +1,80 @@
+using RaySharing.Testing;
+using RaySharing.Tests.Infrastructure;
+using Xunit;
+
+namespace RaySharing.Tests;
+
+/// <summary>
+/// Cluster workers as their own processes (the raysharing-worker host with <c>--redis</c>): killed with SIGKILL, their
+/// holders are dead to the cluster within a lease; cut off from Redis for a lease, they stop with exit code 4; unable
+/// to reach Redis at start, they exit 5 with one line.
+/// </summary>
+public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<RedisFixture>
+{
+    private const int LeaseMs = 2000;
+    private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly string _cluster = "p" + Guid.NewGuid().ToString("N")[..12];
+
+    [Fact]
+    public async Task HolderWorkerKilled_WithinALeaseItsNameMakesANewIncarnationElsewhere()
+    {
+        using var host = StartHost();
+        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        await using var other = await TestWorker.StartAsync(o =>
+        {
+            o.Redis = fixture.Redis.ConnectionString;
+            o.ClusterName = _cluster;
+            o.ClusterLease = TimeSpan.FromMilliseconds(LeaseMs);
+        });
+        await using var onKilled = await TestWorker.ConnectAsync(address);
+        var first = await onKilled.GetOrCreateHolderAsync("H").Within();
+        var client = await other.ConnectAsync();
+        Assert.Equal(first.Incarnation, (await client.GetOrCreateHolderAsync("H").Within()).Incarnation);
+
+        host.Kill();
+        var killedAt = DateTime.UtcNow;
+
+        // No clean stop deleted its record: the name frees when the lease runs out, not before it.
+        var second = await Bounded.EventuallyValue(async () =>
+        {
+            var holder = await client.GetOrCreateHolderAsync("H");
+            return holder.Incarnation != first.Incarnation ? holder : null;
+        }, TimeSpan.FromMilliseconds(LeaseMs * 3), "a new incarnation once the killed worker's lease lapsed");
+        Assert.Equal(other.Address, second.WorkerAddress);
+        Assert.True(DateTime.UtcNow - killedAt >= TimeSpan.FromMilliseconds(LeaseMs / 2), "the name was free long before the killed worker's lease could lapse");
+    }
+
+    [Fact]
+    public async Task RedisUnreachableForALease_HostStops_ExitsFourWithOneLine()
+    {
+        await using var redis = await RedisProcess.StartAsync().Within(TimeSpan.FromMinutes(3));
+        using var host = StartHost(redis.ConnectionString);
+        await host.WaitForLineAsync("listening ", ProcessTimeout);
+
+        await redis.KillAsync().Within();
+
+        Assert.Equal(4, await host.WaitForExitCodeAsync(TimeSpan.FromMilliseconds(LeaseMs * 5)));
+        var error = host.StderrTail.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1];
+        Assert.StartsWith("raysharing-worker: the worker lost its registration in cluster", error, StringComparison.Ordinal);
+        Assert.Contains(redis.ConnectionString, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RedisUnreachableAtStart_ExitsFiveWithOneLineNamingIt()
+    {
+        using var host = BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host", "--port", "0", "--redis", "127.0.0.1:1", "--cluster-lease-ms", "1000");
+
+        Assert.Equal(5, await host.WaitForExitCodeAsync(ProcessTimeout));
+        Assert.Empty(host.Lines);
+        var error = host.StderrTail;
+        Assert.DoesNotContain('\n', error);
+        Assert.StartsWith("raysharing-worker: cannot join cluster 'default'", error, StringComparison.Ordinal);
+        Assert.Contains("127.0.0.1:1", error, StringComparison.Ordinal);
+        Assert.Contains("--redis", error, StringComparison.Ordinal);
+    }
+
+    private ChildProcess StartHost(string? redis = null) =>
+        BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host",
+            "--port", "0", "--redis", redis ?? fixture.Redis.ConnectionString, "--cluster", _cluster, "--cluster-lease-ms", LeaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture));
+}
