@@ -193,6 +193,14 @@ public sealed class RedisProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The path of redis-server, installed with apt-get first when missing (the way <see cref="StartAsync"/> finds it),
+    /// for a test that starts it another way.
+    /// </summary>
+    /// <exception cref="RedisUnavailableException">redis-server is missing and could not be installed.</exception>
+    public static Task<string> ProgramPathAsync(TextWriter? progress = null, CancellationToken cancellationToken = default) =>
+        FindOrInstallAsync(progress ?? TextWriter.Null, cancellationToken);
+
     private static async Task<string> FindOrInstallAsync(TextWriter progress, CancellationToken cancellationToken)
     {
         if (Find() is { } found)
