@@ -102,6 +102,8 @@ public static class WorkerServiceCollectionExtensions
         // After AddressPublisher: registers this worker in its cluster's directory under the address it published.
         services.TryAddSingleton<ClusterMembership>();
         services.TryAddSingleton<ClusterHolders>();
+        services.TryAddSingleton<PeerWorkers>();
+        services.TryAddSingleton<RemoteBorrows>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterMembership>());
         // Per service, so the host application's own gRPC services keep their settings.
         services.AddGrpc();

@@ -46,6 +46,35 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     }
 
     [Fact]
+    public async Task ForwardingWorkerKilled_ItsBorrowsOnTheHoldersWorkerDropWithinALease()
+    {
+        await using var holderWorker = await TestWorker.StartAsync(o =>
+        {
+            o.Redis = fixture.Redis.ConnectionString;
+            o.ClusterName = _cluster;
+            o.ClusterLease = TimeSpan.FromMilliseconds(LeaseMs);
+        });
+        var owner = await holderWorker.ConnectAsync();
+        var holder = await owner.GetOrCreateHolderAsync("H").Within();
+        var put = await owner.PutEncodedAsync(new byte[] { 1, 2, 3 }, owner: holder).Within();
+        await holder.RegisterAsync("k", [put]).Within();
+        await put.DisposeAsync();
+        using var host = StartHost();
+        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        var viaKilled = await TestWorker.ConnectAsync(address);
+        await (await viaKilled.GetHolderAsync("H").Within()).FetchAsync("k").Within();
+        await holder.UnregisterAsync("k").Within();
+        await Task.Delay(200);
+        Assert.Equal(1, (await owner.GetStoreStatsAsync().Within()).Objects);
+
+        host.Kill();
+
+        // The killed worker's session on the holder's worker ends once its cluster record lapses.
+        await Bounded.Eventually(async () => (await owner.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromMilliseconds(LeaseMs * 4),
+            "the object freed once the worker that fetched it through its peer session died");
+    }
+
+    [Fact]
     public async Task RedisUnreachableForALease_HostStops_ExitsFourWithOneLine()
     {
         await using var redis = await RedisProcess.StartAsync().Within(TimeSpan.FromMinutes(3));

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Grpc.Core;
 using RaySharing.Wire;
 using RaySharing.Worker.Ownership;
 using StackExchange.Redis;
@@ -11,7 +12,7 @@ namespace RaySharing.Worker.Cluster;
 /// script). Holders of this worker are answered without a directory round trip. In a single worker, the graph
 /// answers alone.
 /// </summary>
-internal sealed class ClusterHolders(OwnershipGraph graph, ClusterMembership membership, WorkerIdentity identity)
+internal sealed class ClusterHolders(OwnershipGraph graph, ClusterMembership membership, WorkerIdentity identity, PeerWorkers peers)
 {
     /// <summary>A claim's answer can name this worker for a holder it no longer has (its entry not yet removed); tries that many times.</summary>
     private const int ClaimAttempts = 3;
@@ -88,6 +89,99 @@ internal sealed class ClusterHolders(OwnershipGraph graph, ClusterMembership mem
         }
 
         return all;
+    }
+
+    /// <summary>
+    /// The other worker that hosts the holder a call names, for the call to be forwarded there; null when this worker
+    /// answers it (its own holder, none alive anywhere, or a single worker).
+    /// </summary>
+    public async Task<RemoteHolder?> FindRemoteAsync(ObjectId sessionToken, HolderAddress address)
+    {
+        if (!membership.Enabled)
+        {
+            return null;
+        }
+
+        var (session, key) = graph.HolderKeyOf(sessionToken, address.Namespace, address.Name);
+        if (graph.TryGetLocalHolder(key) is not null)
+        {
+            return null;
+        }
+
+        if (!graph.TryGetRemoteHolder(key, out var holder))
+        {
+            var placement = await Directory(d => d.FindHolderAsync(key)).ConfigureAwait(false);
+            if (placement is not { WorkerAlive: true } alive || alive.WorkerId == identity.WorkerId
+                || await RemoteAsync(key, alive).ConfigureAwait(false) is not { } found)
+            {
+                return null;
+            }
+
+            holder = found;
+        }
+
+        return _workers.TryGetValue(holder.Location.WorkerId, out var worker)
+            ? new RemoteHolder(session, key, holder, peers.Get(worker))
+            : null;
+    }
+
+    /// <summary>
+    /// One call forwarded to the worker that hosts <paramref name="remote"/>, through this worker's peer session there.
+    /// Its own errors come back as they are (reason and trailers intact); a worker that cannot be reached is
+    /// OWNER_DIED when the directory says it died (its holders died with it), else UNAVAILABLE.
+    /// </summary>
+    public async Task<T> ForwardAsync<T>(RemoteHolder remote, Func<PeerWorker, CallOptions, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
+    {
+        var peer = remote.Peer;
+        for (var attempt = 1; ; attempt++)
+        {
+            var options = await OpenPeerAsync(remote, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await call(peer, options).ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired && attempt == 1)
+            {
+                // The peer session lapsed there (this worker stalled); what it borrowed is gone. A new one for this call.
+                peer.SessionLost(options.Headers!);
+            }
+            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) is ErrorReasons.HolderNotFound or ErrorReasons.OwnerDied)
+            {
+                graph.ForgetRemoteHolder(remote.Key, remote.Holder.Incarnation);
+                throw;
+            }
+            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) is null && !cancellationToken.IsCancellationRequested)
+            {
+                throw await UnreachableAsync(remote, ex.Status.Detail).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<CallOptions> OpenPeerAsync(RemoteHolder remote, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await remote.Peer.OptionsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw await UnreachableAsync(remote, ex.Status.Detail).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<WorkerException> UnreachableAsync(RemoteHolder remote, string detail)
+    {
+        var worker = remote.Holder.Location;
+        var alive = await Directory(d => d.AliveAsync([worker.WorkerId])).ConfigureAwait(false);
+        if (alive.Contains(worker.WorkerId))
+        {
+            return WorkerErrors.PeerUnavailable(remote.Holder, detail);
+        }
+
+        graph.ForgetRemoteHolder(remote.Key, remote.Holder.Incarnation);
+        await peers.ForgetAsync(worker.WorkerId).ConfigureAwait(false);
+        var owner = new ObjectOwner(OwnerKind.Holder, remote.Key.Namespace, remote.Key.Name, remote.Holder.Incarnation);
+        return WorkerErrors.OwnerDied(null, owner, $"its worker {worker.WorkerId} at {worker.Address} died");
     }
 
     private async Task<(HolderSnapshot Holder, bool Created)> ClaimAsync(SessionState session, HolderKey key, HolderLifetimeKind lifetime)
@@ -173,3 +267,6 @@ internal sealed class ClusterHolders(OwnershipGraph graph, ClusterMembership mem
             return true;
         }).ConfigureAwait(false);
 }
+
+/// <summary>A call's holder hosted by another worker: the calling session, the holder, and the way there.</summary>
+internal sealed record RemoteHolder(SessionState Session, HolderKey Key, HolderSnapshot Holder, PeerWorker Peer);

@@ -175,6 +175,8 @@ internal sealed class ClusterMembership(
                 {
                     await RemoveDeadEntriesAsync().ConfigureAwait(false);
                 }
+
+                await EndSessionsOfDeadPeersAsync().ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException or ClusterDirectoryException)
             {
@@ -205,6 +207,25 @@ internal sealed class ClusterMembership(
                 WorkerLog.HolderNameTaken(logger, holder.Key.Namespace, holder.Key.Name, holder.Incarnation, $"incarnation {placement.Incarnation} on worker {placement.WorkerId}");
                 graph.KillLocalHolder(holder.Key, holder.Incarnation, $"while the cluster's directory was empty, worker {placement.WorkerId} created incarnation {placement.Incarnation} of its name");
             }
+        }
+    }
+
+    /// <summary>
+    /// Sessions other workers hold here end when those workers die: what they borrowed for their sessions is given
+    /// back within a renewal of the death (a third of the lease), not when the peer session's own lease runs out.
+    /// </summary>
+    private async Task EndSessionsOfDeadPeersAsync()
+    {
+        var peers = graph.PeerSessions();
+        if (peers.Count == 0)
+        {
+            return;
+        }
+
+        var alive = await _directory!.AliveAsync(peers.Select(p => p.WorkerId).Distinct().ToList()).ConfigureAwait(false);
+        foreach (var (session, workerId) in peers.Where(p => !alive.Contains(p.WorkerId)))
+        {
+            graph.EndSessionOf(session, $"its worker {workerId} left the cluster");
         }
     }
 

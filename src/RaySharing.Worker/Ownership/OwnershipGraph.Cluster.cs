@@ -11,12 +11,46 @@ internal sealed partial class OwnershipGraph
     /// </summary>
     public event Action<HolderState>? HolderDied;
 
+    /// <summary>
+    /// Raised by a release of ids the session does not borrow here (in a cluster, refs borrowed on another worker
+    /// through this one), after the release; must not throw. Unset, such ids are ignored as before.
+    /// </summary>
+    public Action<SessionState, List<ObjectId>>? ForeignReleased { get; set; }
+
+    /// <summary>Raised once for each session that ends (closed, lapsed, or the worker stopping); must not throw.</summary>
+    public event Action<SessionState>? SessionEnded;
+
+    /// <summary>What other workers of the cluster name their sessions here (<c>peer &lt;worker id&gt;</c>).</summary>
+    public const string PeerClientPrefix = "peer ";
+
+    /// <summary>The sessions other workers opened here, by the worker id their client name gives.</summary>
+    public IReadOnlyList<(SessionState Session, ObjectId WorkerId)> PeerSessions() =>
+        _sessionsByToken.Values
+            .Where(s => s.ClientName.StartsWith(PeerClientPrefix, StringComparison.Ordinal))
+            .Select(s => (Session: s, Ok: ObjectId.TryParse(s.ClientName.AsSpan(PeerClientPrefix.Length), out var id), Id: id))
+            .Where(t => t.Ok)
+            .Select(t => (t.Session, t.Id))
+            .ToList();
+
+    /// <summary>Ends a session at once (its worker died): what it borrowed is given back, what it owns dies.</summary>
+    public void EndSessionOf(SessionState session, string why) => EndSession(session, why);
+
+    /// <summary>Whether the session is still open (a cluster call that borrowed elsewhere for it checks before recording).</summary>
+    public bool IsOpen(SessionState session) => _sessionsByToken.ContainsKey(session.Token);
+
     // Holders of other workers that calls here have been told of (get-or-create, get, list): a call on one of them
     // is answered WRONG_WORKER naming its worker, not HOLDER_NOT_FOUND or OWNER_DIED, which would be false.
     private readonly ConcurrentDictionary<HolderKey, HolderSnapshot> _remoteHolders = new();
 
     /// <summary>Notes that <paramref name="holder"/>, of another worker, was handed to a caller here.</summary>
     public void RememberRemoteHolder(HolderSnapshot holder) => _remoteHolders[holder.Key] = holder;
+
+    /// <summary>The holder of another worker last handed out under <paramref name="key"/>, if any.</summary>
+    public bool TryGetRemoteHolder(HolderKey key, out HolderSnapshot holder) => _remoteHolders.TryGetValue(key, out holder);
+
+    /// <summary>Forgets a holder of another worker that died or moved.</summary>
+    public void ForgetRemoteHolder(HolderKey key, ObjectId incarnation) =>
+        _remoteHolders.TryRemove(new KeyValuePair<HolderKey, HolderSnapshot>(key, _remoteHolders.TryGetValue(key, out var known) && known.Incarnation == incarnation ? known : default));
 
     /// <summary>The error for a call naming a holder that lives on another worker, if this worker knows of it.</summary>
     private WorkerException? HolderElsewhere(HolderKey key, ObjectId? incarnation) =>

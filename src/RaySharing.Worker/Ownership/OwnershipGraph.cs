@@ -426,6 +426,7 @@ internal sealed partial class OwnershipGraph
     {
         var session = RequireSession(sessionToken);
         List<StoredObject>? toFree = null;
+        List<ObjectId>? foreign = null;
         try
         {
             lock (session.Gate)
@@ -436,6 +437,12 @@ internal sealed partial class OwnershipGraph
                 {
                     if (!borrows.TryGetValue(id, out var count))
                     {
+                        // Not borrowed here: in a cluster, maybe borrowed on another worker through this one.
+                        if (ForeignReleased is not null)
+                        {
+                            (foreign ??= []).Add(id);
+                        }
+
                         continue;
                     }
 
@@ -462,6 +469,10 @@ internal sealed partial class OwnershipGraph
             // Outside the session's gate: freeing takes the owner's, which comes earlier in the lock order. In a
             // finally, so objects whose count reached zero are freed even if enumerating the ids throws midway.
             FreeAll(toFree);
+            if (foreign is not null)
+            {
+                ForeignReleased!(session, foreign);
+            }
         }
     }
 
@@ -674,6 +685,7 @@ internal sealed partial class OwnershipGraph
         }
 
         Bury(session, $"the owning session ended ({why})");
+        SessionEnded?.Invoke(session);
         session.Transfers.Close();
         WorkerLog.SessionEnded(_logger, session.Id, why);
         return true;

@@ -217,6 +217,11 @@ internal static class WorkerErrors
             WorkerAddress = holder.Location.Address,
         };
 
+    /// <summary>The worker hosting a holder is alive in the directory but does not answer.</summary>
+    public static WorkerException PeerUnavailable(in HolderSnapshot holder, string detail) =>
+        new(StatusCode.Unavailable, ErrorReasons.Unavailable,
+            $"Holder '{holder.Key.Namespace}/{holder.Key.Name}' lives on worker {holder.Location.WorkerId} at {holder.Location.Address}, which does not answer ({detail.TrimEnd('.')}) though its cluster lease has not lapsed; try again.");
+
     public static WorkerException ListChanged(in HolderAddress holder, string key) =>
         new(StatusCode.Aborted, ErrorReasons.ListChanged,
             $"The list under key '{key}' of holder '{holder.Namespace}/{holder.Name}' was unregistered while it was being fetched in pages. Fetch it again from the first page (release the refs of the pages already read).")

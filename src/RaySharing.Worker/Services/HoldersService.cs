@@ -8,7 +8,7 @@ using RaySharing.Worker.Ownership;
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holders, WorkerOptions options, RegistryVersions versions) : Holders.HoldersBase
+internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holders, RemoteBorrows remoteBorrows, WorkerOptions options, RegistryVersions versions) : Holders.HoldersBase
 {
     /// <summary>Envelope bytes per fetch page when the caller names no limit.</summary>
     private const int DefaultPageBytes = 4 << 20;
@@ -31,8 +31,20 @@ internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holder
     public override async Task<HolderReply> Get(GetHolderRequest request, ServerCallContext context) =>
         new() { Holder = ToInfo(await holders.GetAsync(context.SessionToken(), request.Namespace, request.Name).ConfigureAwait(false)) };
 
-    public override Task<KillHolderReply> Kill(KillHolderRequest request, ServerCallContext context) =>
-        Task.FromResult(new KillHolderReply { FreedObjects = (ulong)graph.KillHolder(context.SessionToken(), request.Holder.ToAddress()) });
+    public override async Task<KillHolderReply> Kill(KillHolderRequest request, ServerCallContext context)
+    {
+        var session = context.SessionToken();
+        var address = request.Holder.ToAddress();
+        if (await holders.FindRemoteAsync(session, address).ConfigureAwait(false) is { } remote)
+        {
+            request.Holder.Namespace = remote.Key.Namespace;
+            var reply = await holders.ForwardAsync(remote, (peer, o) => peer.Holders.KillAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+            graph.ForgetRemoteHolder(remote.Key, remote.Holder.Incarnation);
+            return reply;
+        }
+
+        return new KillHolderReply { FreedObjects = (ulong)graph.KillHolder(session, address) };
+    }
 
     public override async Task<ListHoldersReply> List(ListHoldersRequest request, ServerCallContext context)
     {
@@ -41,20 +53,35 @@ internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holder
         return reply;
     }
 
-    public override Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
+    public override async Task<RegisterReply> Register(RegisterRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
         var address = request.Holder.ToAddress();
         var key = request.Key.ValidKey();
         var refs = request.Envelopes.DecodeEnvelopes();
-        return Task.FromResult(new RegisterReply { Count = (uint)graph.Register(session, address, key, refs) });
+        if (await holders.FindRemoteAsync(session, address).ConfigureAwait(false) is { } remote)
+        {
+            request.Holder.Namespace = remote.Key.Namespace;
+            return await holders.ForwardAsync(remote, (peer, o) => peer.Holders.RegisterAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+        }
+
+        return new RegisterReply { Count = (uint)graph.Register(session, address, key, refs) };
     }
 
-    public override Task<FetchReply> Fetch(FetchRequest request, ServerCallContext context)
+    public override async Task<FetchReply> Fetch(FetchRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
         var address = request.Holder.ToAddress();
         var key = request.Key.ValidKey();
+        if (await holders.FindRemoteAsync(session, address).ConfigureAwait(false) is { } remote)
+        {
+            // The other worker pages and versions the list itself; what the fetch borrows there is this session's.
+            request.Holder.Namespace = remote.Key.Namespace;
+            var forwarded = await holders.ForwardAsync(remote, (peer, o) => peer.Holders.FetchAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+            remoteBorrows.Add(remote.Session, remote.Peer, forwarded.Envelopes.Select(e => EnvelopeCodec.PeekObjectId(e.Memory)));
+            return forwarded;
+        }
+
         var stripe = RegistryVersions.StripeOf(address.Name, key);
         var first = request.Start == 0;
         var version = first ? versions.VersionBeforeFirstPage(stripe) : request.ListVersion;
@@ -79,25 +106,39 @@ internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holder
             reply.Envelopes.Add(UnsafeByteOperations.UnsafeWrap(envelope));
         }
 
-        return Task.FromResult(reply);
+        return reply;
     }
 
-    public override Task<UnregisterReply> Unregister(UnregisterRequest request, ServerCallContext context)
+    public override async Task<UnregisterReply> Unregister(UnregisterRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
         var address = request.Holder.ToAddress();
         var key = request.Key.ValidKey();
+        if (await holders.FindRemoteAsync(session, address).ConfigureAwait(false) is { } remote)
+        {
+            request.Holder.Namespace = remote.Key.Namespace;
+            return await holders.ForwardAsync(remote, (peer, o) => peer.Holders.UnregisterAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+        }
+
         using (versions.BeginChange(RegistryVersions.StripeOf(address.Name, key)))
         {
-            return Task.FromResult(new UnregisterReply { Removed = (uint)graph.Unregister(session, address, key) });
+            return new UnregisterReply { Removed = (uint)graph.Unregister(session, address, key) };
         }
     }
 
-    public override Task<ListKeysReply> ListKeys(ListKeysRequest request, ServerCallContext context)
+    public override async Task<ListKeysReply> ListKeys(ListKeysRequest request, ServerCallContext context)
     {
+        var session = context.SessionToken();
+        var address = request.Holder.ToAddress();
+        if (await holders.FindRemoteAsync(session, address).ConfigureAwait(false) is { } remote)
+        {
+            request.Holder.Namespace = remote.Key.Namespace;
+            return await holders.ForwardAsync(remote, (peer, o) => peer.Holders.ListKeysAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+        }
+
         var reply = new ListKeysReply();
-        reply.Keys.AddRange(graph.ListKeys(context.SessionToken(), request.Holder.ToAddress()));
-        return Task.FromResult(reply);
+        reply.Keys.AddRange(graph.ListKeys(session, address));
+        return reply;
     }
 
     /// <summary>

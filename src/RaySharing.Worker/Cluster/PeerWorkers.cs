@@ -1,0 +1,186 @@
+using System.Collections.Concurrent;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using RaySharing.Protocol.V1;
+using RaySharing.Wire;
+using RaySharing.Worker.Ownership;
+
+namespace RaySharing.Worker.Cluster;
+
+/// <summary>
+/// Another worker of the cluster as this worker reaches it: one gRPC channel and one session of this worker's
+/// there (a peer session, client name <c>peer &lt;worker id&gt;</c>), kept alive in the background. Calls this worker
+/// forwards for its own sessions go through it, so what they borrow on the other worker belongs to the peer
+/// session: released when the local session releases or ends, and dropped by the other worker when this one dies
+/// (its cluster record lapses, or the peer session's lease does).
+/// </summary>
+internal sealed class PeerWorker : IAsyncDisposable
+{
+    /// <summary>The lease asked for: long, since a dead peer is noticed through the directory, a lease sooner.</summary>
+    private static readonly TimeSpan RequestedLease = TimeSpan.FromMinutes(2);
+
+    private readonly GrpcChannel _channel;
+    private readonly Sessions.SessionsClient _sessions;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _callTimeout;
+    private readonly CancellationTokenSource _closing = new();
+    private readonly SemaphoreSlim _opening = new(1, 1);
+    private Metadata? _headers;
+    private Task? _keepAlive;
+
+    public PeerWorker(WorkerRecord record, string localWorker, TimeSpan callTimeout, ILogger logger)
+    {
+        Record = record;
+        LocalWorker = localWorker;
+        _callTimeout = callTimeout;
+        _logger = logger;
+        _channel = GrpcChannel.ForAddress(record.Address, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = 64 << 20,
+            MaxSendMessageSize = 64 << 20,
+            HttpHandler = new SocketsHttpHandler
+            {
+                EnableMultipleHttp2Connections = true,
+                ConnectTimeout = callTimeout,
+                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            },
+        });
+        _sessions = new Sessions.SessionsClient(_channel);
+        Holders = new Holders.HoldersClient(_channel);
+        Objects = new Objects.ObjectsClient(_channel);
+    }
+
+    public WorkerRecord Record { get; }
+
+    public string LocalWorker { get; }
+
+    public Holders.HoldersClient Holders { get; }
+
+    public Objects.ObjectsClient Objects { get; }
+
+    /// <summary>Options of one forwarded call: the peer session's token, a deadline, the caller's cancellation.</summary>
+    public async Task<CallOptions> OptionsAsync(CancellationToken cancellationToken) =>
+        new(await HeadersAsync(cancellationToken).ConfigureAwait(false), DateTime.UtcNow + _callTimeout, cancellationToken);
+
+    /// <summary>Forgets the peer session (it ended on the other side); the next call opens a new one.</summary>
+    public void SessionLost(Metadata headers) => Interlocked.CompareExchange(ref _headers, null, headers);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _closing.CancelAsync().ConfigureAwait(false);
+        if (_keepAlive is not null)
+        {
+            await _keepAlive.ConfigureAwait(false);
+        }
+
+        if (Volatile.Read(ref _headers) is { } headers)
+        {
+            try
+            {
+                // Ends the peer session at once: its borrows drop now rather than a lease later.
+                await _sessions.CloseAsync(new CloseSessionRequest(), new CallOptions(headers, DateTime.UtcNow + TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+            }
+            catch (RpcException)
+            {
+                // Gone already: it ends its sessions itself.
+            }
+        }
+
+        _channel.Dispose();
+        _closing.Dispose();
+        _opening.Dispose();
+    }
+
+    private async Task<Metadata> HeadersAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _headers) is { } headers)
+        {
+            return headers;
+        }
+
+        await _opening.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Volatile.Read(ref _headers) is { } opened)
+            {
+                return opened;
+            }
+
+            var reply = await _sessions.OpenAsync(
+                new OpenSessionRequest { LeaseMillis = (uint)RequestedLease.TotalMilliseconds, ClientName = OwnershipGraph.PeerClientPrefix + LocalWorker },
+                new CallOptions(deadline: DateTime.UtcNow + _callTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            var token = ObjectId.FromBytes(reply.SessionToken.Span);
+            var fresh = new Metadata { { WireHeaders.SessionToken, token.ToString() } };
+            Volatile.Write(ref _headers, fresh);
+            _keepAlive ??= Task.Run(() => KeepAliveAsync(TimeSpan.FromMilliseconds(reply.LeaseMillis) / 3), CancellationToken.None);
+            return fresh;
+        }
+        finally
+        {
+            _opening.Release();
+        }
+    }
+
+    private async Task KeepAliveAsync(TimeSpan interval)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_closing.Token).ConfigureAwait(false))
+            {
+                if (Volatile.Read(ref _headers) is not { } headers)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    await _sessions.KeepAliveAsync(new KeepAliveRequest(), new CallOptions(headers, DateTime.UtcNow + _callTimeout, _closing.Token)).ConfigureAwait(false);
+                }
+                catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired)
+                {
+                    SessionLost(headers);
+                    Diagnostics.WorkerLog.PeerSessionLost(_logger, Record.Id, Record.Address);
+                }
+                catch (RpcException)
+                {
+                    // Unreachable for now: the directory says whether it died; the next tick tries again.
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}
+
+/// <summary>The other workers this worker has forwarded calls to, one <see cref="PeerWorker"/> each.</summary>
+internal sealed class PeerWorkers(WorkerIdentity identity, ILogger<PeerWorkers> logger) : IAsyncDisposable
+{
+    /// <summary>A forwarded call's deadline: the other worker answers holder calls in microseconds unless it is gone.</summary>
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly ConcurrentDictionary<ObjectId, Lazy<PeerWorker>> _peers = new();
+
+    public PeerWorker Get(WorkerRecord record) =>
+        _peers.GetOrAdd(record.Id, _ => new Lazy<PeerWorker>(() => new PeerWorker(record, identity.WorkerId.ToString(), CallTimeout, logger))).Value;
+
+    /// <summary>Closes the connection to a worker that died.</summary>
+    public async Task ForgetAsync(ObjectId workerId)
+    {
+        if (_peers.TryRemove(workerId, out var peer) && peer.IsValueCreated)
+        {
+            await peer.Value.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var id in _peers.Keys.ToList())
+        {
+            await ForgetAsync(id).ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+using System.Collections.Concurrent;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using RaySharing.Protocol.V1;
+using RaySharing.Worker.Diagnostics;
+using RaySharing.Worker.Ownership;
+
+namespace RaySharing.Worker.Cluster;
+
+/// <summary>
+/// Refs this worker's sessions borrowed on other workers: a fetch forwarded to another worker's holder borrows
+/// there, through this worker's peer session. Each is given back there when the local session releases it or ends,
+/// so the other worker's reference counts see this worker's sessions as its own. Thread-safe.
+/// </summary>
+internal sealed class RemoteBorrows
+{
+    private readonly ConcurrentDictionary<ObjectId, SessionBorrows> _sessions = new();
+    private readonly OwnershipGraph _graph;
+    private readonly ILogger<RemoteBorrows> _logger;
+
+    public RemoteBorrows(OwnershipGraph graph, ILogger<RemoteBorrows> logger)
+    {
+        _graph = graph;
+        _logger = logger;
+        graph.ForeignReleased = Released;
+        graph.SessionEnded += Ended;
+    }
+
+    /// <summary>Refs borrowed for <paramref name="session"/> through <paramref name="peer"/>, once each.</summary>
+    public void Add(SessionState session, PeerWorker peer, IEnumerable<ObjectId> ids)
+    {
+        var borrows = _sessions.GetOrAdd(session.Id, _ => new SessionBorrows());
+        lock (borrows)
+        {
+            foreach (var id in ids)
+            {
+                borrows.Counts.TryGetValue(id, out var held);
+                borrows.Counts[id] = (peer, held.Count + 1);
+            }
+        }
+
+        if (!_graph.IsOpen(session))
+        {
+            // Ended while the call was under way: nothing will release these, so give them back now.
+            Ended(session);
+        }
+    }
+
+    /// <summary>How many refs a session borrows elsewhere (tests, stats).</summary>
+    public int CountOf(ObjectId sessionId)
+    {
+        if (!_sessions.TryGetValue(sessionId, out var borrows))
+        {
+            return 0;
+        }
+
+        lock (borrows)
+        {
+            return borrows.Counts.Values.Sum(v => v.Count);
+        }
+    }
+
+    private void Released(SessionState session, List<ObjectId> ids)
+    {
+        if (!_sessions.TryGetValue(session.Id, out var borrows))
+        {
+            return;
+        }
+
+        var giveBack = new List<(PeerWorker, ObjectId)>();
+        lock (borrows)
+        {
+            foreach (var id in ids)
+            {
+                if (borrows.Counts.TryGetValue(id, out var held))
+                {
+                    giveBack.Add((held.Peer, id));
+                    if (held.Count == 1)
+                    {
+                        borrows.Counts.Remove(id);
+                    }
+                    else
+                    {
+                        borrows.Counts[id] = (held.Peer, held.Count - 1);
+                    }
+                }
+            }
+        }
+
+        Send(giveBack);
+    }
+
+    private void Ended(SessionState session)
+    {
+        if (!_sessions.TryRemove(session.Id, out var borrows))
+        {
+            return;
+        }
+
+        var giveBack = new List<(PeerWorker, ObjectId)>();
+        lock (borrows)
+        {
+            foreach (var (id, held) in borrows.Counts)
+            {
+                for (var i = 0; i < held.Count; i++)
+                {
+                    giveBack.Add((held.Peer, id));
+                }
+            }
+
+            borrows.Counts.Clear();
+        }
+
+        Send(giveBack);
+    }
+
+    private void Send(List<(PeerWorker Peer, ObjectId Id)> giveBack)
+    {
+        foreach (var group in giveBack.GroupBy(b => b.Peer))
+        {
+            _ = ReleaseAsync(group.Key, group.Select(b => b.Id).ToList());
+        }
+    }
+
+    /// <summary>One release on the other worker; never throws (a worker that is gone dropped the borrows with this one's session).</summary>
+    private async Task ReleaseAsync(PeerWorker peer, List<ObjectId> ids)
+    {
+        try
+        {
+            var request = new ReleaseRequest();
+            request.ObjectIds.AddRange(ids.Select(id => UnsafeByteOperations.UnsafeWrap(id.ToByteArray())));
+            var options = await peer.OptionsAsync(CancellationToken.None).ConfigureAwait(false);
+            await peer.Objects.ReleaseAsync(request, options).ConfigureAwait(false);
+        }
+        catch (RpcException ex)
+        {
+            WorkerLog.RemoteReleaseFailed(_logger, ids.Count, peer.Record.Id, ex);
+        }
+    }
+
+    private sealed class SessionBorrows
+    {
+        public Dictionary<ObjectId, (PeerWorker Peer, int Count)> Counts { get; } = [];
+    }
+}

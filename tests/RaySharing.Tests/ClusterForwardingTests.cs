@@ -1,0 +1,138 @@
+using RaySharing.Testing;
+using RaySharing.Tests.Infrastructure;
+using Xunit;
+
+namespace RaySharing.Tests;
+
+/// <summary>
+/// Calls on a holder of another worker, made through the caller's own worker: it forwards them to the holder's
+/// worker through a session of its own there. What a forwarded fetch borrows is the calling session's: it keeps the
+/// objects alive until the session releases them or ends.
+/// </summary>
+public sealed class ClusterForwardingTests(RedisFixture fixture) : IClassFixture<RedisFixture>, IAsyncLifetime
+{
+    private readonly string _cluster = "f" + Guid.NewGuid().ToString("N")[..12];
+    private TestWorker _a = null!;
+    private TestWorker _b = null!;
+
+    public async Task InitializeAsync()
+    {
+        _a = await TestWorker.StartAsync(Join);
+        _b = await TestWorker.StartAsync(Join);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _b.DisposeAsync();
+        await _a.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task RegisterFetchListUnregister_ThroughAnotherWorker_ActOnTheHoldersWorker()
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        var clientB = await _b.ConnectAsync();
+        var viaB = await clientB.GetHolderAsync("H").Within();
+        var refs = new List<ObjectRef>();
+        for (var i = 0; i < 3; i++)
+        {
+            refs.Add(await clientA.PutEncodedAsync(new byte[] { (byte)i, 1, 2 }, owner: onA).Within());
+        }
+
+        Assert.Equal(3, await viaB.RegisterAsync("partitions", refs).Within());
+        Assert.Equal(["partitions"], await viaB.ListKeysAsync().Within());
+        Assert.Equal(["partitions"], await onA.ListKeysAsync().Within());
+        var fetched = await viaB.FetchAsync("partitions").Within();
+        Assert.Equal(refs.Select(r => r.Id), fetched.Select(r => r.Id));
+        Assert.Equal(3, await viaB.UnregisterAsync("partitions").Within());
+        Assert.Empty(await onA.ListKeysAsync().Within());
+    }
+
+    [Fact]
+    public async Task ForwardedFetch_BorrowsForTheCallingSession_ObjectsLiveUntilItReleases()
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        var put = await clientA.PutEncodedAsync(new byte[] { 7, 7, 7 }, owner: onA).Within();
+        await onA.RegisterAsync("k", [put]).Within();
+        await put.DisposeAsync();
+        var clientB = await _b.ConnectAsync();
+        var fetched = (await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
+
+        // Unregistered and released on A: only the fetch through B holds it now.
+        await onA.UnregisterAsync("k").Within();
+        await Task.Delay(200);
+        Assert.Equal(1, (await clientA.GetStoreStatsAsync().Within()).Objects);
+
+        await fetched.DisposeAsync();
+        await Bounded.Eventually(async () => (await clientA.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromSeconds(10), "the object freed once B's session released its fetched ref");
+    }
+
+    [Fact]
+    public async Task SessionOnTheForwardingWorkerEnds_ItsRemoteBorrowsAreGivenBack()
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        var put = await clientA.PutEncodedAsync(new byte[] { 1 }, owner: onA).Within();
+        await onA.RegisterAsync("k", [put]).Within();
+        await put.DisposeAsync();
+        var clientB = await TestWorker.ConnectAsync(_b.Address);
+        await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within();
+        await onA.UnregisterAsync("k").Within();
+
+        await clientB.DisposeAsync();
+
+        await Bounded.Eventually(async () => (await clientA.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromSeconds(10), "the object freed once the fetching session on B ended");
+    }
+
+    [Fact]
+    public async Task KillThroughAnotherWorker_KillsItThere()
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        await clientA.PutEncodedAsync(new byte[] { 1 }, owner: onA).Within();
+        var clientB = await _b.ConnectAsync();
+        var viaB = await clientB.GetHolderAsync("H").Within();
+
+        Assert.Equal(1, await viaB.KillAsync().Within());
+
+        await Assert.ThrowsAsync<OwnerDiedException>(() => onA.ListKeysAsync()).Within();
+        await Assert.ThrowsAsync<OwnerDiedException>(() => viaB.ListKeysAsync()).Within();
+    }
+
+    [Fact]
+    public async Task HoldersWorkerStopped_CallsThroughAnotherWorker_OwnerDied()
+    {
+        var onA = await (await _a.ConnectAsync()).GetOrCreateHolderAsync("H").Within();
+        var viaB = await (await _b.ConnectAsync()).GetHolderAsync("H").Within();
+        Assert.Empty(await viaB.ListKeysAsync().Within());
+
+        await _a.DisposeAsync();
+
+        var error = await Assert.ThrowsAsync<OwnerDiedException>(() => viaB.ListKeysAsync()).Within();
+        Assert.Equal(onA.Incarnation, viaB.Incarnation);
+        Assert.Contains("died", error.Message);
+    }
+
+    [Fact]
+    public async Task GetOfARefStoredOnAnotherWorker_WrongWorkerNamingIt()
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        await onA.RegisterAsync("k", [await clientA.PutEncodedAsync(new byte[] { 1, 2 }, owner: onA).Within()]).Within();
+        var clientB = await _b.ConnectAsync();
+        var fetched = (await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
+
+        var error = await Assert.ThrowsAsync<WrongWorkerException>(() => clientB.GetBytesAsync(fetched)).Within();
+
+        Assert.Equal(_a.Address, error.Address);
+    }
+
+    private void Join(Worker.WorkerOptions options)
+    {
+        options.Redis = fixture.Redis.ConnectionString;
+        options.ClusterName = _cluster;
+        options.ClusterLease = TimeSpan.FromSeconds(2);
+    }
+}
