@@ -157,12 +157,15 @@ internal sealed class PeerWorker : IAsyncDisposable
 }
 
 /// <summary>The other workers this worker has forwarded calls to, one <see cref="PeerWorker"/> each.</summary>
-internal sealed class PeerWorkers(WorkerIdentity identity, ILogger<PeerWorkers> logger) : IAsyncDisposable
+internal sealed class PeerWorkers(WorkerIdentity identity, WorkerOptions options, ILogger<PeerWorkers> logger) : IAsyncDisposable
 {
-    /// <summary>A forwarded call's deadline: the other worker answers holder calls in microseconds unless it is gone.</summary>
-    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
-
     private readonly ConcurrentDictionary<ObjectId, Lazy<PeerWorker>> _peers = new();
+
+    /// <summary>
+    /// A forwarded call's deadline: one cluster lease. The other worker answers holder calls in microseconds unless it
+    /// is gone, and a worker gone for a lease is dead to the directory, which then decides the answer (OWNER_DIED).
+    /// </summary>
+    private TimeSpan CallTimeout => options.ClusterLease;
 
     public PeerWorker Get(WorkerRecord record) =>
         _peers.GetOrAdd(record.Id, _ => new Lazy<PeerWorker>(() => new PeerWorker(record, identity.WorkerId.ToString(), CallTimeout, logger))).Value;
