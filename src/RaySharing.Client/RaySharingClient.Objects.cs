@@ -153,7 +153,7 @@ public sealed partial class RaySharingClient
         var copy = envelopeBytes.ToArray();
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var session = _session;
-        if (session.Channel is { } channel)
+        if (session.Channel is { } channel && !IsElsewhere(session, envelope))
         {
             await ListCallOverChannelAsync(session, channel, "Borrow", Wire.Channel.ChannelOp.Borrow, [copy], CallSubject.Object(envelope.ObjectId), cancellationToken).ConfigureAwait(false);
         }
@@ -460,12 +460,13 @@ public sealed partial class RaySharingClient
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
         var session = _session;
-        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size))
+        var elsewhere = IsElsewhere(session, envelope);
+        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size) && !elsewhere)
         {
             return (await GetOverChannelAsync(session, channel, objectRef, sink: null, cancellationToken).ConfigureAwait(false))!;
         }
 
-        if (envelope.Size <= MaxUnaryObjectBytes && (session.Arena is null || envelope.Size < SharedMemoryMinBytes) && session.Channel is null)
+        if (envelope.Size <= MaxUnaryObjectBytes && ((session.Arena is null || envelope.Size < SharedMemoryMinBytes) && session.Channel is null || elsewhere))
         {
             // The reply's array is adopted, not copied: the common small get allocates the bytes once.
             var request = new GetRequest { Envelope = UnsafeByteOperations.UnsafeWrap(objectRef.EnvelopeBytes) };

@@ -118,7 +118,7 @@ public sealed partial class RaySharingClient
         var session = _session;
         // Below the shared-memory threshold a copy over the channel costs less than the pin a zero-copy lease needs.
         var copyIsCheaper = session.Channel is not null && objectRef.Size < SharedMemoryMinBytes;
-        if (session.Arena is { } arena && !copyIsCheaper && arena.TryAcquire())
+        if (session.Arena is { } arena && !copyIsCheaper && !IsElsewhere(session, objectRef.Envelope) && arena.TryAcquire())
         {
             try
             {
@@ -302,6 +302,13 @@ public sealed partial class RaySharingClient
     private static bool PrefersArena(ClientSession session, long size) => session.Arena is not null && size >= SharedMemoryMinBytes;
 
     /// <summary>
+    /// Whether the object's bytes are stored by another worker of the cluster than this session's. This session's
+    /// worker then gets and borrows it there for the session, over gRPC: the arena and the channel serve only the
+    /// worker's own objects.
+    /// </summary>
+    private static bool IsElsewhere(ClientSession session, RefEnvelope envelope) => envelope.Location.WorkerId != session.WorkerId;
+
+    /// <summary>
     /// A seal reads every byte to check its CRC-32: CallTimeout, plus a second per 256 MiB (far slower than a
     /// core checks them, so only a stuck worker meets it).
     /// </summary>
@@ -313,14 +320,15 @@ public sealed partial class RaySharingClient
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var envelope = objectRef.Envelope;
         var session = _session;
-        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size))
+        var elsewhere = IsElsewhere(session, envelope);
+        if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size) && !elsewhere)
         {
             await GetOverChannelAsync(session, channel, objectRef, sink, cancellationToken).ConfigureAwait(false);
             progress?.Report(envelope.Size);
             return;
         }
 
-        if (session.Arena is { } arena && envelope.Size >= SharedMemoryMinBytes && arena.TryAcquire())
+        if (session.Arena is { } arena && envelope.Size >= SharedMemoryMinBytes && !elsewhere && arena.TryAcquire())
         {
             try
             {
@@ -333,7 +341,7 @@ public sealed partial class RaySharingClient
             }
         }
 
-        if (session.Channel is { } bulk)
+        if (session.Channel is { } bulk && !elsewhere)
         {
             await GetBulkAsync(session, bulk, objectRef, sink, progress, cancellationToken).ConfigureAwait(false);
             return;

@@ -104,6 +104,7 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<ClusterHolders>();
         services.TryAddSingleton<PeerWorkers>();
         services.TryAddSingleton<RemoteBorrows>();
+        services.TryAddSingleton<RemoteObjects>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterMembership>());
         // Per service, so the host application's own gRPC services keep their settings.
         services.AddGrpc();

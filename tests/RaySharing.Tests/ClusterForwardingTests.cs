@@ -115,18 +115,77 @@ public sealed class ClusterForwardingTests(RedisFixture fixture) : IClassFixture
         Assert.Contains("died", error.Message);
     }
 
-    [Fact]
-    public async Task GetOfARefStoredOnAnotherWorker_WrongWorkerNamingIt()
+    [Theory]
+    [InlineData(true, 100)]
+    [InlineData(true, 3 << 20)]
+    [InlineData(false, 100)]
+    [InlineData(false, 3 << 20)]
+    public async Task GetOfAnObjectStoredOnAnotherWorker_RelayedByTheCallersWorker(bool channel, int size)
     {
         var clientA = await _a.ConnectAsync();
         var onA = await clientA.GetOrCreateHolderAsync("H").Within();
-        await onA.RegisterAsync("k", [await clientA.PutEncodedAsync(new byte[] { 1, 2 }, owner: onA).Within()]).Within();
-        var clientB = await _b.ConnectAsync();
+        var bytes = new byte[size];
+        new Random(size).NextBytes(bytes);
+        await onA.RegisterAsync("k", [await clientA.PutEncodedAsync(bytes, owner: onA).Within()]).Within();
+        var clientB = await _b.ConnectAsync(o => o.UseChannel = channel);
         var fetched = (await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
 
-        var error = await Assert.ThrowsAsync<WrongWorkerException>(() => clientB.GetBytesAsync(fetched)).Within();
+        Assert.Equal(_a.Address, fetched.WorkerAddress);
+        Assert.Equal(bytes, await clientB.GetBytesAsync(fetched).Within());
+        var copy = new System.Buffers.ArrayBufferWriter<byte>();
+        await clientB.CopyToAsync(fetched, copy).Within();
+        Assert.Equal(bytes, copy.WrittenSpan.ToArray());
+        await using var lease = await clientB.GetLeaseAsync(fetched).Within();
+        Assert.False(lease.IsZeroCopy);
+        Assert.Equal(bytes, System.Buffers.BuffersExtensions.ToArray(lease.Bytes));
+    }
 
-        Assert.Equal(_a.Address, error.Address);
+    [Fact]
+    public async Task BorrowFromEnvelope_OfAnObjectOnAnotherWorker_KeepsItAliveThereUntilReleased()
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        var put = await clientA.PutEncodedAsync(new byte[] { 5, 6 }, owner: onA).Within();
+        await onA.RegisterAsync("k", [put]).Within();
+        var clientB = await _b.ConnectAsync();
+
+        var borrowed = await clientB.BorrowFromEnvelopeAsync(put.ToEnvelopeBytes()).Within();
+        await onA.UnregisterAsync("k").Within();
+        await put.DisposeAsync();
+        await Task.Delay(200);
+
+        Assert.Equal(new byte[] { 5, 6 }, await clientB.GetBytesAsync(borrowed).Within());
+        await borrowed.DisposeAsync();
+        await Bounded.Eventually(async () => (await clientA.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromSeconds(10), "the object freed once B's borrow was given back");
+    }
+
+    [Fact]
+    public async Task GetThroughAnotherWorker_OwnerKilledOrObjectFreedOrWorkerGone_TypedErrors()
+    {
+        var clientA = await _a.ConnectAsync();
+        var killed = await clientA.GetOrCreateHolderAsync("killed").Within();
+        var kept = await clientA.GetOrCreateHolderAsync("kept").Within();
+        var ofKilled = await clientA.PutEncodedAsync(new byte[] { 1 }, owner: killed).Within();
+        var freed = await clientA.PutEncodedAsync(new byte[] { 2 }, owner: kept).Within();
+        var ofKept = await clientA.PutEncodedAsync(new byte[] { 3 }, owner: kept).Within();
+        await kept.RegisterAsync("k", [ofKept]).Within();
+        var clientB = await _b.ConnectAsync();
+        var envelopes = new[] { ofKilled, freed, ofKept }.Select(r => r.ToEnvelopeBytes()).ToArray();
+        var refs = new List<ObjectRef>();
+        foreach (var envelope in envelopes)
+        {
+            refs.Add(await clientB.BorrowFromEnvelopeAsync(envelope).Within());
+        }
+
+        await killed.KillAsync().Within();
+        await Assert.ThrowsAsync<OwnerDiedException>(() => clientB.GetBytesAsync(refs[0])).Within();
+        await refs[1].DisposeAsync();
+        await freed.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectFreedException>(() => clientB.BorrowFromEnvelopeAsync(envelopes[1])).Within();
+
+        await _a.DisposeAsync();
+        var gone = await Assert.ThrowsAsync<OwnerDiedException>(() => clientB.GetBytesAsync(refs[2])).Within();
+        Assert.Contains("died", gone.Message);
     }
 
     private void Join(Worker.WorkerOptions options)

@@ -132,42 +132,40 @@ internal sealed class ClusterHolders(OwnershipGraph graph, ClusterMembership mem
     /// </summary>
     public async Task<T> ForwardAsync<T>(RemoteHolder remote, Func<PeerWorker, CallOptions, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
     {
-        var peer = remote.Peer;
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            var options = await OpenPeerAsync(remote, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return await call(peer, options).ConfigureAwait(false);
-            }
-            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired && attempt == 1)
-            {
-                // The peer session lapsed there (this worker stalled); what it borrowed is gone. A new one for this call.
-                peer.SessionLost(options.Headers!);
-            }
-            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) is ErrorReasons.HolderNotFound or ErrorReasons.OwnerDied)
-            {
-                graph.ForgetRemoteHolder(remote.Key, remote.Holder.Incarnation);
-                throw;
-            }
-            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) is null && !cancellationToken.IsCancellationRequested)
-            {
-                throw await UnreachableAsync(remote, ex.Status.Detail).ConfigureAwait(false);
-            }
+            return await remote.Peer.CallAsync(options => call(remote.Peer, options), cancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) is ErrorReasons.HolderNotFound or ErrorReasons.OwnerDied)
+        {
+            graph.ForgetRemoteHolder(remote.Key, remote.Holder.Incarnation);
+            throw;
+        }
+        catch (PeerUnreachableException ex)
+        {
+            throw await UnreachableAsync(remote, ((RpcException)ex.InnerException!).Status.Detail).ConfigureAwait(false);
         }
     }
 
-    private async Task<CallOptions> OpenPeerAsync(RemoteHolder remote, CancellationToken cancellationToken)
+    /// <summary>The live worker <paramref name="workerId"/>'s record (cached: records never change); null when it is dead.</summary>
+    public async Task<WorkerRecord?> WorkerAsync(ObjectId workerId)
     {
-        try
+        if (_workers.TryGetValue(workerId, out var known))
         {
-            return await remote.Peer.OptionsAsync(cancellationToken).ConfigureAwait(false);
+            return known;
         }
-        catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw await UnreachableAsync(remote, ex.Status.Detail).ConfigureAwait(false);
-        }
+
+        return await Directory(d => d.FindWorkerAsync(workerId)).ConfigureAwait(false) is { } found
+            ? _workers.GetOrAdd(workerId, found)
+            : null;
     }
+
+    /// <summary>Whether <paramref name="workerId"/>'s record still exists.</summary>
+    public async Task<bool> IsAliveAsync(ObjectId workerId) =>
+        (await Directory(d => d.AliveAsync([workerId])).ConfigureAwait(false)).Contains(workerId);
+
+    /// <summary>Where a holder lives per the directory; null when it has no entry.</summary>
+    public Task<HolderPlacement?> PlacementAsync(HolderKey key) => Directory(d => d.FindHolderAsync(key));
 
     private async Task<WorkerException> UnreachableAsync(RemoteHolder remote, string detail)
     {

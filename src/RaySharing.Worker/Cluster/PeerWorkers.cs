@@ -64,6 +64,45 @@ internal sealed class PeerWorker : IAsyncDisposable
     public async Task<CallOptions> OptionsAsync(CancellationToken cancellationToken) =>
         new(await HeadersAsync(cancellationToken).ConfigureAwait(false), DateTime.UtcNow + _callTimeout, cancellationToken);
 
+    /// <summary>
+    /// One call through the peer session. Its own errors come back as they are (an <see cref="RpcException"/> with
+    /// the other worker's reason and trailers); a peer session that lapsed there is opened again once.
+    /// </summary>
+    /// <exception cref="PeerUnreachableException">The other worker did not answer (connection refused or lost, or no answer within the deadline).</exception>
+    public async Task<T> CallAsync<T>(Func<CallOptions, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            CallOptions options;
+            try
+            {
+                options = await OptionsAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (IsTransport(ex, cancellationToken))
+            {
+                throw new PeerUnreachableException(Record, ex);
+            }
+
+            try
+            {
+                return await call(options).ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired && attempt == 1)
+            {
+                // The peer session lapsed there (this worker stalled); what it borrowed is gone. A new one for this call.
+                SessionLost(options.Headers!);
+            }
+            catch (RpcException ex) when (IsTransport(ex, cancellationToken))
+            {
+                throw new PeerUnreachableException(Record, ex);
+            }
+        }
+    }
+
+    /// <summary>A failure of the way there rather than an answer: no reason trailer, and not the caller's cancellation.</summary>
+    public static bool IsTransport(RpcException ex, CancellationToken cancellationToken) =>
+        ex.Trailers.GetValue(WireHeaders.Reason) is null && !cancellationToken.IsCancellationRequested;
+
     /// <summary>Forgets the peer session (it ended on the other side); the next call opens a new one.</summary>
     public void SessionLost(Metadata headers) => Interlocked.CompareExchange(ref _headers, null, headers);
 
@@ -186,4 +225,11 @@ internal sealed class PeerWorkers(WorkerIdentity identity, WorkerOptions options
             await ForgetAsync(id).ConfigureAwait(false);
         }
     }
+}
+
+/// <summary>Another worker did not answer a call forwarded to it.</summary>
+internal sealed class PeerUnreachableException(WorkerRecord worker, RpcException inner)
+    : Exception($"Worker {worker.Id} at {worker.Address} does not answer: {inner.Status.Detail.TrimEnd('.')}.", inner)
+{
+    public WorkerRecord Worker { get; } = worker;
 }

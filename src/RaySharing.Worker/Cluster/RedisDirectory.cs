@@ -133,6 +133,9 @@ internal sealed class RedisDirectory : IAsyncDisposable
         // A directory call must fail well inside a lease, so the caller can retry before its registration lapses.
         options.SyncTimeout = options.AsyncTimeout = (int)Math.Clamp(timeout.TotalMilliseconds, 250, 5000);
         options.ClientName ??= "raysharing-worker";
+        // After a lost connection, try again at a steady pace well inside a lease: the library's default backs off
+        // exponentially, which after a Redis restart can leave a worker reconnecting until its lease is gone.
+        options.ReconnectRetryPolicy = new LinearRetry((int)Math.Clamp(timeout.TotalMilliseconds / 10, 50, 1000));
         ConnectionMultiplexer? redis = null;
         try
         {

@@ -47,6 +47,9 @@ internal sealed class RemoteBorrows
         }
     }
 
+    /// <summary>Gives back refs borrowed through <paramref name="peer"/> that no session came to hold (a failed call's).</summary>
+    public void GiveBack(PeerWorker peer, List<ObjectId> ids) => _ = ReleaseAsync(peer, ids);
+
     /// <summary>How many refs a session borrows elsewhere (tests, stats).</summary>
     public int CountOf(ObjectId sessionId)
     {

@@ -163,6 +163,18 @@ internal static class WorkerErrors
             $"Object {id} was spilled to disk and cannot be read back: {problem}. Its bytes are lost; put the data again.")
         { ObjectId = id };
 
+    /// <summary>The worker that stored an object died while its owner lives: the bytes are gone with it.</summary>
+    public static WorkerException StoringWorkerLost(ObjectId id, in WorkerLocation location) =>
+        new(StatusCode.DataLoss, ErrorReasons.ObjectLost,
+            $"Object {id} is lost: worker {location.WorkerId} at {location.Address}, which stored its bytes, died, though its owner lives. Put the data again.")
+        { ObjectId = id };
+
+    /// <summary>The worker that stores an object is alive in the directory but does not answer.</summary>
+    public static WorkerException StoringWorkerUnavailable(ObjectId id, in WorkerLocation location) =>
+        new(StatusCode.Unavailable, ErrorReasons.Unavailable,
+            $"Object {id} is stored on worker {location.WorkerId} at {location.Address}, which does not answer though its cluster lease has not lapsed; try again.")
+        { ObjectId = id };
+
     // The caller presented a token; echoing a credential into trailers (and logs) would be careless.
     public static WorkerException SessionExpired() =>
         new(StatusCode.FailedPrecondition, ErrorReasons.SessionExpired,

@@ -2,13 +2,14 @@ using Google.Protobuf;
 using Grpc.Core;
 using RaySharing.Wire;
 using RaySharing.Protocol.V1;
+using RaySharing.Worker.Cluster;
 using RaySharing.Worker.Ownership;
 using RaySharing.Worker.Storage;
 
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, WorkerOptions options) : Objects.ObjectsBase
+internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, RemoteObjects remote, WorkerOptions options) : Objects.ObjectsBase
 {
     private static readonly Metadata AcceptedHeaders = [new(WireHeaders.PutAccepted, "1")];
 
@@ -118,10 +119,17 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
         }
     }
 
-    public override Task<GetReply> Get(GetRequest request, ServerCallContext context)
+    public override async Task<GetReply> Get(GetRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
-        var (stored, pin) = operations.ResolveForRead(session, request.Envelope.DecodeEnvelope());
+        var envelope = request.Envelope.DecodeEnvelope();
+        if (remote.IsElsewhere(envelope))
+        {
+            graph.RequireSession(session);
+            return await remote.CallAsync(envelope, (peer, o) => peer.Objects.GetAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+        }
+
+        var (stored, pin) = operations.ResolveForRead(session, envelope);
         using (pin)
         {
             if (stored.Bytes.Length > options.MaxUnaryObjectBytes)
@@ -132,14 +140,23 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
             var reply = NewHeaderReply(stored);
             // Copied: the reply is serialized after this returns, when nothing would hold the range any more.
             reply.Data = ByteString.CopyFrom(stored.Bytes.AsMemory().Span);
-            return Task.FromResult(reply);
+            return reply;
         }
     }
 
     public override async Task GetStream(GetRequest request, IServerStreamWriter<GetReply> responseStream, ServerCallContext context)
     {
         var session = context.SessionToken();
-        var (stored, pin) = operations.ResolveForRead(session, request.Envelope.DecodeEnvelope());
+        var envelope = request.Envelope.DecodeEnvelope();
+        if (remote.IsElsewhere(envelope))
+        {
+            // Relayed from the worker that stores the bytes, which checks the get as its own.
+            graph.RequireSession(session);
+            await remote.RelayStreamAsync(envelope, request, responseStream, options.StreamIdleTimeout, context.CancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var (stored, pin) = operations.ResolveForRead(session, envelope);
         // Each write serializes its chunk into the stream before it completes, so the pin can end with the loop.
         using var held = pin;
         var chunkBytes = request.ChunkBytes == 0 ? options.StreamChunkBytes : (int)Math.Clamp(request.ChunkBytes, OptionLimits.MinChunkBytes, (uint)options.MaxStreamChunkBytes);
@@ -163,10 +180,31 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
         }
     }
 
-    public override Task<BorrowReply> Borrow(BorrowRequest request, ServerCallContext context)
+    public override async Task<BorrowReply> Borrow(BorrowRequest request, ServerCallContext context)
     {
-        graph.Borrow(context.SessionToken(), request.Envelopes.DecodeEnvelopes());
-        return Task.FromResult(new BorrowReply());
+        var session = context.SessionToken();
+        var envelopes = request.Envelopes.DecodeEnvelopes();
+        var elsewhere = Enumerable.Range(0, envelopes.Length).Where(i => remote.IsElsewhere(envelopes[i])).ToList();
+        if (elsewhere.Count == 0)
+        {
+            graph.Borrow(session, envelopes);
+            return new BorrowReply();
+        }
+
+        // Borrowed where their bytes are, for this session; then the local ones. A failure of either borrows nothing.
+        var state = graph.RequireSession(session);
+        await remote.BorrowAsync(state, elsewhere.Select(i => envelopes[i]).ToList(), i => request.Envelopes[elsewhere[i]], context.CancellationToken).ConfigureAwait(false);
+        try
+        {
+            graph.Borrow(session, envelopes.Where(e => !remote.IsElsewhere(e)).ToList());
+        }
+        catch
+        {
+            graph.Release(session, elsewhere.Select(i => envelopes[i].ObjectId));
+            throw;
+        }
+
+        return new BorrowReply();
     }
 
     public override Task<ReleaseReply> Release(ReleaseRequest request, ServerCallContext context)
