@@ -15,6 +15,12 @@ if (args.Contains(DataPlaneSettings.Flag))
     return await DataPlaneRun.RunAsync(args);
 }
 
+// The cluster benchmark: workers on hosts made of network namespaces (root needed).
+if (args.Contains(RaySharing.Benchmarks.Cluster.ClusterRun.Flag))
+{
+    return await RaySharing.Benchmarks.Cluster.ClusterRun.RunAsync(args);
+}
+
 // A report, not a test: exit code 0 whatever the verdict, non-zero only when the run itself fails.
 var settings = BenchmarkSettings.Parse(args, out var error);
 if (settings is null)

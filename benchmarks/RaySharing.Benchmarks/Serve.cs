@@ -18,19 +18,39 @@ internal static class Serve
     /// <summary>Where the server's worker makes its shared-memory arena, when the parent sets it.</summary>
     public const string SharedMemoryDirectoryVariable = "RAYSHARING_BENCH_SHARED_MEMORY_DIR";
 
+    /// <summary>The cluster run's settings for a server on a host of its own: its address, the Redis directory, the cluster.</summary>
+    public const string ListenVariable = "RAYSHARING_BENCH_LISTEN";
+
+    public const string RedisVariable = "RAYSHARING_BENCH_REDIS";
+
+    public const string ClusterVariable = "RAYSHARING_BENCH_CLUSTER";
+
     /// <summary>Runs until stdin closes: the parent closes it when it is done, and the OS when the parent dies.</summary>
     public static async Task<int> RunAsync()
     {
-        await using var socket = new RawSocketServer();
-        await using var worker = await RaySharingWorker.StartAsync(
+        var listen = Environment.GetEnvironmentVariable(ListenVariable);
+        await using var socket = new RawSocketServer(listen is null ? null : System.Net.IPAddress.Parse(listen));
+        var options = new WorkerOptions
+        {
+            Port = 0,
             // Room for every put of a run even if releases lag, and for the data plane's 1 GiB objects; the store never refuses one.
-            new WorkerOptions
-            {
-                Port = 0,
-                StoreCapacityBytes = 4L << 30,
-                // The data-plane run's --shared-memory-dir, passed down by the parent (a huge-page tmpfs, say).
-                SharedMemoryDirectory = Environment.GetEnvironmentVariable(SharedMemoryDirectoryVariable) ?? new WorkerOptions().SharedMemoryDirectory,
-            },
+            StoreCapacityBytes = 4L << 30,
+            // The data-plane run's --shared-memory-dir, passed down by the parent (a huge-page tmpfs, say).
+            SharedMemoryDirectory = Environment.GetEnvironmentVariable(SharedMemoryDirectoryVariable) ?? new WorkerOptions().SharedMemoryDirectory,
+        };
+        if (listen is not null)
+        {
+            // A host of its own (a network namespace): every byte takes the network, as between machines.
+            options.ListenAddress = listen;
+            options.StoreCapacityBytes = 1L << 30;
+            options.SharedMemory = false;
+            options.ChannelSocketDirectory = string.Empty;
+            options.Redis = Environment.GetEnvironmentVariable(RedisVariable);
+            options.ClusterName = Environment.GetEnvironmentVariable(ClusterVariable) ?? options.ClusterName;
+        }
+
+        await using var worker = await RaySharingWorker.StartAsync(
+            options,
             configureEndpoints: app =>
             {
                 app.MapGrpcService<EchoService>();

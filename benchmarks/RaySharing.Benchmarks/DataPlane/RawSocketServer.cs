@@ -23,10 +23,11 @@ internal sealed class RawSocketServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _accepting;
 
-    public RawSocketServer()
+    /// <summary>Listens on a free port of <paramref name="address"/> (loopback when null).</summary>
+    public RawSocketServer(IPAddress? address = null)
     {
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.Bind(new IPEndPoint(address ?? IPAddress.Loopback, 0));
         _listener.Listen();
         Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
         _accepting = AcceptAsync();

@@ -1,0 +1,250 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Text;
+using Grpc.Net.Client;
+using RaySharing.Benchmarks.DataPlane;
+using RaySharing.Benchmarks.V1;
+using RaySharing.Testing;
+
+namespace RaySharing.Benchmarks.Cluster;
+
+/// <summary>
+/// The cluster benchmark (<c>--cluster</c>): three hosts as network namespaces joined by veth links (root needed),
+/// redis-server on the third, and on each a server process of this program (<see cref="Serve"/>) whose worker joins
+/// one cluster, with the bare gRPC echo and the raw TCP listener beside it. This process measures from the root
+/// namespace, through the bridge: a call to the first host's worker about a holder on the second host crosses two
+/// links, as a call from one machine to another's holder would. Baselines in the same run: a bare gRPC unary echo
+/// and a raw TCP transfer to the second host.
+/// </summary>
+internal static class ClusterRun
+{
+    public const string Flag = "--cluster";
+
+    private const int Calls = 2000;
+    private const int WarmUp = 200;
+    private const int Holders = 1000;
+    private const long TransferBytes = 64L << 20;
+    private const int TransferRepetitions = 5;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var outPath = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault();
+        if (NetworkHosts.Unavailable is { } why)
+        {
+            Console.Error.WriteLine($"The cluster benchmark needs hosts as network namespaces: {why}.");
+            return 2;
+        }
+
+        using var run = new CancellationTokenSource(TimeSpan.FromMinutes(15));
+        var lines = new List<string>();
+        var started = DateTime.UtcNow;
+        using var hosts = NetworkHosts.Create(3);
+        await using var redis = await RedisProcess.StartAsync(hosts.Hosts[2].Address.ToString(), 6379, hosts.Hosts[2].StartProgram, Console.Error, run.Token);
+        var servers = new List<(ChildProcess Process, string Address, int SocketPort)>();
+        try
+        {
+            foreach (var host in hosts.Hosts)
+            {
+                servers.Add(await StartServerAsync(host, redis, run.Token));
+            }
+
+            Console.Error.WriteLine($"cluster: redis on {redis.ConnectionString}, workers {string.Join(", ", servers.Select(s => s.Address))}");
+            var (near, far) = (servers[0], servers[1]);
+            await using var nearClient = await ConnectAsync(near.Address);
+            await using var farClient = await ConnectAsync(far.Address);
+            await using var thirdClient = await ConnectAsync(servers[2].Address);
+
+            // Baselines: a bare gRPC unary echo and a raw TCP transfer, to the far host.
+            using var channel = GrpcChannel.ForAddress(far.Address);
+            var echo = new Echo.EchoClient(channel);
+            var payload = new EchoMessage { Payload = Google.Protobuf.ByteString.CopyFrom(new byte[100]) };
+            var echoP50 = await P50Async(async () => await echo.EchoAsync(payload, cancellationToken: run.Token));
+            Console.Error.WriteLine($"cluster: echo p50 {echoP50:0.0} us");
+
+            var holder = await farClient.GetOrCreateHolderAsync("bench-holder", cancellationToken: run.Token);
+            var viaNear = await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token);
+            var lookupP50 = await P50Async(async () => await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token));
+            var item = await farClient.PutEncodedAsync(new byte[100], owner: holder, cancellationToken: run.Token);
+            var key = 0;
+            var registerP50 = await P50Async(async () => await viaNear.RegisterAsync($"k{key++}", [item], run.Token));
+            await viaNear.RegisterAsync("fetched", [item], run.Token);
+            var fetchedRefs = new List<ObjectRef>();
+            var fetchP50 = await P50Async(async () => fetchedRefs.AddRange(await viaNear.FetchAsync("fetched", run.Token)));
+            await nearClient.ReleaseAsync(fetchedRefs, run.Token);
+            Console.Error.WriteLine($"cluster: lookup {lookupP50:0.0} us, register {registerP50:0.0} us, fetch {fetchP50:0.0} us");
+
+            var socketGbps = await SocketGetAsync(far, run.Token);
+            var big = new byte[TransferBytes];
+            Random.Shared.NextBytes(big);
+            var stored = await farClient.PutEncodedAsync(big, owner: holder, cancellationToken: run.Token);
+            var borrowed = await nearClient.BorrowFromEnvelopeAsync(stored.ToEnvelopeBytes(), run.Token);
+            var sink = new NativeBuffer(TransferBytes);
+            var getGbps = await GbpsAsync(async () =>
+            {
+                var writer = new FixedWriter(sink);
+                await nearClient.CopyToAsync(borrowed, writer, cancellationToken: run.Token);
+            });
+            sink.Free();
+            Console.Error.WriteLine($"cluster: 64 MiB socket {socketGbps:0.00} GB/s, cross-worker get {getGbps:0.00} GB/s");
+
+            var clients = new[] { nearClient, farClient, thirdClient };
+            var clock = Stopwatch.StartNew();
+            await Parallel.ForAsync(0, Holders, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = run.Token },
+                async (i, ct) => await clients[i % 3].GetOrCreateHolderAsync($"made-{i}", cancellationToken: ct));
+            var holdersPerSecond = Holders / clock.Elapsed.TotalSeconds;
+            Console.Error.WriteLine($"cluster: {holdersPerSecond:0} holders/s");
+
+            lines.Add($"target cluster_get_64m_vs_socket {getGbps / socketGbps:0.00} >=0.8 {Verdict(getGbps / socketGbps >= 0.8)}");
+            lines.Add($"target holder_lookup_vs_unary {lookupP50 / echoP50:0.00} <=2 {Verdict(lookupP50 / echoP50 <= 2)}");
+            lines.Add($"target cross_worker_register_vs_unary {registerP50 / echoP50:0.00} <=2 {Verdict(registerP50 / echoP50 <= 2)}");
+            lines.Add($"target cross_worker_fetch_vs_unary {fetchP50 / echoP50:0.00} <=2 {Verdict(fetchP50 / echoP50 <= 2)}");
+            lines.Add($"report holders_created_per_second {holdersPerSecond:0} (1,000 get-or-creates from 32 callers spread over 3 workers)");
+            var table = new StringBuilder()
+                .AppendLine("| measure | p50 µs or GB/s | vs baseline |")
+                .AppendLine("|---|---:|---:|")
+                .AppendLine(CultureInfo.InvariantCulture, $"| bare gRPC unary echo to the far host (baseline) | {echoP50:0.0} µs | 1.00 |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| holder lookup through the near worker (directory in Redis on a third host) | {lookupP50:0.0} µs | {lookupP50 / echoP50:0.00} |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| register of one ref through the near worker to the far holder | {registerP50:0.0} µs | {registerP50 / echoP50:0.00} |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| fetch of one ref through the near worker (released after the run) | {fetchP50:0.0} µs | {fetchP50 / echoP50:0.00} |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| raw TCP 64 MiB from the far host into a warm buffer (baseline) | {socketGbps:0.00} GB/s | 1.00 |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| get of a 64 MiB object stored on the far host, through the near worker | {getGbps:0.00} GB/s | {getGbps / socketGbps:0.00} |");
+            var report = Markdown(started, table.ToString(), lines);
+            foreach (var line in lines)
+            {
+                Console.WriteLine(line);
+            }
+
+            if (outPath is not null)
+            {
+                await File.WriteAllTextAsync(outPath, report, run.Token);
+                Console.Error.WriteLine($"wrote {Path.GetFullPath(outPath)}");
+            }
+
+            return 0;
+        }
+        finally
+        {
+            foreach (var server in servers)
+            {
+                server.Process.Dispose();
+            }
+        }
+    }
+
+    private static string Verdict(bool pass) => pass ? "PASS" : "FAIL";
+
+    private static async Task<(ChildProcess, string, int)> StartServerAsync(NetworkHost host, RedisProcess redis, CancellationToken cancellationToken)
+    {
+        var self = Assembly.GetEntryAssembly()!.Location;
+        var process = host.StartProgram("bench-server", "env",
+            $"{Serve.ListenVariable}={host.Address}", $"{Serve.RedisVariable}={redis.ConnectionString}", $"{Serve.ClusterVariable}=bench",
+            "dotnet", self, Serve.Mode);
+        var socketLine = await process.WaitForLineAsync(RawSocketServer.PortPrefix, TimeSpan.FromSeconds(60), cancellationToken);
+        var listening = await process.WaitForLineAsync(Serve.ListeningPrefix, TimeSpan.FromSeconds(60), cancellationToken);
+        return (process, listening[Serve.ListeningPrefix.Length..], int.Parse(socketLine[RawSocketServer.PortPrefix.Length..], CultureInfo.InvariantCulture));
+    }
+
+    private static Task<RaySharingClient> ConnectAsync(string address) =>
+        RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = new Uri(address), UseSharedMemory = false });
+
+    private static async Task<double> P50Async(Func<Task> call)
+    {
+        for (var i = 0; i < WarmUp; i++)
+        {
+            await call();
+        }
+
+        var micros = new double[Calls];
+        for (var i = 0; i < Calls; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await call();
+            micros[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        }
+
+        Array.Sort(micros);
+        return micros[Calls / 2];
+    }
+
+    private static async Task<double> GbpsAsync(Func<Task> transfer)
+    {
+        await transfer();
+        var seconds = new double[TransferRepetitions];
+        for (var i = 0; i < TransferRepetitions; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await transfer();
+            seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        Array.Sort(seconds);
+        return TransferBytes / seconds[TransferRepetitions / 2] / 1e9;
+    }
+
+    private static async Task<double> SocketGetAsync((ChildProcess Process, string Address, int SocketPort) far, CancellationToken cancellationToken)
+    {
+        using var channel = GrpcChannel.ForAddress(far.Address);
+        var bulk = new BulkStream.BulkStreamClient(channel);
+        await bulk.PrepareAsync(new PrepareRequest { SourceBytes = TransferBytes }, cancellationToken: cancellationToken);
+        var buffer = new NativeBuffer(TransferBytes);
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(new Uri(far.Address).Host), far.SocketPort), cancellationToken);
+        var header = new byte[RawSocketServer.HeaderBytes];
+        header[0] = RawSocketServer.Get;
+        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(1), TransferBytes);
+        try
+        {
+            return await GbpsAsync(async () =>
+            {
+                await RawSocketServer.SendAllAsync(socket, header, cancellationToken);
+                await RawSocketServer.ReceiveExactlyAsync(socket, buffer.Memory, cancellationToken);
+            });
+        }
+        finally
+        {
+            buffer.Free();
+            await bulk.PrepareAsync(new PrepareRequest(), cancellationToken: cancellationToken);
+        }
+    }
+
+    private static string Markdown(DateTime started, string table, IReadOnlyList<string> targets) =>
+        $"""
+        # Cluster benchmark
+
+        Written by the benchmark itself: `dotnet run --project benchmarks/RaySharing.Benchmarks -c Release -- --cluster --out benchmarks/CLUSTER.md`
+        (as root: it makes three network namespaces joined by veth links through a bridge). Run {started:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores.
+
+        Setup: redis-server on host 2; on each of hosts 0, 1 and 2 a server process of the benchmark whose worker joins cluster
+        `bench` (shared memory and the Unix socket off: every byte crosses the links), with a bare gRPC echo and a raw TCP
+        listener beside it. This process runs in the root namespace and reaches the hosts through the bridge. The "near"
+        worker is host 0's, the "far" one host 1's, which hosts the holder and stores the objects: a call through the near
+        worker about the far holder crosses the near link, the near worker's forward crosses both. Latencies are the p50
+        of {Calls} sequential calls after {WarmUp} to warm up; transfers the median of {TransferRepetitions} after one.
+
+        {table}
+        ```
+        {string.Join("\n", targets)}
+        ```
+
+        What bounds the figures: a get of an object stored on another worker is relayed by the caller's worker over gRPC
+        streaming (protos/CLUSTER.md), so it runs at gRPC's speed, not the bulk channel's; the pull over the bulk channel
+        between workers is the work that moves it. A lookup of a holder the near worker does not host asks Redis each
+        time (one round trip to host 2's Redis beside the forward).
+        """;
+
+    /// <summary>A buffer writer over one fixed native buffer, rewound for each transfer.</summary>
+    private sealed class FixedWriter(NativeBuffer buffer) : System.Buffers.IBufferWriter<byte>
+    {
+        private int _written;
+
+        public void Advance(int count) => _written += count;
+
+        public Memory<byte> GetMemory(int sizeHint = 0) => buffer.Memory[_written..];
+
+        public Span<byte> GetSpan(int sizeHint = 0) => buffer.Span[_written..];
+    }
+}
