@@ -461,6 +461,12 @@ public sealed partial class RaySharingClient
         var envelope = objectRef.Envelope;
         var session = _session;
         var elsewhere = IsElsewhere(session, envelope);
+        byte[]? direct = null;
+        if (elsewhere && await TryReadFromStoringWorkerAsync(objectRef, async (storing, copy) => direct = await storing.GetBytesCoreAsync(copy, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false))
+        {
+            return direct!;
+        }
+
         if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size) && !elsewhere)
         {
             return (await GetOverChannelAsync(session, channel, objectRef, sink: null, cancellationToken).ConfigureAwait(false))!;

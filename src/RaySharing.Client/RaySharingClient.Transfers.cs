@@ -117,6 +117,15 @@ public sealed partial class RaySharingClient
         ObjectDisposedException.ThrowIf(objectRef.IsReleased, objectRef);
         var session = _session;
         // Below the shared-memory threshold a copy over the channel costs less than the pin a zero-copy lease needs.
+        if (IsElsewhere(session, objectRef.Envelope))
+        {
+            ObjectLease? direct = null;
+            if (await TryReadFromStoringWorkerAsync(objectRef, async (storing, copy) => direct = await storing.GetLeaseAsync(copy, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false))
+            {
+                return direct!;
+            }
+        }
+
         var copyIsCheaper = session.Channel is not null && objectRef.Size < SharedMemoryMinBytes;
         if (session.Arena is { } arena && !copyIsCheaper && !IsElsewhere(session, objectRef.Envelope) && arena.TryAcquire())
         {
@@ -321,6 +330,22 @@ public sealed partial class RaySharingClient
         var envelope = objectRef.Envelope;
         var session = _session;
         var elsewhere = IsElsewhere(session, envelope);
+        if (elsewhere)
+        {
+            // Straight from the worker that stores it when it answers. A read that failed after writing must not be
+            // tried again into the same sink.
+            var counted = new CountingSink(sink);
+            if (await TryReadFromStoringWorkerAsync(objectRef, (storing, copy) => storing.GetIntoAsync(copy, counted, progress, cancellationToken), cancellationToken).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            if (counted.Written > 0)
+            {
+                throw new WorkerUnavailableException($"The worker at {envelope.Location.Address} that stores object {envelope.ObjectId} stopped answering after {counted.Written} of its {envelope.Size} bytes; the destination holds a partial copy. Get it again.", envelope.Location.Address);
+            }
+        }
+
         if (session.Channel is { } channel && FitsChannelFrame(session, envelope.Size) && !PrefersArena(session, envelope.Size) && !elsewhere)
         {
             await GetOverChannelAsync(session, channel, objectRef, sink, cancellationToken).ConfigureAwait(false);

@@ -266,6 +266,7 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
+        await DisposeStoringWorkersAsync().ConfigureAwait(false);
         try
         {
             // The loop swallows its own failures; this guard keeps disposal from ever skipping the close.

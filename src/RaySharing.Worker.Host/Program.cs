@@ -72,7 +72,7 @@ if (await Task.WhenAny(stopRequested, worker.Completion) != stopRequested)
 {
     // The worker stopped by itself: it lost its registration in the cluster's directory (logged as critical).
     await worker.DisposeAsync();
-    return Fail(LeftCluster, $"the worker lost its registration in cluster '{options.ClusterName}' (the directory at {options.Redis} did not answer for a whole lease of {options.ClusterLease.TotalMilliseconds:0} ms) and stopped; its holders died. Start it again: it joins as a new worker.");
+    return Fail(LeftCluster, $"the worker could not renew its registration in cluster '{options.ClusterName}' within its lease of {options.ClusterLease.TotalMilliseconds:0} ms (the directory at {RaySharing.Worker.Cluster.RedisDirectory.Describe(options.Redis!)} did not answer in time, or this process was stalled), so the cluster counts it dead; it stopped and its holders died. Start it again: it joins as a new worker.");
 }
 
 // Every session ends and every object is freed; more signals meanwhile change nothing.

@@ -133,11 +133,12 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
 
         if (o.Redis is not null && string.IsNullOrWhiteSpace(o.Redis))
         {
-            yield return new(nameof(o.Redis), $"{nameof(o.Redis)} must be a Redis configuration string, such as redis-host:6379, or null for a single worker; got '{o.Redis}'.");
+            yield return new(nameof(o.Redis), $"{nameof(o.Redis)} must be a Redis configuration string, such as redis-host:6379 (leave it out for a single worker); got an empty one.");
         }
         else if (o.Redis is not null && RedisConfigurationError(o.Redis) is { } redisError)
         {
-            yield return new(nameof(o.Redis), $"{nameof(o.Redis)} must be a Redis configuration string such as redis-host:6379 ({redisError}); got '{o.Redis}'.");
+            // The value is not echoed: it may carry a password.
+            yield return new(nameof(o.Redis), $"{nameof(o.Redis)} must be a Redis configuration string such as redis-host:6379 or redis-host:6379,password=...: {redisError}.");
         }
 
         if (o.ClusterName is null || !Cluster.ClusterKeys.IsValidClusterName(o.ClusterName))
@@ -153,6 +154,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
 
     private static string? RedisConfigurationError(string configuration)
     {
+        if (configuration.Contains("://", StringComparison.Ordinal))
+        {
+            return "a URL such as redis://host:6379 is not one; write host:6379";
+        }
+
         try
         {
             var parsed = StackExchange.Redis.ConfigurationOptions.Parse(configuration);

@@ -85,7 +85,7 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
 
         Assert.Equal(4, await host.WaitForExitCodeAsync(TimeSpan.FromMilliseconds(LeaseMs * 5)));
         var error = host.StderrTail.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1];
-        Assert.StartsWith("raysharing-worker: the worker lost its registration in cluster", error, StringComparison.Ordinal);
+        Assert.StartsWith("raysharing-worker: the worker could not renew its registration in cluster", error, StringComparison.Ordinal);
         Assert.Contains(redis.ConnectionString, error, StringComparison.Ordinal);
     }
 

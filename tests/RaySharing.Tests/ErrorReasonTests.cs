@@ -31,6 +31,18 @@ public sealed class ErrorReasonTests
     }
 
     [Fact]
+    public void UnavailableSentByAWorker_IsTheTransientWorkerUnavailableException()
+    {
+        // A cluster worker says UNAVAILABLE itself when the worker it forwards to, or the directory, does not answer.
+        var error = Internal.ExceptionFactory.FromReason("UNAVAILABLE", "Holder 'default/H' lives on worker w, which does not answer; try again.",
+            _ => null, "ListKeys", "http://10.0.0.1:7480", ObjectId.Empty, default, inner: null);
+
+        var unavailable = Assert.IsType<WorkerUnavailableException>(error);
+        Assert.True(unavailable.IsTransient);
+        Assert.Contains("does not answer", unavailable.Message);
+    }
+
+    [Fact]
     public async Task Call_UnknownMethod_Unimplemented()
     {
         await using var worker = await TestWorker.StartAsync();

@@ -41,6 +41,9 @@ internal static partial class ClientLog
     [LoggerMessage(1012, LogLevel.Warning, "Session {SessionId} cannot use the worker's channel at {EndPoint}; its calls go over gRPC: {Why}")]
     public static partial void ChannelUnavailable(ILogger logger, ObjectId sessionId, string endPoint, string why);
 
+    [LoggerMessage(2004, LogLevel.Debug, "The worker at {Address} that stores an object could not be read from directly; the read goes through this client's worker")]
+    public static partial void StoringWorkerUnreachable(ILogger logger, string address, Exception exception);
+
     [LoggerMessage(2002, LogLevel.Debug, "Unpinning {Count} object(s) failed; the worker drops the pins when the session ends")]
     public static partial void UnpinFailed(ILogger logger, int count, Exception exception);
 

@@ -92,6 +92,10 @@ internal static class ExceptionFactory
             case ErrorReasons.WrongWorker:
                 return new WrongWorkerException(message, objectId, new WorkerId(ParseId(detail(WireHeaders.WorkerId)) ?? ObjectId.Empty),
                     detail(WireHeaders.WorkerAddress) ?? string.Empty);
+            case ErrorReasons.Unavailable:
+                // Sent by a worker for something it could not reach for the call (a worker starting, or in a cluster
+                // another worker or the directory that does not answer): transient, as the transport's own UNAVAILABLE.
+                return new WorkerUnavailableException($"{operation} failed on worker {address}: {message}", address, inner);
             case ErrorReasons.Timeout:
                 // The worker gave up on the call itself (a stream it waited on went idle): it had the request.
                 return new RaySharingTimeoutException($"{operation}{subject.Describe()} on worker {address} timed out on the worker: {message}",

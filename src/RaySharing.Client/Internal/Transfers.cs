@@ -40,6 +40,26 @@ internal abstract class GetSink
     }
 }
 
+/// <summary>Counts what reaches another sink: whether a failed read already wrote something there.</summary>
+internal sealed class CountingSink(GetSink inner) : GetSink
+{
+    public long Written { get; private set; }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
+    {
+        Written += chunk.Length;
+        return inner.WriteAsync(chunk, cancellationToken);
+    }
+
+    public override Memory<byte> GetMemory(int maxBytes) => inner.GetMemory(maxBytes);
+
+    public override ValueTask AdvanceAsync(int count, CancellationToken cancellationToken)
+    {
+        Written += count;
+        return inner.AdvanceAsync(count, cancellationToken);
+    }
+}
+
 /// <summary>A new array of the object's size; a chunk beyond it is a corrupted transfer, caught by the caller.</summary>
 internal sealed class ArraySink(long size) : GetSink
 {

@@ -171,7 +171,7 @@ internal sealed class ClusterHolders(OwnershipGraph graph, ClusterMembership mem
     {
         var worker = remote.Holder.Location;
         var alive = await Directory(d => d.AliveAsync([worker.WorkerId])).ConfigureAwait(false);
-        if (alive.Contains(worker.WorkerId))
+        if (alive.Contains(worker.WorkerId) || membership.RecentlyReset)
         {
             return WorkerErrors.PeerUnavailable(remote.Holder, detail);
         }

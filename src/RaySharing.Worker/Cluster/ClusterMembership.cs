@@ -32,10 +32,18 @@ internal sealed class ClusterMembership(
     private readonly System.Collections.Concurrent.ConcurrentQueue<(HolderKey Key, HolderPlacement Placement)> _deadEntries = new();
     private volatile bool _left;
     private int _removing;
+    private long _resetAt;
     private int _disposed;
 
     /// <summary>Whether this worker is part of a cluster.</summary>
     public bool Enabled => options.IsClustered;
+
+    /// <summary>
+    /// True within one lease of this worker finding the directory emptied (a Redis restart without persistence):
+    /// meanwhile a missing worker record may only mean that worker has not registered again yet, so no worker is
+    /// declared dead for it.
+    /// </summary>
+    public bool RecentlyReset => Volatile.Read(ref _resetAt) is var at and not 0 && Stopwatch.GetElapsedTime(at) < options.ClusterLease;
 
     /// <summary>True once the worker could not renew its registration for a whole lease.</summary>
     public bool Left => _left;
@@ -67,7 +75,7 @@ internal sealed class ClusterMembership(
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
-            throw new ClusterDirectoryException($"The worker could not register in the cluster directory at {options.Redis}: {ex.Message.TrimEnd('.')}.", ex);
+            throw new ClusterDirectoryException($"The worker could not register in the cluster directory at {RedisDirectory.Describe(options.Redis!)}: {ex.Message.Split(". ", 2)[0].TrimEnd('.')}.", ex);
         }
 
         Volatile.Write(ref _lastRenewal, sent);
@@ -167,6 +175,7 @@ internal sealed class ClusterMembership(
 
                 if (epoch != _epoch)
                 {
+                    Volatile.Write(ref _resetAt, Stopwatch.GetTimestamp());
                     await RepublishAsync(_epoch!, epoch).ConfigureAwait(false);
                     _epoch = epoch;
                 }
@@ -217,7 +226,7 @@ internal sealed class ClusterMembership(
     private async Task EndSessionsOfDeadPeersAsync()
     {
         var peers = graph.PeerSessions();
-        if (peers.Count == 0)
+        if (peers.Count == 0 || RecentlyReset)
         {
             return;
         }

@@ -130,8 +130,10 @@ internal sealed class RedisDirectory : IAsyncDisposable
         options.AbortOnConnectFail = true;
         options.ConnectTimeout = (int)Math.Min(timeout.TotalMilliseconds, int.MaxValue);
         options.ConnectRetry = 1;
-        // A directory call must fail well inside a lease, so the caller can retry before its registration lapses.
-        options.SyncTimeout = options.AsyncTimeout = (int)Math.Clamp(timeout.TotalMilliseconds, 250, 5000);
+        // A directory call must fail well inside a lease, so the caller can retry several times before its
+        // registration lapses; and fail at once while disconnected rather than wait in the library's backlog.
+        options.SyncTimeout = options.AsyncTimeout = (int)Math.Clamp(timeout.TotalMilliseconds / 4, 250, 5000);
+        options.BacklogPolicy = BacklogPolicy.FailFast;
         options.ClientName ??= "raysharing-worker";
         // After a lost connection, try again at a steady pace well inside a lease: the library's default backs off
         // exponentially, which after a Redis restart can leave a worker reconnecting until its lease is gone.
@@ -142,7 +144,7 @@ internal sealed class RedisDirectory : IAsyncDisposable
             redis = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
             if (!redis.IsConnected)
             {
-                throw new ClusterDirectoryException($"Redis at {configuration} did not answer within {timeout.TotalSeconds:0.#} s.");
+                throw new ClusterDirectoryException($"Redis at {Describe(options)} did not answer within {timeout.TotalSeconds:0.#} s.");
             }
 
             var directory = new RedisDirectory(redis, new ClusterKeys(clusterName));
@@ -151,9 +153,7 @@ internal sealed class RedisDirectory : IAsyncDisposable
         }
         catch (Exception ex) when (ex is TimeoutException or RedisException)
         {
-            // StackExchange.Redis's message goes on to advise its own connection settings; its first sentence is the news.
-            var first = ex.Message.Split(". ", 2)[0].TrimEnd('.');
-            throw new ClusterDirectoryException($"Redis at {configuration} cannot be reached: {first}.", ex);
+            throw new ClusterDirectoryException($"Redis at {Describe(options)} {Why(ex)}.", ex);
         }
         finally
         {
@@ -162,6 +162,37 @@ internal sealed class RedisDirectory : IAsyncDisposable
                 await redis.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>The endpoints a configuration names, for messages: never its password.</summary>
+    public static string Describe(ConfigurationOptions options) => string.Join(",", options.EndPoints.Select(e => e switch { System.Net.DnsEndPoint d => $"{d.Host}:{d.Port}", _ => e.ToString() }));
+
+    /// <summary>Describes a configuration string for messages without its password (the raw string when it does not parse).</summary>
+    public static string Describe(string configuration)
+    {
+        try
+        {
+            return Describe(ConfigurationOptions.Parse(configuration));
+        }
+        catch (ArgumentException)
+        {
+            return "(a configuration that does not parse)";
+        }
+    }
+
+    /// <summary>What went wrong connecting, in a user's terms: a refused password is not an unreachable server.</summary>
+    private static string Why(Exception ex)
+    {
+        if (ex is RedisConnectionException { FailureType: ConnectionFailureType.AuthenticationFailure }
+            || ex.Message.Contains("NOAUTH", StringComparison.Ordinal) || ex.Message.Contains("WRONGPASS", StringComparison.Ordinal)
+            || ex.InnerException?.Message.Contains("NOAUTH", StringComparison.Ordinal) == true
+            || ex.InnerException?.Message.Contains("WRONGPASS", StringComparison.Ordinal) == true)
+        {
+            return "refused the connection's credentials (it needs a password, or this one is wrong: give it as host:port,password=...)";
+        }
+
+        // StackExchange.Redis's message goes on to advise its own connection settings; its first sentence is the news.
+        return "cannot be reached: " + ex.Message.Split(". ", 2)[0].TrimEnd('.');
     }
 
     /// <summary>Registers or renews <paramref name="record"/> for <paramref name="lease"/>; returns the directory's epoch.</summary>

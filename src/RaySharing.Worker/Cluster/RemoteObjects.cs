@@ -108,7 +108,7 @@ internal sealed class RemoteObjects(ClusterMembership membership, ClusterHolders
     private async Task<WorkerException> GoneAsync(RefEnvelope envelope)
     {
         var location = envelope.Location;
-        if (await holders.IsAliveAsync(location.WorkerId).ConfigureAwait(false))
+        if (await holders.IsAliveAsync(location.WorkerId).ConfigureAwait(false) || membership.RecentlyReset)
         {
             return WorkerErrors.StoringWorkerUnavailable(envelope.ObjectId, location);
         }

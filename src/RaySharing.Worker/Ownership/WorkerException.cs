@@ -220,7 +220,7 @@ internal static class WorkerErrors
     /// <summary>A call on a holder that another worker of the cluster hosts: this worker does not forward it (yet).</summary>
     public static WorkerException HolderElsewhere(in HolderSnapshot holder, string thisAddress) =>
         new(StatusCode.FailedPrecondition, ErrorReasons.WrongWorker,
-            $"Holder '{holder.Key.Namespace}/{holder.Key.Name}' (incarnation {holder.Incarnation}) lives on worker {holder.Location.WorkerId} at {holder.Location.Address}, not on this worker ({thisAddress}), and calls on another worker's holder are not forwarded yet. Connect a client to {holder.Location.Address} to use it.")
+            $"Holder '{holder.Key.Namespace}/{holder.Key.Name}' (incarnation {holder.Incarnation}) lives on worker {holder.Location.WorkerId} at {holder.Location.Address}, not on this worker ({thisAddress}), and puts owned by another worker's holder are not supported yet. Put through a client of {holder.Location.Address}.")
         {
             HolderNamespace = holder.Key.Namespace,
             HolderName = holder.Key.Name,
