@@ -15,6 +15,12 @@ if (args.Contains(DataPlaneSettings.Flag))
     return await DataPlaneRun.RunAsync(args);
 }
 
+// The cluster benchmark's measuring side, started by it inside a host.
+if (args is [RaySharing.Benchmarks.Cluster.ClusterRun.ClientMode, ..])
+{
+    return await RaySharing.Benchmarks.Cluster.ClusterRun.RunClientAsync(args);
+}
+
 // The cluster benchmark: workers on hosts made of network namespaces (root needed).
 if (args.Contains(RaySharing.Benchmarks.Cluster.ClusterRun.Flag))
 {

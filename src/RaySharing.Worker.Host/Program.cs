@@ -46,7 +46,7 @@ catch (RaySharing.Worker.Transport.Channel.ChannelListenException ex)
 }
 catch (RaySharing.Worker.Cluster.ClusterDirectoryException ex)
 {
-    return Fail(CannotReachDirectory, $"cannot join cluster '{options.ClusterName}': {ex.Message.TrimEnd('.')}. Check --redis (is redis-server running there?).");
+    return Fail(CannotReachDirectory, $"cannot join cluster '{options.ClusterName}': {ex.Message.TrimEnd('.')}. Check --redis.");
 }
 catch (Exception ex) when (ex is SocketException || ex.InnerException is AddressInUseException)
 {

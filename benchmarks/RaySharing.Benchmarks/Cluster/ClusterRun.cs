@@ -53,50 +53,21 @@ internal static class ClusterRun
             }
 
             Console.Error.WriteLine($"cluster: redis on {redis.ConnectionString}, workers {string.Join(", ", servers.Select(s => s.Address))}");
-            var (near, far) = (servers[0], servers[1]);
-            await using var nearClient = await ConnectAsync(near.Address);
-            await using var farClient = await ConnectAsync(far.Address);
-            await using var thirdClient = await ConnectAsync(servers[2].Address);
-
-            // Baselines: a bare gRPC unary echo and a raw TCP transfer, to the far host.
-            using var channel = GrpcChannel.ForAddress(far.Address);
-            var echo = new Echo.EchoClient(channel);
-            var payload = new EchoMessage { Payload = Google.Protobuf.ByteString.CopyFrom(new byte[100]) };
-            var echoP50 = await P50Async(async () => await echo.EchoAsync(payload, cancellationToken: run.Token));
-            Console.Error.WriteLine($"cluster: echo p50 {echoP50:0.0} us");
-
-            var holder = await farClient.GetOrCreateHolderAsync("bench-holder", cancellationToken: run.Token);
-            var viaNear = await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token);
-            var lookupP50 = await P50Async(async () => await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token));
-            var item = await farClient.PutEncodedAsync(new byte[100], owner: holder, cancellationToken: run.Token);
-            var key = 0;
-            var registerP50 = await P50Async(async () => await viaNear.RegisterAsync($"k{key++}", [item], run.Token));
-            await viaNear.RegisterAsync("fetched", [item], run.Token);
-            var fetchedRefs = new List<ObjectRef>();
-            var fetchP50 = await P50Async(async () => fetchedRefs.AddRange(await viaNear.FetchAsync("fetched", run.Token)));
-            await nearClient.ReleaseAsync(fetchedRefs, run.Token);
-            Console.Error.WriteLine($"cluster: lookup {lookupP50:0.0} us, register {registerP50:0.0} us, fetch {fetchP50:0.0} us");
-
-            var socketGbps = await SocketGetAsync(far, run.Token);
-            var big = new byte[TransferBytes];
-            Random.Shared.NextBytes(big);
-            var stored = await farClient.PutEncodedAsync(big, owner: holder, cancellationToken: run.Token);
-            var borrowed = await nearClient.BorrowFromEnvelopeAsync(stored.ToEnvelopeBytes(), run.Token);
-            var sink = new NativeBuffer(TransferBytes);
-            var getGbps = await GbpsAsync(async () =>
+            // The measuring client runs on the near host, beside its worker, as an executor or a driver would.
+            var self = Assembly.GetEntryAssembly()!.Location;
+            using var measuring = hosts.Hosts[0].StartProgram("bench-client", "dotnet", self, ClientMode,
+                servers[0].Address, servers[1].Address, servers[2].Address, servers[1].SocketPort.ToString(CultureInfo.InvariantCulture));
+            var figures = new Dictionary<string, double>();
+            while (figures.Count < ClientFigures.Length)
             {
-                var writer = new FixedWriter(sink);
-                await nearClient.CopyToAsync(borrowed, writer, cancellationToken: run.Token);
-            });
-            sink.Free();
-            Console.Error.WriteLine($"cluster: 64 MiB socket {socketGbps:0.00} GB/s, cross-worker get {getGbps:0.00} GB/s");
+                var line = await measuring.WaitForLineAsync(ResultPrefix + ClientFigures[figures.Count] + " ", TimeSpan.FromMinutes(5), run.Token);
+                var parts = line.Split(' ');
+                figures[parts[1]] = double.Parse(parts[2], CultureInfo.InvariantCulture);
+                Console.Error.WriteLine($"cluster: {parts[1]} {parts[2]}");
+            }
 
-            var clients = new[] { nearClient, farClient, thirdClient };
-            var clock = Stopwatch.StartNew();
-            await Parallel.ForAsync(0, Holders, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = run.Token },
-                async (i, ct) => await clients[i % 3].GetOrCreateHolderAsync($"made-{i}", cancellationToken: ct));
-            var holdersPerSecond = Holders / clock.Elapsed.TotalSeconds;
-            Console.Error.WriteLine($"cluster: {holdersPerSecond:0} holders/s");
+            var (echoP50, lookupP50, registerP50, fetchP50, socketGbps, getGbps, holdersPerSecond) =
+                (figures["echo_us"], figures["lookup_us"], figures["register_us"], figures["fetch_us"], figures["socket_gbps"], figures["get_gbps"], figures["holders_per_s"]);
 
             lines.Add($"target cluster_get_64m_vs_socket {getGbps / socketGbps:0.00} >=0.8 {Verdict(getGbps / socketGbps >= 0.8)}");
             lines.Add($"target holder_lookup_vs_unary {lookupP50 / echoP50:0.00} <=2 {Verdict(lookupP50 / echoP50 <= 2)}");
@@ -133,6 +104,63 @@ internal static class ClusterRun
                 server.Process.Dispose();
             }
         }
+    }
+
+    /// <summary>The measuring side, started by the run inside the near host: prints one <c>result name value</c> line per figure.</summary>
+    public const string ClientMode = "cluster-client";
+
+    private const string ResultPrefix = "result ";
+
+    private static readonly string[] ClientFigures = ["echo_us", "lookup_us", "register_us", "fetch_us", "socket_gbps", "get_gbps", "holders_per_s"];
+
+    public static async Task<int> RunClientAsync(string[] args)
+    {
+        using var run = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        var (near, far, third, farSocketPort) = (args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture));
+        await using var nearClient = await ConnectAsync(near);
+        await using var farClient = await ConnectAsync(far);
+        await using var thirdClient = await ConnectAsync(third);
+
+        // Baselines: a bare gRPC unary echo and a raw TCP transfer, from this host to the far one.
+        using var channel = GrpcChannel.ForAddress(far);
+        var echo = new Echo.EchoClient(channel);
+        var payload = new EchoMessage { Payload = Google.Protobuf.ByteString.CopyFrom(new byte[100]) };
+        Result("echo_us", await P50Async(async () => await echo.EchoAsync(payload, cancellationToken: run.Token)));
+
+        var holder = await farClient.GetOrCreateHolderAsync("bench-holder", cancellationToken: run.Token);
+        var viaNear = await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token);
+        Result("lookup_us", await P50Async(async () => await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token)));
+        var item = await farClient.PutEncodedAsync(new byte[100], owner: holder, cancellationToken: run.Token);
+        var key = 0;
+        Result("register_us", await P50Async(async () => await viaNear.RegisterAsync($"k{key++}", [item], run.Token)));
+        await viaNear.RegisterAsync("fetched", [item], run.Token);
+        var fetchedRefs = new List<ObjectRef>();
+        Result("fetch_us", await P50Async(async () => fetchedRefs.AddRange(await viaNear.FetchAsync("fetched", run.Token))));
+        await nearClient.ReleaseAsync(fetchedRefs, run.Token);
+
+        Result("socket_gbps", await SocketGetAsync(far, farSocketPort, run.Token));
+        var big = new byte[TransferBytes];
+        Random.Shared.NextBytes(big);
+        var stored = await farClient.PutEncodedAsync(big, owner: holder, cancellationToken: run.Token);
+        var borrowed = await nearClient.BorrowFromEnvelopeAsync(stored.ToEnvelopeBytes(), run.Token);
+        var sink = new NativeBuffer(TransferBytes);
+        Result("get_gbps", await GbpsAsync(async () => await nearClient.CopyToAsync(borrowed, new FixedWriter(sink), cancellationToken: run.Token)));
+        sink.Free();
+
+        var clients = new[] { nearClient, farClient, thirdClient };
+        var clock = Stopwatch.StartNew();
+        await Parallel.ForAsync(0, Holders, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = run.Token },
+            async (i, ct) => await clients[i % 3].GetOrCreateHolderAsync($"made-{i}", cancellationToken: ct));
+        Result("holders_per_s", Holders / clock.Elapsed.TotalSeconds);
+        // Stay until the run has read every line and stops this process.
+        await Task.Delay(Timeout.Infinite, run.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+        return 0;
+    }
+
+    private static void Result(string name, double value)
+    {
+        Console.WriteLine(FormattableString.Invariant($"{ResultPrefix}{name} {value:0.###}"));
+        Console.Out.Flush();
     }
 
     private static string Verdict(bool pass) => pass ? "PASS" : "FAIL";
@@ -185,14 +213,14 @@ internal static class ClusterRun
         return TransferBytes / seconds[TransferRepetitions / 2] / 1e9;
     }
 
-    private static async Task<double> SocketGetAsync((ChildProcess Process, string Address, int SocketPort) far, CancellationToken cancellationToken)
+    private static async Task<double> SocketGetAsync(string farAddress, int farSocketPort, CancellationToken cancellationToken)
     {
-        using var channel = GrpcChannel.ForAddress(far.Address);
+        using var channel = GrpcChannel.ForAddress(farAddress);
         var bulk = new BulkStream.BulkStreamClient(channel);
         await bulk.PrepareAsync(new PrepareRequest { SourceBytes = TransferBytes }, cancellationToken: cancellationToken);
         var buffer = new NativeBuffer(TransferBytes);
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(new Uri(far.Address).Host), far.SocketPort), cancellationToken);
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(new Uri(farAddress).Host), farSocketPort), cancellationToken);
         var header = new byte[RawSocketServer.HeaderBytes];
         header[0] = RawSocketServer.Get;
         BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(1), TransferBytes);
@@ -220,9 +248,11 @@ internal static class ClusterRun
 
         Setup: redis-server on host 2; on each of hosts 0, 1 and 2 a server process of the benchmark whose worker joins cluster
         `bench` (shared memory and the Unix socket off: every byte crosses the links), with a bare gRPC echo and a raw TCP
-        listener beside it. This process runs in the root namespace and reaches the hosts through the bridge. The "near"
-        worker is host 0's, the "far" one host 1's, which hosts the holder and stores the objects: a call through the near
-        worker about the far holder crosses the near link, the near worker's forward crosses both. Latencies are the p50
+        listener beside it. The "near"
+        worker is host 0's, the "far" one host 1's, which hosts the holder and stores the objects. The measuring client runs
+        on the near host (a second process of this program there), beside its worker, as an executor or a driver does: a
+        call through the near worker about the far holder crosses the links once, as does the bare echo to the far host
+        it is compared with. Latencies are the p50
         of {Calls} sequential calls after {WarmUp} to warm up; transfers the median of {TransferRepetitions} after one.
 
         {table}
