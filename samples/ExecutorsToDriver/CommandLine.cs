@@ -7,13 +7,13 @@ internal sealed class CommandLine
 {
     public const string Usage =
         """
-        usage: ExecutorsToDriver [run] [--executors N] [--rows R] [--address URI]
+        usage: ExecutorsToDriver [run] [--executors N] [--rows R] [--address URI] [--driver-address URI]
                ExecutorsToDriver executor --address URI --job ID --partition I [--rows R]
                ExecutorsToDriver driver --address URI --job ID --partitions N [--rows R]
         """;
 
     private static readonly string[] Modes = ["run", "executor", "driver"];
-    private static readonly string[] Names = ["--executors", "--rows", "--address", "--job", "--partition", "--partitions"];
+    private static readonly string[] Names = ["--executors", "--rows", "--address", "--driver-address", "--job", "--partition", "--partitions"];
 
     private readonly Dictionary<string, string> _values;
 
@@ -68,10 +68,18 @@ internal sealed class CommandLine
     }
 
     /// <summary>The worker's <c>--address</c>, or null when none was given.</summary>
-    public Uri? Address() =>
-        !_values.TryGetValue("--address", out var text) ? null
-        : Uri.TryCreate(text, UriKind.Absolute, out var uri) ? uri
-        : throw new ArgumentException($"--address must be an absolute URI such as http://127.0.0.1:7480; got '{text}'.");
+    public Uri? Address() => Uri("--address");
+
+    /// <summary>
+    /// The master's <c>--driver-address</c>: the worker the driver connects to, another worker of the same cluster
+    /// than the executors' (<c>--address</c>); null when none was given (the driver uses <c>--address</c> too).
+    /// </summary>
+    public Uri? DriverAddress() => Uri("--driver-address");
+
+    private Uri? Uri(string name) =>
+        !_values.TryGetValue(name, out var text) ? null
+        : System.Uri.TryCreate(text, UriKind.Absolute, out var uri) ? uri
+        : throw new ArgumentException($"{name} must be an absolute URI such as http://127.0.0.1:7480; got '{text}'.");
 
     public Uri RequiredAddress() => Address() ?? throw new ArgumentException($"{Mode} needs --address.");
 }

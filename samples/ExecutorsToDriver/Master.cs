@@ -29,10 +29,21 @@ internal static class Master
         var holder = await client.GetOrCreateHolderAsync(Roles.HolderName, cancellationToken: setup.Token);
         Console.WriteLine($"master: holder {holder.Name}, incarnation {holder.Incarnation}");
 
+        var driverAddress = commandLine.DriverAddress()?.OriginalString ?? address;
+        if (worker is not null && commandLine.DriverAddress() is not null)
+        {
+            throw new ArgumentException("--driver-address names another worker of a cluster; give --address too (the embedded worker is in no cluster).");
+        }
+
+        if (driverAddress != address)
+        {
+            Console.WriteLine($"master: the driver uses the worker at {driverAddress}; it finds the holder and reads the partitions through the cluster");
+        }
+
         var job = Guid.NewGuid().ToString("N");
         try
         {
-            return await RunJobAsync(address, job, executors, rows);
+            return await RunJobAsync(address, driverAddress, job, executors, rows);
         }
         finally
         {
@@ -44,7 +55,7 @@ internal static class Master
         }
     }
 
-    private static async Task<int> RunJobAsync(string address, string job, int executors, int rows)
+    private static async Task<int> RunJobAsync(string address, string driverAddress, string job, int executors, int rows)
     {
         Console.WriteLine($"master: job {job}: starting {executors} executor processes, {rows} rows each");
         var rowsText = rows.ToString(CultureInfo.InvariantCulture);
@@ -60,7 +71,7 @@ internal static class Master
         // Every executor process has exited: its session is gone, yet the holder keeps its partition.
         Console.WriteLine($"master: all {executors} executors exited 0; starting the driver process");
         var driverCode = (await ChildProcess.RunAllAsync(
-            [("driver", ["driver", "--address", address, "--job", job, "--partitions", executors.ToString(CultureInfo.InvariantCulture), "--rows", rowsText])], Roles.StepTimeout))[0];
+            [("driver", ["driver", "--address", driverAddress, "--job", job, "--partitions", executors.ToString(CultureInfo.InvariantCulture), "--rows", rowsText])], Roles.StepTimeout))[0];
         if (driverCode != 0)
         {
             // Whatever the driver's code (its own 1, or 137 when it was killed), the run failed: say so, exit 1.

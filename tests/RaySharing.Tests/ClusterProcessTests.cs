@@ -75,6 +75,22 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     }
 
     [Fact]
+    public async Task Sample_ExecutorsOnOneWorkerDriverOnAnother_DriverVerifiesEveryPartition()
+    {
+        using var executorsWorker = StartHost();
+        using var driverWorker = StartHost();
+        var executorsAddress = (await executorsWorker.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        var driverAddress = (await driverWorker.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+
+        using var sample = BuildOutputs.Start("samples/ExecutorsToDriver", "ExecutorsToDriver",
+            "run", "--executors", "3", "--address", executorsAddress, "--driver-address", driverAddress);
+
+        Assert.Equal(0, await sample.WaitForExitCodeAsync(TimeSpan.FromSeconds(120)));
+        Assert.True(sample.HasLine("driver: verified 3/3 partitions"), sample.Describe());
+        Assert.True(sample.HasLine("master: unregistered job"), sample.Describe());
+    }
+
+    [Fact]
     public async Task RedisUnreachableForALease_HostStops_ExitsFourWithOneLine()
     {
         await using var redis = await RedisProcess.StartAsync().Within(TimeSpan.FromMinutes(3));
