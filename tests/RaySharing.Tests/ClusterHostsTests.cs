@@ -13,7 +13,7 @@ namespace RaySharing.Tests;
 /// </summary>
 public sealed class ClusterHostsTests
 {
-    private const int LeaseMs = 2000;
+    private const int LeaseMs = 3000;
     private const int RedisPort = 6379;
     private const int WorkerPort = 7480;
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);

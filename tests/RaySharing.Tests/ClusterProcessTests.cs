@@ -77,8 +77,9 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     [Fact]
     public async Task Sample_ExecutorsOnOneWorkerDriverOnAnother_DriverVerifiesEveryPartition()
     {
-        using var executorsWorker = StartHost();
-        using var driverWorker = StartHost();
+        // Not about lapses: a lease a loaded machine renews in time.
+        using var executorsWorker = StartHost(leaseMs: 10_000);
+        using var driverWorker = StartHost(leaseMs: 10_000);
         var executorsAddress = (await executorsWorker.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
         var driverAddress = (await driverWorker.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
 
@@ -119,7 +120,7 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
         Assert.Contains("--redis", error, StringComparison.Ordinal);
     }
 
-    private ChildProcess StartHost(string? redis = null) =>
+    private ChildProcess StartHost(string? redis = null, int leaseMs = LeaseMs) =>
         BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host",
-            "--port", "0", "--redis", redis ?? fixture.Redis.ConnectionString, "--cluster", _cluster, "--cluster-lease-ms", LeaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            "--port", "0", "--redis", redis ?? fixture.Redis.ConnectionString, "--cluster", _cluster, "--cluster-lease-ms", leaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture));
 }
