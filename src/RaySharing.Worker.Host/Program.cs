@@ -22,6 +22,11 @@ if (parsed.Errors.Count > 0)
     return Fail(BadArguments, string.Join(" ", parsed.Errors.Select(e => OneLine(e.Message))) + " Run with --help for the options.");
 }
 
+if (commandLine.ClusterFlagWithoutRedis(parsed) is { } clusterFlag)
+{
+    return Fail(BadArguments, $"{clusterFlag} takes effect only with --redis (the cluster's directory): give --redis host:port to join a cluster, or leave {clusterFlag} out for a single worker.");
+}
+
 var options = commandLine.ToOptions(parsed);
 if (WorkerOptionsValidator.Failures(options).FirstOrDefault() is { Option: not null } failure)
 {

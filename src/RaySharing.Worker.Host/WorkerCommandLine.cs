@@ -135,6 +135,13 @@ internal sealed class WorkerCommandLine
         return options;
     }
 
+    /// <summary>A cluster flag given without <c>--redis</c>, which alone makes a worker join a cluster; null when there is none.</summary>
+    public string? ClusterFlagWithoutRedis(ParseResult result)
+    {
+        bool Given(string flag) => _command.Options.First(o => o.Name == flag) is var option && result.GetResult(option) is { Implicit: false };
+        return Given("--redis") ? null : new[] { "--cluster", "--cluster-lease-ms" }.FirstOrDefault(Given);
+    }
+
     /// <summary>The flag that sets a <see cref="WorkerOptions"/> property, for an error message.</summary>
     public string FlagOf(string option) => _flagOfOption.TryGetValue(option, out var flag) ? flag : option;
 

@@ -112,6 +112,8 @@ public sealed class HostTests
     [InlineData("--shared-memory", "--shared-memory", "maybe")]
     [InlineData("--channel-port", "--channel-port", "abc")]
     [InlineData("--cluster", "--cluster", "a b")]
+    [InlineData("--cluster", "--port", "0", "--cluster", "spark")]
+    [InlineData("--cluster-lease-ms", "--port", "0", "--cluster-lease-ms", "4000")]
     [InlineData("--cluster", "--redis", "127.0.0.1:6379", "--cluster", "{x}")]
     [InlineData("--cluster-lease-ms", "--cluster-lease-ms", "500")]
     [InlineData("--redis", "--redis", " ")]
