@@ -12,8 +12,8 @@ public sealed partial class RaySharingClient
     private readonly ConcurrentDictionary<ObjectId, Lazy<Task<RaySharingClient>>> _storingWorkers = new();
 
     /// <summary>
-    /// Reads an object that another worker of the cluster stores (<see cref="IsElsewhere"/>) straight from that
-    /// worker, through a session of this client's there that holds no borrows: this session's worker keeps the
+    /// Reads an object that another worker of the cluster stores (<see cref="IsElsewhere"/>), of a ref this session
+    /// obtained through its own worker, straight from that worker, through a session of this client's there that holds no borrows: this session's worker keeps the
     /// object alive for it, and the storing worker checks the read as its own (owner alive, not freed). The bytes
     /// then take the best path to that worker (shared memory on its host, else the channel), not a relay. False when
     /// that worker cannot be reached: the caller then asks its own worker, which relays the read or says, typed,
@@ -21,8 +21,12 @@ public sealed partial class RaySharingClient
     /// </summary>
     private async Task<bool> TryReadFromStoringWorkerAsync(ObjectRef objectRef, Func<RaySharingClient, ObjectRef, Task> read, CancellationToken cancellationToken)
     {
+        // Only a ref this session obtained through its own worker (fetched, borrowed or put): that worker then took
+        // it, so it is a worker of the same cluster and keeps the object alive for the session. A ref of another
+        // client or session goes to this client's worker, which answers as it would for any envelope of another
+        // worker (WRONG_WORKER outside a cluster).
         var location = objectRef.Envelope.Location;
-        if (!Uri.TryCreate(location.Address, UriKind.Absolute, out var address) || Volatile.Read(ref _disposed) != 0)
+        if (!ReferenceEquals(objectRef.Session, _session) || !Uri.TryCreate(location.Address, UriKind.Absolute, out var address) || Volatile.Read(ref _disposed) != 0)
         {
             return false;
         }
