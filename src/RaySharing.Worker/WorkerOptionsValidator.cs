@@ -76,16 +76,16 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
 
         if (minLease is null && maxLease is null && o.MinLease > o.MaxLease)
         {
-            yield return new(nameof(o.MinLease), $"{nameof(o.MinLease)} ({o.MinLease}) must not exceed {nameof(o.MaxLease)} ({o.MaxLease}).");
+            yield return new(nameof(o.MinLease), $"{nameof(o.MinLease)} ({Ms(o.MinLease)}) must not exceed {nameof(o.MaxLease)} ({Ms(o.MaxLease)}).");
         }
         else if (minLease is null && maxLease is null && defaultLease is null && (o.DefaultLease < o.MinLease || o.DefaultLease > o.MaxLease))
         {
-            yield return new(nameof(o.DefaultLease), $"{nameof(o.DefaultLease)} ({o.DefaultLease}) must lie between {nameof(o.MinLease)} ({o.MinLease}) and {nameof(o.MaxLease)} ({o.MaxLease}).");
+            yield return new(nameof(o.DefaultLease), $"{nameof(o.DefaultLease)} ({Ms(o.DefaultLease)}) must lie between {nameof(o.MinLease)} ({Ms(o.MinLease)}) and {nameof(o.MaxLease)} ({Ms(o.MaxLease)}).");
         }
 
         if (minLease is null && leaseCheck is null && o.LeaseCheckInterval > o.MinLease)
         {
-            yield return new(nameof(o.LeaseCheckInterval), $"{nameof(o.LeaseCheckInterval)} ({o.LeaseCheckInterval}) must not exceed {nameof(o.MinLease)} ({o.MinLease}), or lapsed sessions outlive their lease by more than one lease.");
+            yield return new(nameof(o.LeaseCheckInterval), $"{nameof(o.LeaseCheckInterval)} ({Ms(o.LeaseCheckInterval)}) must not exceed {nameof(o.MinLease)} ({Ms(o.MinLease)}), or lapsed sessions outlive their lease by more than one lease.");
         }
 
         var chunkInRange = o.StreamChunkBytes is >= OptionLimits.MinChunkBytes and <= OptionLimits.MaxChunkBytes;
@@ -148,7 +148,7 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
 
         if (o.ClusterLease < TimeSpan.FromSeconds(1) || o.ClusterLease > TimeSpan.FromMinutes(10))
         {
-            yield return new(nameof(o.ClusterLease), $"{nameof(o.ClusterLease)} must be 1 second to 10 minutes; got {o.ClusterLease}.");
+            yield return new(nameof(o.ClusterLease), $"{nameof(o.ClusterLease)} must be 1 second to 10 minutes (1000 to 600000 ms); got {Ms(o.ClusterLease)}.");
         }
     }
 
@@ -170,9 +170,12 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         }
     }
 
+    /// <summary>A time as milliseconds, the unit of the host's flags (TimeSpan's own format reads 00:00:00.1000000).</summary>
+    private static string Ms(TimeSpan value) => value.TotalMilliseconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " ms";
+
     private static OptionFailure? Time(TimeSpan value, string option) =>
         value <= TimeSpan.Zero || value > OptionLimits.MaxTime
-            ? new OptionFailure(option, $"{option} must be positive and at most {int.MaxValue} ms (about 24.8 days); got {value}.")
+            ? new OptionFailure(option, $"{option} must be positive and at most {int.MaxValue} ms (about 24.8 days); got {Ms(value)}.")
             : null;
 }
 
