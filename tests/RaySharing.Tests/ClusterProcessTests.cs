@@ -75,6 +75,52 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     }
 
     [Fact]
+    public async Task StoringWorkerKilledMidTransfer_ReaderGetsATypedErrorThenOwnerDied_NoHang()
+    {
+        using var host = StartHost();
+        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        await using var reading = await TestWorker.StartAsync(o =>
+        {
+            o.Redis = fixture.Redis.ConnectionString;
+            o.ClusterName = _cluster;
+            o.ClusterLease = TimeSpan.FromMilliseconds(LeaseMs);
+        });
+        await using var owner = await TestWorker.ConnectAsync(address);
+        var holder = await owner.GetOrCreateHolderAsync("H").Within();
+        var bytes = new byte[32 << 20];
+        await holder.RegisterAsync("k", [await owner.PutEncodedAsync(bytes, owner: holder).Within()]).Within();
+        // Over the network paths: a same-host reader maps the store's arena, which stays readable after its worker dies.
+        var reader = await reading.ConnectAsync(o => o.UseSharedMemory = false);
+        var fetched = (await (await reader.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
+        using var slow = new SlowStream();
+
+        var copy = reader.CopyToAsync(fetched, slow);
+        await slow.FirstWrite.Within();
+        host.Kill();
+
+        // Whatever the transport was doing, the read ends typed, and a later get says the owner died with its worker.
+        var midway = await Assert.ThrowsAnyAsync<Exception>(() => copy).Within(TimeSpan.FromMilliseconds(LeaseMs * 5));
+        Assert.True(midway is RaySharingException or RaySharingTimeoutException, $"untyped: {midway}");
+        var died = await Bounded.EventuallyValue(async () =>
+        {
+            try
+            {
+                await reader.GetBytesAsync(fetched);
+                return null;
+            }
+            catch (OwnerDiedException ex)
+            {
+                return ex;
+            }
+            catch (WorkerUnavailableException)
+            {
+                return null;
+            }
+        }, TimeSpan.FromMilliseconds(LeaseMs * 5), "OWNER_DIED once the storing worker's lease lapsed");
+        Assert.Contains("died", died.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Sample_ExecutorsOnOneWorkerDriverOnAnother_DriverVerifiesEveryPartition()
     {
         // Not about lapses: a lease a loaded machine renews in time.
@@ -123,4 +169,40 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     private ChildProcess StartHost(string? redis = null, int leaseMs = LeaseMs) =>
         BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host",
             "--port", "0", "--redis", redis ?? fixture.Redis.ConnectionString, "--cluster", _cluster, "--cluster-lease-ms", leaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture));
+}
+
+/// <summary>A destination that takes its time: each write waits, so a transfer is still under way when a test acts.</summary>
+internal sealed class SlowStream : Stream
+{
+    private readonly TaskCompletionSource _firstWrite = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task FirstWrite => _firstWrite.Task;
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        _firstWrite.TrySetResult();
+        await Task.Delay(50, cancellationToken);
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override void Flush()
+    {
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
 }
