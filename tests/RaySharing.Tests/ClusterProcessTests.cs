@@ -19,14 +19,9 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     [Fact]
     public async Task HolderWorkerKilled_WithinALeaseItsNameMakesANewIncarnationElsewhere()
     {
-        using var host = StartHost();
-        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
-        await using var other = await TestWorker.StartAsync(o =>
-        {
-            o.Redis = fixture.Redis.ConnectionString;
-            o.ClusterName = _cluster;
-            o.ClusterLease = TimeSpan.FromMilliseconds(LeaseMs);
-        });
+        var (host, address) = await StartListeningHostAsync();
+        using var started = host;
+        await using var other = await StartWorkerHereAsync();
         await using var onKilled = await TestWorker.ConnectAsync(address);
         var first = await onKilled.GetOrCreateHolderAsync("H").Within();
         var client = await other.ConnectAsync();
@@ -48,19 +43,14 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     [Fact]
     public async Task ForwardingWorkerKilled_ItsBorrowsOnTheHoldersWorkerDropWithinALease()
     {
-        await using var holderWorker = await TestWorker.StartAsync(o =>
-        {
-            o.Redis = fixture.Redis.ConnectionString;
-            o.ClusterName = _cluster;
-            o.ClusterLease = TimeSpan.FromMilliseconds(LeaseMs);
-        });
+        await using var holderWorker = await StartWorkerHereAsync();
         var owner = await holderWorker.ConnectAsync();
         var holder = await owner.GetOrCreateHolderAsync("H").Within();
         var put = await owner.PutEncodedAsync(new byte[] { 1, 2, 3 }, owner: holder).Within();
         await holder.RegisterAsync("k", [put]).Within();
         await put.DisposeAsync();
-        using var host = StartHost();
-        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        var (host, address) = await StartListeningHostAsync();
+        using var started = host;
         var viaKilled = await TestWorker.ConnectAsync(address);
         await (await viaKilled.GetHolderAsync("H").Within()).FetchAsync("k").Within();
         await holder.UnregisterAsync("k").Within();
@@ -77,14 +67,9 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     [Fact]
     public async Task StoringWorkerKilledMidTransfer_ReaderGetsATypedErrorThenOwnerDied_NoHang()
     {
-        using var host = StartHost();
-        var address = (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
-        await using var reading = await TestWorker.StartAsync(o =>
-        {
-            o.Redis = fixture.Redis.ConnectionString;
-            o.ClusterName = _cluster;
-            o.ClusterLease = TimeSpan.FromMilliseconds(LeaseMs);
-        });
+        var (host, address) = await StartListeningHostAsync();
+        using var started = host;
+        await using var reading = await StartWorkerHereAsync();
         await using var owner = await TestWorker.ConnectAsync(address);
         var holder = await owner.GetOrCreateHolderAsync("H").Within();
         var bytes = new byte[32 << 20];
@@ -124,10 +109,10 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     public async Task Sample_ExecutorsOnOneWorkerDriverOnAnother_DriverVerifiesEveryPartition()
     {
         // Not about lapses: a lease a loaded machine renews in time.
-        using var executorsWorker = StartHost(leaseMs: 10_000);
-        using var driverWorker = StartHost(leaseMs: 10_000);
-        var executorsAddress = (await executorsWorker.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
-        var driverAddress = (await driverWorker.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..];
+        var (executorsWorker, executorsAddress) = await StartListeningHostAsync(leaseMs: 10_000);
+        using var executorsHost = executorsWorker;
+        var (driverWorker, driverAddress) = await StartListeningHostAsync(leaseMs: 10_000);
+        using var driverHost = driverWorker;
 
         using var sample = BuildOutputs.Start("samples/ExecutorsToDriver", "ExecutorsToDriver",
             "run", "--executors", "3", "--address", executorsAddress, "--driver-address", driverAddress);
@@ -164,6 +149,29 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
         Assert.StartsWith("raysharing-worker: cannot join cluster 'default'", error, StringComparison.Ordinal);
         Assert.Contains("127.0.0.1:1", error, StringComparison.Ordinal);
         Assert.Contains("--redis", error, StringComparison.Ordinal);
+    }
+
+    /// <summary>A worker of the test's cluster in this process, on the same lease as the host processes.</summary>
+    private Task<TestWorker> StartWorkerHereAsync() => TestWorker.StartAsync(o =>
+    {
+        o.Redis = fixture.Redis.ConnectionString;
+        o.ClusterName = _cluster;
+        o.ClusterLease = TimeSpan.FromMilliseconds(LeaseMs);
+    });
+
+    /// <summary>A worker host process of the test's cluster, once it listens, and its address.</summary>
+    private async Task<(ChildProcess Host, string Address)> StartListeningHostAsync(int leaseMs = LeaseMs)
+    {
+        var host = StartHost(leaseMs: leaseMs);
+        try
+        {
+            return (host, (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..]);
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
     }
 
     private ChildProcess StartHost(string? redis = null, int leaseMs = LeaseMs) =>
