@@ -52,16 +52,8 @@ public sealed class ClusterForwardingTests(RedisFixture fixture) : IClassFixture
     [Fact]
     public async Task ForwardedFetch_BorrowsForTheCallingSession_ObjectsLiveUntilItReleases()
     {
-        var clientA = await _a.ConnectAsync();
-        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
-        var put = await clientA.PutEncodedAsync(new byte[] { 7, 7, 7 }, owner: onA).Within();
-        await onA.RegisterAsync("k", [put]).Within();
-        await put.DisposeAsync();
         var clientB = await _b.ConnectAsync();
-        var fetched = (await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
-
-        // Unregistered and released on A: only the fetch through B holds it now.
-        await onA.UnregisterAsync("k").Within();
+        var (clientA, fetched) = await HeldOnlyByAFetchThroughBAsync(clientB, [7, 7, 7]);
         await Task.Delay(200);
         Assert.Equal(1, (await clientA.GetStoreStatsAsync().Within()).Objects);
 
@@ -72,14 +64,8 @@ public sealed class ClusterForwardingTests(RedisFixture fixture) : IClassFixture
     [Fact]
     public async Task SessionOnTheForwardingWorkerEnds_ItsRemoteBorrowsAreGivenBack()
     {
-        var clientA = await _a.ConnectAsync();
-        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
-        var put = await clientA.PutEncodedAsync(new byte[] { 1 }, owner: onA).Within();
-        await onA.RegisterAsync("k", [put]).Within();
-        await put.DisposeAsync();
         var clientB = await TestWorker.ConnectAsync(_b.Address);
-        await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within();
-        await onA.UnregisterAsync("k").Within();
+        var (clientA, _) = await HeldOnlyByAFetchThroughBAsync(clientB, [1]);
 
         await clientB.DisposeAsync();
 
@@ -89,14 +75,8 @@ public sealed class ClusterForwardingTests(RedisFixture fixture) : IClassFixture
     [Fact]
     public async Task RedisRestartedEmpty_PeerSessionsSurvive_BorrowedObjectsStay()
     {
-        var clientA = await _a.ConnectAsync();
-        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
-        var put = await clientA.PutEncodedAsync(new byte[] { 9 }, owner: onA).Within();
-        await onA.RegisterAsync("k", [put]).Within();
-        await put.DisposeAsync();
         var clientB = await _b.ConnectAsync();
-        var fetched = (await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
-        await onA.UnregisterAsync("k").Within();
+        var (clientA, fetched) = await HeldOnlyByAFetchThroughBAsync(clientB, [9]);
 
         // Emptied, the directory misses both records until each worker renews: neither may take the other for dead.
         await fixture.Redis.RestartAsync().Within();
@@ -234,6 +214,22 @@ public sealed class ClusterForwardingTests(RedisFixture fixture) : IClassFixture
         await _a.DisposeAsync();
         var gone = await Assert.ThrowsAsync<OwnerDiedException>(() => clientB.GetBytesAsync(refs[2])).Within();
         Assert.Contains("died", gone.Message);
+    }
+
+    /// <summary>
+    /// An object put on A under holder H, fetched through B by <paramref name="clientB"/>, then unregistered and released
+    /// on A: only the fetch through B holds it. Returns A's client (to watch A's store) and the fetched ref.
+    /// </summary>
+    private async Task<(RaySharingClient ClientA, ObjectRef Fetched)> HeldOnlyByAFetchThroughBAsync(RaySharingClient clientB, byte[] bytes)
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        var put = await clientA.PutEncodedAsync(bytes, owner: onA).Within();
+        await onA.RegisterAsync("k", [put]).Within();
+        await put.DisposeAsync();
+        var fetched = (await (await clientB.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
+        await onA.UnregisterAsync("k").Within();
+        return (clientA, fetched);
     }
 
     private void Join(Worker.WorkerOptions options)

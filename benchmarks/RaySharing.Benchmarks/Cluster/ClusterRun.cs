@@ -179,38 +179,30 @@ internal static class ClusterRun
     private static Task<RaySharingClient> ConnectAsync(string address) =>
         RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = new Uri(address), UseSharedMemory = false });
 
-    private static async Task<double> P50Async(Func<Task> call)
+    private static async Task<double> P50Async(Func<Task> call) =>
+        (await MedianAsync(call, WarmUp, Calls).ConfigureAwait(false)).TotalMicroseconds;
+
+    private static async Task<double> GbpsAsync(Func<Task> transfer) =>
+        TransferBytes / (await MedianAsync(transfer, warmUp: 1, TransferRepetitions).ConfigureAwait(false)).TotalSeconds / 1e9;
+
+    /// <summary>The median time of <paramref name="count"/> sequential runs of <paramref name="run"/>, after <paramref name="warmUp"/> untimed ones.</summary>
+    private static async Task<TimeSpan> MedianAsync(Func<Task> run, int warmUp, int count)
     {
-        for (var i = 0; i < WarmUp; i++)
+        for (var i = 0; i < warmUp; i++)
         {
-            await call();
+            await run().ConfigureAwait(false);
         }
 
-        var micros = new double[Calls];
-        for (var i = 0; i < Calls; i++)
+        var times = new TimeSpan[count];
+        for (var i = 0; i < count; i++)
         {
             var start = Stopwatch.GetTimestamp();
-            await call();
-            micros[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            await run().ConfigureAwait(false);
+            times[i] = Stopwatch.GetElapsedTime(start);
         }
 
-        Array.Sort(micros);
-        return micros[Calls / 2];
-    }
-
-    private static async Task<double> GbpsAsync(Func<Task> transfer)
-    {
-        await transfer();
-        var seconds = new double[TransferRepetitions];
-        for (var i = 0; i < TransferRepetitions; i++)
-        {
-            var start = Stopwatch.GetTimestamp();
-            await transfer();
-            seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        }
-
-        Array.Sort(seconds);
-        return TransferBytes / seconds[TransferRepetitions / 2] / 1e9;
+        Array.Sort(times);
+        return times[count / 2];
     }
 
     private static async Task<double> SocketGetAsync(string farAddress, int farSocketPort, CancellationToken cancellationToken)
