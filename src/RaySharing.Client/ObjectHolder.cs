@@ -162,6 +162,15 @@ public sealed class ObjectHolder
     public Task<IReadOnlyList<string>> ListKeysAsync(CancellationToken cancellationToken = default) =>
         _client.ListKeysAsync(this, cancellationToken);
 
+    /// <summary>
+    /// Lists the refs registered with this holder whose objects are lost: in a cluster, objects put through another
+    /// worker, which stores their bytes, that died while this holder lives. Gets of them fail with
+    /// <see cref="ObjectLostException"/>; they stay registered until their key is unregistered. Always empty with a
+    /// single worker.
+    /// </summary>
+    public Task<IReadOnlyList<LostRef>> GetLostRefsAsync(CancellationToken cancellationToken = default) =>
+        _client.ListLostAsync(this, cancellationToken);
+
     /// <summary>Kills the holder: every object it owns is freed at once; refs to them fail with <see cref="OwnerDiedException"/>.</summary>
     /// <returns>How many objects were freed.</returns>
     public Task<long> KillAsync(CancellationToken cancellationToken = default) => _client.KillHolderAsync(this, cancellationToken);

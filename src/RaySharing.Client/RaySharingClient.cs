@@ -234,6 +234,18 @@ public sealed partial class RaySharingClient : IAsyncDisposable
         return [.. reply.Keys];
     }
 
+    internal async Task<IReadOnlyList<LostRef>> ListLostAsync(ObjectHolder holder, CancellationToken cancellationToken)
+    {
+        var scope = BeginCall(cancellationToken);
+        var reply = await UnaryAsync("ListLost", _holders.ListLostAsync(
+            new ListLostRequest { Holder = holder.Ref }, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
+        return [.. reply.Refs.Select(r =>
+        {
+            var envelope = EnvelopeCodec.Decode(r.Envelope.Memory);
+            return new LostRef(r.Key, (int)r.Index, envelope.ObjectId, envelope.Location.Address, new WorkerId(envelope.Location.WorkerId));
+        })];
+    }
+
     // ---- Session ----
 
     /// <summary>The worker's object store: bytes used, capacity, live objects.</summary>

@@ -105,12 +105,15 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<PeerWorkers>();
         services.TryAddSingleton<RemoteBorrows>();
         services.TryAddSingleton<RemoteObjects>();
+        services.TryAddSingleton<RemotePuts>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterMembership>());
+        services.AddHostedService(sp => sp.GetRequiredService<RemotePuts>());
         // Per service, so the host application's own gRPC services keep their settings.
         services.AddGrpc();
         Configure<SessionsService>(services);
         Configure<HoldersService>(services);
         Configure<ObjectsService>(services);
+        Configure<PeersService>(services);
         return services;
     }
 
@@ -122,13 +125,14 @@ public static class WorkerServiceCollectionExtensions
             grpc.MaxSendMessageSize = worker.MaxMessageBytes;
         });
 
-    /// <summary>Maps the worker's gRPC services (sessions, holders, objects).</summary>
+    /// <summary>Maps the worker's gRPC services (sessions, holders, objects, and the calls between workers of a cluster).</summary>
     public static IEndpointRouteBuilder MapRaySharingWorker(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         endpoints.MapGrpcService<SessionsService>().WithErrorReasons();
         endpoints.MapGrpcService<HoldersService>().WithErrorReasons();
         endpoints.MapGrpcService<ObjectsService>().WithErrorReasons();
+        endpoints.MapGrpcService<PeersService>().WithErrorReasons();
         return endpoints;
     }
 }

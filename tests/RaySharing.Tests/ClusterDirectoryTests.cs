@@ -76,22 +76,6 @@ public sealed class ClusterDirectoryTests(RedisFixture fixture) : IClassFixture<
     }
 
     [Fact]
-    public async Task PutsOwnedByAHolderOfAnotherWorker_WrongWorkerNamingIt_NothingStored()
-    {
-        var (a, b) = await TwoWorkersAsync();
-        await (await a.ConnectAsync()).GetOrCreateHolderAsync("H").Within();
-        var clientB = await b.ConnectAsync();
-        var holder = await clientB.GetOrCreateHolderAsync("H").Within();
-
-        var put = await Assert.ThrowsAsync<WrongWorkerException>(() => clientB.PutEncodedAsync(new byte[100], owner: holder)).Within();
-        var largePut = await Assert.ThrowsAsync<WrongWorkerException>(() => clientB.PutEncodedAsync(new byte[3 << 20], owner: holder)).Within();
-
-        Assert.All(new[] { put, largePut }, e => Assert.Equal(a.Address, e.Address));
-        Assert.Contains("puts owned by another worker's holder are not supported yet", put.Message);
-        Assert.Equal(0, (await clientB.GetStoreStatsAsync().Within()).Objects);
-    }
-
-    [Fact]
     public async Task GetOrCreate_SameNameInAnotherNamespaceOrCluster_IsAnotherHolder()
     {
         var (a, b) = await TwoWorkersAsync();

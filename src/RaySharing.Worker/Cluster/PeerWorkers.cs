@@ -50,6 +50,7 @@ internal sealed class PeerWorker : IAsyncDisposable
         _sessions = new Sessions.SessionsClient(_channel);
         Holders = new Holders.HoldersClient(_channel);
         Objects = new Objects.ObjectsClient(_channel);
+        Peers = new Peers.PeersClient(_channel);
     }
 
     public WorkerRecord Record { get; }
@@ -59,6 +60,9 @@ internal sealed class PeerWorker : IAsyncDisposable
     public Holders.HoldersClient Holders { get; }
 
     public Objects.ObjectsClient Objects { get; }
+
+    /// <summary>The calls between workers only (peers.proto).</summary>
+    public Peers.PeersClient Peers { get; }
 
     /// <summary>Options of one forwarded call: the peer session's token, a deadline, the caller's cancellation.</summary>
     public async Task<CallOptions> OptionsAsync(CancellationToken cancellationToken) =>

@@ -99,6 +99,17 @@ internal sealed class RemoteObjects(ClusterMembership membership, ClusterHolders
         }
     }
 
+    /// <summary>
+    /// Borrows <paramref name="request"/>'s envelopes, all stored on <paramref name="first"/>'s worker, through this
+    /// worker's own peer session there (for placeholders here); returns the way there, for giving them back.
+    /// </summary>
+    public async Task<PeerWorker> HoldAsync(RefEnvelope first, BorrowRequest request, CancellationToken cancellationToken)
+    {
+        var peer = await PeerOfAsync(first).ConfigureAwait(false);
+        await CallAsync(first, (p, o) => p.Objects.BorrowAsync(request, o), cancellationToken).ConfigureAwait(false);
+        return peer;
+    }
+
     private async Task<PeerWorker> PeerOfAsync(RefEnvelope envelope) =>
         await holders.WorkerAsync(envelope.Location.WorkerId).ConfigureAwait(false) is { } worker
             ? peers.Get(worker)

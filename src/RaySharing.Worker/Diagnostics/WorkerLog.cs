@@ -108,4 +108,16 @@ internal static partial class WorkerLog
 
     [LoggerMessage(5007, LogLevel.Warning, "The directory entry of dead holder {Namespace}/{Name} could not be removed yet; it is tried again after the next renewal")]
     public static partial void HolderEntryNotRemoved(ILogger logger, string @namespace, string name, Exception exception);
+
+    [LoggerMessage(5010, LogLevel.Information, "Objects put here for holder {Namespace}/{Name} incarnation {Incarnation} of worker {HolderWorker} are stored here; that worker was told")]
+    public static partial void ProxyCreated(ILogger logger, string @namespace, string name, ObjectId incarnation, ObjectId holderWorker);
+
+    [LoggerMessage(5011, LogLevel.Warning, "Holder {Namespace}/{Name} lost {Count} registered or borrowed object(s) that worker {WorkerId} stored: {Why}; gets of them answer OBJECT_LOST")]
+    public static partial void ObjectsLost(ILogger logger, string @namespace, string name, long count, ObjectId workerId, string why);
+
+    [LoggerMessage(5012, LogLevel.Warning, "Worker {WorkerId} was not told that holder {Namespace}/{Name} died; it notices through the directory within a lease")]
+    public static partial void HolderDeathNotSent(ILogger logger, ObjectId workerId, string @namespace, string name, Exception exception);
+
+    [LoggerMessage(5013, LogLevel.Information, "The objects stored here for holder {Namespace}/{Name} incarnation {Incarnation} are freed: {Why}")]
+    public static partial void ProxyDied(ILogger logger, string @namespace, string name, ObjectId incarnation, string why);
 }

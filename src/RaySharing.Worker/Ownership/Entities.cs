@@ -175,7 +175,57 @@ internal sealed class HolderState(HolderKey key, ObjectId incarnation, HolderLif
     /// <summary>key -> ordered list of registered objects (under <see cref="OwnerState.Gate"/>). An object may appear more than once.</summary>
     public Dictionary<string, List<StoredObject>> Registry { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// In a cluster, the other workers that store objects of this holder (sessions there put them), by worker id
+    /// (under <see cref="OwnerState.Gate"/>): each keeps placeholders of the registered ones, and hears of the death.
+    /// </summary>
+    public Dictionary<ObjectId, ForeignStore> ForeignStores { get; } = [];
+
     public HolderSnapshot Snapshot() => new(Key, Incarnation, Lifetime, OwnedCount, Registry.Count, Location);
+}
+
+/// <summary>
+/// On the worker that stores them: a holder of another worker of the cluster as the owner of objects its sessions put
+/// here for it. Envelopes name the holder as owner and this worker as location; the proxy dies when the holder does
+/// (its worker says so, or the directory shows it gone), and its objects are freed with it.
+/// </summary>
+internal sealed class HolderProxy(HolderSnapshot holder, WorkerLocation here)
+    : OwnerState(new ObjectOwner(OwnerKind.Holder, holder.Key.Namespace, holder.Key.Name, holder.Incarnation), here)
+{
+    public HolderKey Key { get; } = holder.Key;
+
+    public ObjectId Incarnation { get; } = holder.Incarnation;
+
+    /// <summary>The worker that hosts the holder.</summary>
+    public WorkerLocation HolderWorker { get; } = holder.Location;
+
+    private volatile bool _attached;
+
+    /// <summary>True once the holder's worker acknowledged that this worker stores its objects (it will send the holder's death).</summary>
+    public bool Attached
+    {
+        get => _attached;
+        set => _attached = value;
+    }
+}
+
+/// <summary>
+/// On the holder's worker: the objects of one holder that another worker stores, as placeholders that only name
+/// where they are (their bytes stay there). A placeholder exists while it is registered or borrowed here, and for
+/// that time this worker holds one borrow of the object on the storing worker.
+/// </summary>
+internal sealed class ForeignStore(HolderState holder, WorkerLocation storing)
+    : OwnerState(holder.AsOwner, storing)
+{
+    private volatile string? _lostReason;
+
+    public HolderState Holder { get; } = holder;
+
+    /// <summary>Why the storing worker's objects are lost (it died while the holder lives); null while they are not.</summary>
+    public string? LostReason => _lostReason;
+
+    /// <summary>Marks the objects lost; they stay registered, and gets of them answer OBJECT_LOST.</summary>
+    public void MarkLost(string why) => _lostReason ??= why;
 }
 
 /// <summary>
@@ -205,6 +255,9 @@ internal sealed class StoredObject(ObjectId id, OwnerState owner, StoredBytes by
     public StoredObject? Prev { get; set; }
 
     public StoredObject? Next { get; set; }
+
+    /// <summary>True for a placeholder of an object another worker stores (<see cref="ForeignStore"/>): no bytes here.</summary>
+    public bool IsPlaceholder => Owner is ForeignStore;
 
     /// <summary>Registrations plus borrows; the object is born with its putter's borrow.</summary>
     public int Refs => Volatile.Read(ref _refs);

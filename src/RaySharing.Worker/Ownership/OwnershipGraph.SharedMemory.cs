@@ -51,8 +51,8 @@ internal sealed partial class OwnershipGraph
         // found: the commit checks it again, and a holder killed and made again meanwhile is OWNER_DIED, not a new owner.
         if (owner is { } address)
         {
-            var holder = ResolveHolder(address, session);
-            owner = new HolderAddress(holder.Key.Namespace, holder.Key.Name, holder.Incarnation);
+            var holder = PutOwnerOf(address, session).AsOwner;
+            owner = new HolderAddress(holder.Namespace, holder.Name, holder.Incarnation);
         }
 
         var bytes = _store.Reserve(size);

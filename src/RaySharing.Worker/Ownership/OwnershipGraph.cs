@@ -216,7 +216,12 @@ internal sealed partial class OwnershipGraph
         return Bury(holder, $"killed by session {session.Id}");
     }
 
-    public int Register(ObjectId sessionToken, HolderAddress address, string key, IReadOnlyList<RefEnvelope> refs)
+    /// <summary>
+    /// Appends refs to a key's list, all or none. <paramref name="held"/>, when given, has for each ref stored on another
+    /// worker the placeholder the caller already took a reference on (<see cref="TryHoldPlaceholder"/>,
+    /// <see cref="AddPlaceholder"/>): the registration keeps that reference, and on failure the caller gives it back.
+    /// </summary>
+    public int Register(ObjectId sessionToken, HolderAddress address, string key, IReadOnlyList<RefEnvelope> refs, StoredObject?[]? held = null)
     {
         ValidateName(key, "key");
         var session = RequireSession(sessionToken);
@@ -231,8 +236,8 @@ internal sealed partial class OwnershipGraph
                 var objects = new StoredObject[refs.Count];
                 for (var i = 0; i < refs.Count; i++)
                 {
-                    var stored = ResolveEnvelope(refs[i]);
-                    if (!ReferenceEquals(stored.Owner, holder))
+                    var stored = held?[i] ?? ResolveEnvelope(refs[i]);
+                    if (!ReferenceEquals(OwningHolderOf(stored), holder))
                     {
                         throw WorkerErrors.NotOwner(stored.Id, stored.Owner.AsOwner, holder.Key);
                     }
@@ -240,7 +245,7 @@ internal sealed partial class OwnershipGraph
                     objects[i] = stored;
                 }
 
-                AddRefs(objects, ref toFree);
+                AddRefs(objects, held, ref toFree);
                 if (!holder.Registry.TryGetValue(key, out var list))
                 {
                     list = new List<StoredObject>(objects.Length);
@@ -353,7 +358,7 @@ internal sealed partial class OwnershipGraph
     public ObjectOwner ResolvePutOwner(ObjectId sessionToken, HolderAddress? holderAddress)
     {
         var session = RequireSession(sessionToken);
-        return holderAddress is { } address ? ResolveHolder(address, session).AsOwner : session.AsOwner;
+        return holderAddress is { } address ? PutOwnerOf(address, session).AsOwner : session.AsOwner;
     }
 
     /// <summary>
@@ -365,14 +370,18 @@ internal sealed partial class OwnershipGraph
     {
         var session = RequireSession(sessionToken);
         // For a stream the owner was checked before the bytes came; it may have died since.
-        var owningHolder = holder is { } address ? ResolveHolder(address, session) : null;
-        OwnerState owner = owningHolder is null ? session : owningHolder;
+        var owningHolder = holder is { } address ? PutOwnerOf(address, session) : null;
+        OwnerState owner = owningHolder ?? session;
         var stored = new StoredObject(_ids.Next(), owner, bytes, codec, typeName, checksum);
         if (owningHolder is not null)
         {
             lock (owningHolder.Gate)
             {
-                ThrowIfDead(owningHolder);
+                if (owningHolder.Dead)
+                {
+                    throw OwnerDied(null, owningHolder);
+                }
+
                 CommitLocked(session, stored);
             }
         }
@@ -596,18 +605,21 @@ internal sealed partial class OwnershipGraph
     }
 
     /// <summary>Takes one reference on each object, or none: an object freed since it was resolved fails the call.</summary>
-    private static void AddRefs(StoredObject[] objects, ref List<StoredObject>? toFree)
+    private static void AddRefs(StoredObject[] objects, ref List<StoredObject>? toFree) => AddRefs(objects, null, ref toFree);
+
+    /// <summary>As above, skipping the objects <paramref name="held"/> names (their reference is taken already).</summary>
+    private static void AddRefs(StoredObject[] objects, StoredObject?[]? held, ref List<StoredObject>? toFree)
     {
         for (var i = 0; i < objects.Length; i++)
         {
-            if (objects[i].TryAddRef())
+            if (held?[i] is not null || objects[i].TryAddRef())
             {
                 continue;
             }
 
             for (var j = 0; j < i; j++)
             {
-                if (objects[j].Release(1))
+                if (held?[j] is null && objects[j].Release(1))
                 {
                     (toFree ??= []).Add(objects[j]);
                 }
@@ -644,6 +656,18 @@ internal sealed partial class OwnershipGraph
             stored.Owner.Unlink(stored);
         }
 
+        if (stored.Owner is ForeignStore store)
+        {
+            // A placeholder: this worker's borrow on the storing worker goes back, unless the object is gone with it.
+            Drop(stored, ErrorReasons.ObjectFreed);
+            if (!store.Dead && store.LostReason is null)
+            {
+                PlaceholderFreed?.Invoke(store, stored.Id);
+            }
+
+            return;
+        }
+
         // The tombstone first: a lookup that misses the index then finds it, and answers OBJECT_FREED, never NOT_FOUND.
         _tombstones.ObjectFreed(stored.Id, stored.Owner);
         Drop(stored, ErrorReasons.ObjectFreed);
@@ -652,8 +676,12 @@ internal sealed partial class OwnershipGraph
     /// <summary>Removes a freed object from the index and gives its bytes back to the store.</summary>
     private void Drop(StoredObject stored, string reason)
     {
-        Shard(stored.Id).Remove(stored.Id);
-        Interlocked.Decrement(ref _objectCount);
+        Shard(stored.Id).Remove(stored);
+        if (!stored.IsPlaceholder)
+        {
+            Interlocked.Decrement(ref _objectCount);
+        }
+
         stored.Bytes.Free();
         WorkerLog.ObjectFreed(_logger, stored.Id, stored.Bytes.Length, reason);
     }
@@ -696,6 +724,7 @@ internal sealed partial class OwnershipGraph
     {
         long owned;
         bool small;
+        ForeignStore[]? stores = null;
         lock (owner.Gate)
         {
             if (!owner.Die(why))
@@ -705,12 +734,27 @@ internal sealed partial class OwnershipGraph
 
             owned = owner.OwnedCount;
             small = owned + (owner is SessionState ended ? ended.Borrows.Count : 0) <= InlineReclaimMax;
+            if (owner is HolderState { ForeignStores.Count: > 0 } withStores)
+            {
+                // Dead now, so no store is added after this: the placeholders go with the holder.
+                stores = [.. withStores.ForeignStores.Values];
+            }
         }
 
-        _tombstones.OwnerDied(owner);
+        if (owner is not ForeignStore)
+        {
+            // A foreign store shares its holder's name and incarnation: the holder's own tombstone speaks for both.
+            _tombstones.OwnerDied(owner);
+        }
+
         if (owner is HolderState holder)
         {
             WorkerLog.HolderKilled(_logger, holder.Key.Namespace, holder.Key.Name, holder.Incarnation, owned, why);
+            foreach (var store in stores ?? [])
+            {
+                Bury(store, why);
+            }
+
             HolderDied?.Invoke(holder);
         }
 
@@ -916,11 +960,46 @@ internal sealed partial class OwnershipGraph
             }
         }
 
-        public void Remove(ObjectId id)
+        /// <summary>Removes <paramref name="stored"/> if the index still has it under its id (not a successor placeholder).</summary>
+        public void Remove(StoredObject stored)
         {
             lock (_gate)
             {
-                _objects.Remove(id);
+                if (_objects.TryGetValue(stored.Id, out var indexed) && ReferenceEquals(indexed, stored))
+                {
+                    _objects.Remove(stored.Id);
+                }
+            }
+        }
+
+        /// <summary>Adds <paramref name="stored"/> unless its id is indexed already; returns the one indexed.</summary>
+        public StoredObject GetOrAdd(StoredObject stored)
+        {
+            lock (_gate)
+            {
+                ref var slot = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_objects, stored.Id, out var exists);
+                if (!exists)
+                {
+                    slot = stored;
+                }
+
+                return slot!;
+            }
+        }
+
+        /// <summary>Puts <paramref name="successor"/> in the place of <paramref name="stored"/>.</summary>
+        public void Replace(StoredObject stored, StoredObject successor)
+        {
+            lock (_gate)
+            {
+                if (_objects.TryGetValue(stored.Id, out var indexed) && ReferenceEquals(indexed, stored))
+                {
+                    _objects[stored.Id] = successor;
+                }
+                else
+                {
+                    _objects.TryAdd(successor.Id, successor);
+                }
             }
         }
 

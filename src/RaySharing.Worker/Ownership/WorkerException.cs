@@ -217,10 +217,13 @@ internal static class WorkerErrors
             WorkerAddress = address,
         };
 
-    /// <summary>A call on a holder that another worker of the cluster hosts: this worker does not forward it (yet).</summary>
+    /// <summary>
+    /// A put on the channel or in shared memory for a holder that another worker of the cluster hosts, before this
+    /// worker was set up to store objects for it (which a lookup of the holder through this worker, or a gRPC put, does).
+    /// </summary>
     public static WorkerException HolderElsewhere(in HolderSnapshot holder, string thisAddress) =>
         new(StatusCode.FailedPrecondition, ErrorReasons.WrongWorker,
-            $"Holder '{holder.Key.Namespace}/{holder.Key.Name}' (incarnation {holder.Incarnation}) lives on worker {holder.Location.WorkerId} at {holder.Location.Address}, not on this worker ({thisAddress}), and puts owned by another worker's holder are not supported yet. Put through a client of {holder.Location.Address}.")
+            $"Holder '{holder.Key.Namespace}/{holder.Key.Name}' (incarnation {holder.Incarnation}) lives on worker {holder.Location.WorkerId} at {holder.Location.Address}, not on this worker ({thisAddress}), which does not store objects for it yet. Look the holder up through this worker (Holders.Get or GetOrCreate) or put over gRPC, then put again.")
         {
             HolderNamespace = holder.Key.Namespace,
             HolderName = holder.Key.Name,

@@ -8,7 +8,7 @@ using RaySharing.Worker.Ownership;
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holders, RemoteBorrows remoteBorrows, WorkerOptions options, RegistryVersions versions) : Holders.HoldersBase
+internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holders, RemoteBorrows remoteBorrows, RemotePuts remotePuts, WorkerIdentity identity, WorkerOptions options, RegistryVersions versions) : Holders.HoldersBase
 {
     /// <summary>Envelope bytes per fetch page when the caller names no limit.</summary>
     private const int DefaultPageBytes = 4 << 20;
@@ -25,11 +25,25 @@ internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holder
 
         var lifetime = session ? HolderLifetimeKind.Session : HolderLifetimeKind.Detached;
         var (holder, created) = await holders.GetOrCreateAsync(context.SessionToken(), request.Namespace, request.Name, lifetime).ConfigureAwait(false);
+        await PrepareForPutsAsync(context, holder).ConfigureAwait(false);
         return new HolderReply { Holder = ToInfo(holder), Created = created };
     }
 
-    public override async Task<HolderReply> Get(GetHolderRequest request, ServerCallContext context) =>
-        new() { Holder = ToInfo(await holders.GetAsync(context.SessionToken(), request.Namespace, request.Name).ConfigureAwait(false)) };
+    public override async Task<HolderReply> Get(GetHolderRequest request, ServerCallContext context)
+    {
+        var holder = await holders.GetAsync(context.SessionToken(), request.Namespace, request.Name).ConfigureAwait(false);
+        await PrepareForPutsAsync(context, holder).ConfigureAwait(false);
+        return new HolderReply { Holder = ToInfo(holder) };
+    }
+
+    /// <summary>
+    /// A session handed another worker's holder may put objects for it on any path, the channel's and shared
+    /// memory's included, which cannot wait for that worker: it is told now, once per holder incarnation.
+    /// </summary>
+    private Task PrepareForPutsAsync(ServerCallContext context, HolderSnapshot holder) =>
+        holder.Location.WorkerId == identity.WorkerId
+            ? Task.CompletedTask
+            : remotePuts.PrepareAsync(context.SessionToken(), new HolderAddress(holder.Key.Namespace, holder.Key.Name, holder.Incarnation), context.CancellationToken);
 
     public override async Task<KillHolderReply> Kill(KillHolderRequest request, ServerCallContext context)
     {
@@ -63,6 +77,12 @@ internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holder
         {
             request.Holder.Namespace = remote.Key.Namespace;
             return await holders.ForwardAsync(remote, (peer, o) => peer.Holders.RegisterAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+        }
+
+        if (remotePuts.Enabled && refs.Any(r => r.Location.WorkerId != identity.WorkerId))
+        {
+            // Some refs are stored on other workers of the cluster (put there for this holder): borrowed there for it first.
+            return new RegisterReply { Count = (uint)await remotePuts.RegisterAsync(session, address, key, refs, request.Envelopes, context.CancellationToken).ConfigureAwait(false) };
         }
 
         return new RegisterReply { Count = (uint)graph.Register(session, address, key, refs) };
@@ -138,6 +158,25 @@ internal sealed class HoldersService(OwnershipGraph graph, ClusterHolders holder
 
         var reply = new ListKeysReply();
         reply.Keys.AddRange(graph.ListKeys(session, address));
+        return reply;
+    }
+
+    public override async Task<ListLostReply> ListLost(ListLostRequest request, ServerCallContext context)
+    {
+        var session = context.SessionToken();
+        var address = request.Holder.ToAddress();
+        if (await holders.FindRemoteAsync(session, address).ConfigureAwait(false) is { } remote)
+        {
+            request.Holder.Namespace = remote.Key.Namespace;
+            return await holders.ForwardAsync(remote, (peer, o) => peer.Holders.ListLostAsync(request, o), context.CancellationToken).ConfigureAwait(false);
+        }
+
+        var reply = new ListLostReply();
+        foreach (var (key, index, stored) in graph.LostRefs(session, address).OrderBy(l => l.Key, StringComparer.Ordinal).ThenBy(l => l.Index))
+        {
+            reply.Refs.Add(new LostRef { Key = key, Index = (uint)index, Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) });
+        }
+
         return reply;
     }
 

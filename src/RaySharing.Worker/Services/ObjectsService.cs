@@ -9,11 +9,11 @@ using RaySharing.Worker.Storage;
 namespace RaySharing.Worker.Services;
 
 [BindServiceMethod(typeof(StrictRequests), nameof(StrictRequests.Bind))]
-internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, RemoteObjects remote, WorkerOptions options) : Objects.ObjectsBase
+internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, RemoteObjects remote, RemotePuts remotePuts, WorkerOptions options) : Objects.ObjectsBase
 {
     private static readonly Metadata AcceptedHeaders = [new(WireHeaders.PutAccepted, "1")];
 
-    public override Task<PutReply> Put(PutRequest request, ServerCallContext context)
+    public override async Task<PutReply> Put(PutRequest request, ServerCallContext context)
     {
         var session = context.SessionToken();
         var (header, codec) = ValidateHeader(request.Header);
@@ -33,8 +33,10 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
             throw WorkerErrors.InvalidRequest($"The put declared {header.Size} bytes but carried {request.Data.Length}; nothing was stored.");
         }
 
-        var stored = operations.PutWhole(session, header.OwnerHolder?.ToAddress(), codec, header.TypeName, header.Checksum, request.Data.Span);
-        return Task.FromResult(new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) });
+        var owner = header.OwnerHolder?.ToAddress();
+        await remotePuts.PrepareAsync(session, owner, context.CancellationToken).ConfigureAwait(false);
+        var stored = operations.PutWhole(session, owner, codec, header.TypeName, header.Checksum, request.Data.Span);
+        return new PutReply { Envelope = UnsafeByteOperations.UnsafeWrap(stored.EnvelopeBytes) };
     }
 
     public override async Task<PutReply> PutStream(IAsyncStreamReader<PutRequest> requestStream, ServerCallContext context)
@@ -47,6 +49,7 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
 
         var first = requestStream.Current;
         var (header, codec) = ValidateHeader(first.Header);
+        await remotePuts.PrepareAsync(session, header.OwnerHolder?.ToAddress(), context.CancellationToken).ConfigureAwait(false);
         var owner = graph.ResolvePutOwner(session, header.OwnerHolder?.ToAddress());
         var size = (long)header.Size;
         var bytes = store.Reserve(size);
@@ -229,11 +232,12 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
         });
     }
 
-    public override Task<CreateReply> Create(CreateRequest request, ServerCallContext context)
+    public override async Task<CreateReply> Create(CreateRequest request, ServerCallContext context)
     {
         var (header, codec) = ValidateHeader(request.Header);
+        await remotePuts.PrepareAsync(context.SessionToken(), header.OwnerHolder?.ToAddress(), context.CancellationToken).ConfigureAwait(false);
         var (handle, offset) = graph.CreateInArena(context.SessionToken(), header.OwnerHolder?.ToAddress(), codec, header.TypeName, (long)header.Size, options.StreamIdleTimeout);
-        return Task.FromResult(new CreateReply { Handle = UnsafeByteOperations.UnsafeWrap(handle.ToByteArray()), Offset = (ulong)offset });
+        return new CreateReply { Handle = UnsafeByteOperations.UnsafeWrap(handle.ToByteArray()), Offset = (ulong)offset };
     }
 
     public override Task<PutReply> Seal(SealRequest request, ServerCallContext context)
@@ -280,11 +284,12 @@ internal sealed class ObjectsService(OwnershipGraph graph, ObjectStore store, Ob
         });
     }
 
-    public override Task<IssuePutTicketReply> IssuePutTicket(IssuePutTicketRequest request, ServerCallContext context)
+    public override async Task<IssuePutTicketReply> IssuePutTicket(IssuePutTicketRequest request, ServerCallContext context)
     {
         var (header, codec) = ValidateHeader(request.Header);
+        await remotePuts.PrepareAsync(context.SessionToken(), header.OwnerHolder?.ToAddress(), context.CancellationToken).ConfigureAwait(false);
         var ticket = graph.IssuePutTicket(context.SessionToken(), header.OwnerHolder?.ToAddress(), codec, header.TypeName, (long)header.Size, options.StreamIdleTimeout);
-        return Task.FromResult(new IssuePutTicketReply { Ticket = UnsafeByteOperations.UnsafeWrap(ticket.ToByteArray()) });
+        return new IssuePutTicketReply { Ticket = UnsafeByteOperations.UnsafeWrap(ticket.ToByteArray()) };
     }
 
     private static ObjectId Handle(ByteString handle) =>

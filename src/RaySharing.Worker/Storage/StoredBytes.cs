@@ -32,6 +32,7 @@ internal sealed unsafe class StoredBytes
     internal const int Spilled = -2;
 
     private readonly ObjectStore _store;
+    private readonly bool _elsewhere;
     private int _count = 1;
     private bool _sealed;
     private bool _freed;
@@ -42,6 +43,17 @@ internal sealed unsafe class StoredBytes
         Offset = offset;
         Length = length;
     }
+
+    private StoredBytes(long length)
+    {
+        _store = null!;
+        _elsewhere = true;
+        Offset = -1;
+        Length = length;
+    }
+
+    /// <summary>The size of an object another worker stores, for its placeholder here: nothing to read, spill or give back.</summary>
+    public static StoredBytes Elsewhere(long length) => new(length);
 
     /// <summary>
     /// Where the bytes start in the arena (from the start of its mapping); -1 for an empty object and while spilled.
@@ -232,6 +244,11 @@ internal sealed unsafe class StoredBytes
             }
 
             _freed = true;
+            if (_elsewhere)
+            {
+                return;
+            }
+
             _store.Untrack(this);
             if (Volatile.Read(ref _count) == Spilled)
             {
