@@ -51,6 +51,52 @@ public sealed class ClusterHostsTests
         Assert.False(workerTwo.HasExited);
     }
 
+    [NetworkHostsFact]
+    public async Task ExecutorsPutForAHolderOnAnotherHost_BytesStayWithThem_HoldersHostCutFreesThem()
+    {
+        using var hosts = NetworkHosts.Create(4);
+        var (redisHost, holderHost, executorHost, driverHost) = (hosts.Hosts[0], hosts.Hosts[1], hosts.Hosts[2], hosts.Hosts[3]);
+        await using var redis = await RedisProcess.StartAsync(redisHost.Address.ToString(), RedisPort, redisHost.StartProgram).Within(TimeSpan.FromMinutes(3));
+        var (holderWorker, holderAddress) = await StartWorkerAsync(holderHost, redis);
+        var (executorWorker, executorAddress) = await StartWorkerAsync(executorHost, redis);
+        var (driverWorker, driverAddress) = await StartWorkerAsync(driverHost, redis);
+        await using var master = await ConnectAsync(holderAddress);
+        await using var executor = await ConnectAsync(executorAddress);
+        await using var driver = await ConnectAsync(driverAddress);
+        await master.GetOrCreateHolderAsync("job").Within();
+
+        var forExecutor = await executor.GetHolderAsync("job").Within();
+        var partitions = new List<byte[]>();
+        var refs = new List<ObjectRef>();
+        for (var i = 0; i < 4; i++)
+        {
+            partitions.Add(Enumerable.Range(0, 256 << 10).Select(b => (byte)(b * (i + 1))).ToArray());
+            refs.Add(await executor.PutEncodedAsync(partitions[i], owner: forExecutor).Within());
+        }
+
+        await forExecutor.RegisterAsync("partitions", refs).Within();
+        var fetched = await (await driver.GetHolderAsync("job").Within()).FetchAsync("partitions").Within();
+        Assert.All(fetched, r => Assert.Equal(executorAddress, r.WorkerAddress));
+        Assert.Equal(0, (await master.GetStoreStatsAsync().Within()).Objects);
+        Assert.Equal(4, (await executor.GetStoreStatsAsync().Within()).Objects);
+
+        holderHost.CutLink();
+
+        // The holder's host is unreachable, yet the driver reads every partition: the bytes come from the executors' host.
+        for (var i = 0; i < fetched.Count; i++)
+        {
+            Assert.Equal(partitions[i], await driver.GetBytesAsync(fetched[i]).Within());
+        }
+
+        // Then the holder's worker, unable to renew, stops; the executors' worker frees what it stored for the dead holder.
+        Assert.Equal(4, await holderWorker.WaitForExitCodeAsync(TimeSpan.FromMilliseconds(LeaseMs * 5)));
+        await Bounded.Eventually(async () => (await executor.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromMilliseconds(LeaseMs * 4),
+            "the executors' worker freed the dead holder's objects");
+        await Assert.ThrowsAsync<OwnerDiedException>(() => driver.GetBytesAsync(fetched[0])).Within(TimeSpan.FromMilliseconds(LeaseMs * 3));
+        Assert.False(executorWorker.HasExited);
+        Assert.False(driverWorker.HasExited);
+    }
+
     private static async Task<(ChildProcess Worker, string Address)> StartWorkerAsync(NetworkHost host, RedisProcess redis)
     {
         var worker = host.StartAssembly("raysharing-worker", BuildOutputs.AssemblyPath("src/RaySharing.Worker.Host", "RaySharing.Worker.Host"),

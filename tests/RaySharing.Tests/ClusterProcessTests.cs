@@ -106,6 +106,69 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     }
 
     [Fact]
+    public async Task HoldersWorkerKilled_TheWorkerStoringItsObjectsFreesThemWithinALease()
+    {
+        var (host, address) = await StartListeningHostAsync();
+        using var started = host;
+        await using var storing = await StartWorkerHereAsync();
+        await using var onKilled = await TestWorker.ConnectAsync(address);
+        await onKilled.GetOrCreateHolderAsync("H").Within();
+        var putter = await storing.ConnectAsync();
+        var holder = await putter.GetHolderAsync("H").Within();
+        var registered = await putter.PutEncodedAsync(new byte[1 << 20], owner: holder).Within();
+        var unregistered = await putter.PutEncodedAsync(new byte[] { 1 }, owner: holder).Within();
+        await holder.RegisterAsync("k", [registered]).Within();
+        Assert.Equal(2, (await putter.GetStoreStatsAsync().Within()).Objects);
+
+        host.Kill();
+
+        // No death notice can come from a killed worker: the storing worker learns it from the directory.
+        await Bounded.Eventually(async () => (await putter.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromMilliseconds(LeaseMs * 4),
+            "the objects stored for the killed worker's holder freed once its lease lapsed");
+        await Assert.ThrowsAsync<OwnerDiedException>(() => putter.GetBytesAsync(registered)).Within();
+        await Assert.ThrowsAsync<OwnerDiedException>(() => putter.GetBytesAsync(unregistered)).Within();
+    }
+
+    [Fact]
+    public async Task StoringWorkerKilled_HolderLives_GetsSayObjectLostWithinALease_RegistryNamesThem()
+    {
+        var (host, address) = await StartListeningHostAsync();
+        using var started = host;
+        await using var holderWorker = await StartWorkerHereAsync();
+        var owner = await holderWorker.ConnectAsync();
+        var holder = await owner.GetOrCreateHolderAsync("H").Within();
+        await using var putter = await TestWorker.ConnectAsync(address);
+        var viaKilled = await putter.GetHolderAsync("H").Within();
+        var put = await putter.PutEncodedAsync(new byte[] { 7, 7 }, owner: viaKilled).Within();
+        await viaKilled.RegisterAsync("partitions", [put]).Within();
+        var fetched = (await holder.FetchAsync("partitions").Within()).Single();
+        Assert.Equal(new byte[] { 7, 7 }, await owner.GetBytesAsync(fetched).Within());
+
+        host.Kill();
+
+        var lost = await Bounded.EventuallyValue(async () =>
+        {
+            try
+            {
+                await owner.GetBytesAsync(fetched);
+                return null;
+            }
+            catch (ObjectLostException ex)
+            {
+                return ex;
+            }
+            catch (WorkerUnavailableException)
+            {
+                return null;
+            }
+        }, TimeSpan.FromMilliseconds(LeaseMs * 5), "OBJECT_LOST once the storing worker's lease lapsed");
+        Assert.Contains(address, lost.Message, StringComparison.Ordinal);
+        await Bounded.Eventually(async () => (await holder.GetLostRefsAsync()).Count == 1, TimeSpan.FromMilliseconds(LeaseMs * 4), "the registry names the lost ref");
+        Assert.Equal(put.Id, (await holder.GetLostRefsAsync().Within()).Single().ObjectId);
+        Assert.Equal(1, await holder.UnregisterAsync("partitions").Within());
+    }
+
+    [Fact]
     public async Task Sample_ExecutorsOnOneWorkerDriverOnAnother_DriverVerifiesEveryPartition()
     {
         // Not about lapses: a lease a loaded machine renews in time.

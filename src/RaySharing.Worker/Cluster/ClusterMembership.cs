@@ -133,6 +133,13 @@ internal sealed class ClusterMembership(
         _stopping.Dispose();
     }
 
+    /// <summary>
+    /// Run after each successful renewal, once any directory reset is noticed, unless one was noticed within a lease
+    /// (records are missing then only because their workers have not renewed yet): decisions that take a missing
+    /// record or entry for a death belong here. Its directory errors count as the renewal's.
+    /// </summary>
+    public Func<Task>? AfterRenewal { get; set; }
+
     private WorkerRecord Record() => new(identity.WorkerId, identity.Address, channel.TcpPort, _startedAt);
 
     private static string NewEpoch() => ObjectId.NewId().ToString();
@@ -186,6 +193,10 @@ internal sealed class ClusterMembership(
                 }
 
                 await EndSessionsOfDeadPeersAsync().ConfigureAwait(false);
+                if (AfterRenewal is { } sweep && !RecentlyReset)
+                {
+                    await sweep().ConfigureAwait(false);
+                }
             }
             catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException or ClusterDirectoryException)
             {

@@ -7,7 +7,6 @@ using RaySharing.Protocol.V1;
 using RaySharing.Wire;
 using RaySharing.Worker.Diagnostics;
 using RaySharing.Worker.Ownership;
-using StackExchange.Redis;
 
 namespace RaySharing.Worker.Cluster;
 
@@ -26,7 +25,7 @@ namespace RaySharing.Worker.Cluster;
 /// lost (OBJECT_LOST) in the registries here.</item>
 /// </list>
 /// </remarks>
-internal sealed class RemotePuts : BackgroundService
+internal sealed class RemotePuts : IHostedService
 {
     /// <summary>Ids per give-back call to a storing worker.</summary>
     private const int ReleaseBatch = 16384;
@@ -62,8 +61,14 @@ internal sealed class RemotePuts : BackgroundService
         {
             graph.PlaceholderFreed = OnPlaceholderFreed;
             graph.HolderDied += OnHolderDied;
+            membership.AfterRenewal = SweepAsync;
         }
     }
+
+    /// <summary>Nothing to start: a hosted service only so that its handlers are in place before the first call.</summary>
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Whether this worker is in a cluster (otherwise every call here is the single worker's own).</summary>
     public bool Enabled => _membership.Enabled;
@@ -316,44 +321,13 @@ internal sealed class RemotePuts : BackgroundService
 
     // ---- Both: what the directory says ----
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (!_membership.Enabled)
-        {
-            return;
-        }
-
-        using var timer = new PeriodicTimer(_options.ClusterLease / 3);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
-            {
-                try
-                {
-                    await SweepAsync().ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is RedisException or TimeoutException or ClusterDirectoryException or WorkerException)
-                {
-                    // The directory is unreachable: nothing is taken for dead meanwhile; the next tick looks again.
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
     /// <summary>
-    /// Proxies of holders the directory no longer has (their death notice was lost) die; the objects of storing
-    /// workers the directory no longer has are marked lost. Nothing is decided within a lease of a directory reset.
+    /// After each renewal of this worker's record (<see cref="ClusterMembership.AfterRenewal"/>, so never within a
+    /// lease of a directory reset): proxies of holders the directory no longer has die (their death notice was lost),
+    /// and the objects of storing workers the directory no longer has are marked lost.
     /// </summary>
-    internal async Task SweepAsync()
+    private async Task SweepAsync()
     {
-        if (_membership.RecentlyReset || _membership.Left)
-        {
-            return;
-        }
-
         var proxies = _graph.Proxies();
         var storing = _graph.ForeignStoreWorkers();
         if (proxies.Count == 0 && storing.Count == 0)
@@ -375,7 +349,7 @@ internal sealed class RemotePuts : BackgroundService
             {
                 why = $"the holder's worker {holderWorker} died";
             }
-            else if (await _holders.PlacementAsync(key).ConfigureAwait(false) is not { } placement || placement.Incarnation != owner.Incarnation)
+            else if (await _membership.Directory.FindHolderAsync(key).ConfigureAwait(false) is not { } placement || placement.Incarnation != owner.Incarnation)
             {
                 why = "the holder is no longer alive (per the cluster's directory)";
             }
