@@ -19,6 +19,11 @@ internal static class Driver
 
         // The holder returns envelopes only; each get pulls the bytes from the store that holds them.
         var refs = await holder.FetchAsync<Partition>(job, timeout.Token);
+        foreach (var stored in refs.GroupBy(r => r.WorkerAddress))
+        {
+            Console.WriteLine($"driver: {stored.Count()} partitions stored on the worker at {stored.Key}, the holder on {holder.WorkerAddress}");
+        }
+
         try
         {
             var problem = await VerifyAsync(client, refs, partitions, rows, timeout.Token);

@@ -24,20 +24,21 @@ internal static class Master
         var address = externalAddress?.OriginalString ?? worker!.Address;
         Console.WriteLine(worker is null ? $"master: using worker at {address}" : $"master: started embedded worker at {address}");
 
-        await using var client = await RaySharingClient.ConnectAsync(
-            new RaySharingClientOptions { Address = new Uri(address), ClientName = "master" }, setup.Token);
-        var holder = await client.GetOrCreateHolderAsync(Roles.HolderName, cancellationToken: setup.Token);
-        Console.WriteLine($"master: holder {holder.Name}, incarnation {holder.Incarnation}");
-
         var driverAddress = commandLine.DriverAddress()?.OriginalString ?? address;
         if (worker is not null && commandLine.DriverAddress() is not null)
         {
             throw new ArgumentException("--driver-address names another worker of a cluster; give --address too (the embedded worker is in no cluster).");
         }
 
+        // The holder lives with the driver: in a cluster, the executors' partitions stay on their own worker, owned
+        // by the holder on the driver's, and the driver reads them from where they are.
+        await using var client = await RaySharingClient.ConnectAsync(
+            new RaySharingClientOptions { Address = new Uri(driverAddress), ClientName = "master" }, setup.Token);
+        var holder = await client.GetOrCreateHolderAsync(Roles.HolderName, cancellationToken: setup.Token);
+        Console.WriteLine($"master: holder {holder.Name}, incarnation {holder.Incarnation}, on the worker at {holder.WorkerAddress}");
         if (driverAddress != address)
         {
-            Console.WriteLine($"master: the driver uses the worker at {driverAddress}; it finds the holder and reads the partitions through the cluster");
+            Console.WriteLine($"master: the executors use the worker at {address}, which stores their partitions for the holder; the driver uses {driverAddress} and reads them from there");
         }
 
         var job = Guid.NewGuid().ToString("N");

@@ -182,6 +182,8 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
 
         Assert.Equal(0, await sample.WaitForExitCodeAsync(TimeSpan.FromSeconds(120)));
         Assert.True(sample.HasLine("driver: verified 3/3 partitions"), sample.Describe());
+        // The holder lives with the driver; the partitions stayed where the executors put them.
+        Assert.True(sample.HasLine($"driver: 3 partitions stored on the worker at {executorsAddress}, the holder on {driverAddress}"), sample.Describe());
         Assert.True(sample.HasLine("master: unregistered job"), sample.Describe());
     }
 
