@@ -17,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 mkdir -p TestResults
-rm -f TestResults/chaos.md TestResults/load.md
+rm -f TestResults/chaos.md TestResults/cluster-chaos.md TestResults/load.md
 echo "test.sh: building the solution (a first build takes a minute or two)"
 dotnet build RaySharing.sln -c Release
 echo "test.sh: running the tests, a line per test as it ends (the chaos and load runs take a few minutes)"
@@ -25,7 +25,7 @@ status=0
 # Per-test lines show progress; the closing line below counts only the runner's per-project summaries.
 dotnet test RaySharing.sln -c Release --no-build --logger "console;verbosity=normal" "$@" 2>&1 | tee TestResults/dotnet-test.log || status=$?
 # The tables the chaos and load runs wrote, pass or fail.
-for table in TestResults/chaos.md TestResults/load.md; do
+for table in TestResults/chaos.md TestResults/cluster-chaos.md TestResults/load.md; do
   if [ -f "$table" ]; then echo; cat "$table"; fi
 done
 # One closing line over all test projects.

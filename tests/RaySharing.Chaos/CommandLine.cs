@@ -8,6 +8,7 @@ internal sealed class CommandLine
     public const string Usage =
         """
         usage: RaySharing.Chaos chaos --rounds N [--seed S] [--out FILE] [--worker-dll PATH]
+               RaySharing.Chaos cluster-chaos --rounds N [--seed S] [--out FILE] [--worker-dll PATH]   (needs redis-server on PATH)
                RaySharing.Chaos load [--sessions N] --seconds S [--seed S] [--out FILE] [--worker-dll PATH]
         child roles, started by the harness:
                RaySharing.Chaos executor --address URI --holder NAME --key KEY --size BYTES --seed S [--path shm|network|channel]
@@ -15,7 +16,7 @@ internal sealed class CommandLine
                RaySharing.Chaos driver --address URI --holder NAME --key KEY [--path shm|network|channel]
         """;
 
-    private static readonly string[] Roles = ["chaos", "load", "executor", "holder-creator", "driver"];
+    private static readonly string[] Roles = ["chaos", "cluster-chaos", "load", "executor", "holder-creator", "driver"];
 
     private readonly Dictionary<string, string> _values;
 
@@ -26,7 +27,7 @@ internal sealed class CommandLine
         _values = values;
     }
 
-    /// <summary>One of <c>chaos</c>, <c>load</c>, <c>executor</c>, <c>holder-creator</c>, <c>driver</c>.</summary>
+    /// <summary>One of <c>chaos</c>, <c>cluster-chaos</c>, <c>load</c>, <c>executor</c>, <c>holder-creator</c>, <c>driver</c>.</summary>
     public string Role { get; }
 
     /// <summary>The raw arguments, for the report's record of the command line.</summary>

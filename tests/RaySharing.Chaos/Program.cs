@@ -6,7 +6,7 @@ using RaySharing.Chaos.Load;
 using RaySharing.Chaos.Roles;
 using RaySharing.Testing;
 
-// One executable, several roles: the harnesses (chaos, load) start the worker and the child roles
+// One executable, several roles: the harnesses (chaos, cluster-chaos, load) start the worker and the child roles
 // (executor, holder-creator, driver) as separate processes of this same program, so that killing
 // one is a real process crash.
 CommandLine commandLine;
@@ -36,6 +36,7 @@ try
     return commandLine.Role switch
     {
         "chaos" => await ChaosHarness.RunAsync(commandLine),
+        "cluster-chaos" => await ClusterChaosHarness.RunAsync(commandLine),
         "load" => await LoadHarness.RunAsync(commandLine),
         "executor" => await Executor.RunAsync(commandLine),
         "holder-creator" => await HolderCreator.RunAsync(commandLine),

@@ -36,6 +36,17 @@ public sealed class ReliabilityTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ClusterChaos_RandomKillsOfExecutorsDriverWorkersAndRedis_NoHangsNoLeaksNoWrongBytes()
+    {
+        using var chaos = BuildOutputs.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "cluster-chaos", "--rounds", "15", "--out", ResultFile("cluster-chaos.md"));
+
+        var exitCode = await chaos.WaitForExitCodeAsync(TimeSpan.FromMinutes(8));
+
+        output.WriteLine(chaos.StandardOutput);
+        Assert.True(exitCode == 0, chaos.Describe());
+    }
+
+    [Fact]
     public async Task Load_ThirtyTwoSessionsMixedOperations_NothingLostWrongOrLeaked()
     {
         using var load = BuildOutputs.Start("tests/RaySharing.Chaos", "RaySharing.Chaos", "load", "--sessions", "32", "--seconds", "15", "--out", ResultFile("load.md"));

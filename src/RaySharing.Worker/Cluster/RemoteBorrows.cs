@@ -35,8 +35,7 @@ internal sealed class RemoteBorrows
         {
             foreach (var id in ids)
             {
-                borrows.Counts.TryGetValue(id, out var held);
-                borrows.Counts[id] = (peer, held.Count + 1);
+                borrows.Add(id, peer);
             }
         }
 
@@ -60,7 +59,7 @@ internal sealed class RemoteBorrows
 
         lock (borrows)
         {
-            return borrows.Counts.Values.Sum(v => v.Count);
+            return borrows.Count;
         }
     }
 
@@ -76,17 +75,9 @@ internal sealed class RemoteBorrows
         {
             foreach (var id in ids)
             {
-                if (borrows.Counts.TryGetValue(id, out var held))
+                if (borrows.TryTake(id, out var peer))
                 {
-                    giveBack.Add((held.Peer, id));
-                    if (held.Count == 1)
-                    {
-                        borrows.Counts.Remove(id);
-                    }
-                    else
-                    {
-                        borrows.Counts[id] = (held.Peer, held.Count - 1);
-                    }
+                    giveBack.Add((peer, id));
                 }
             }
         }
@@ -106,9 +97,9 @@ internal sealed class RemoteBorrows
         {
             foreach (var (id, held) in borrows.Counts)
             {
-                for (var i = 0; i < held.Count; i++)
+                foreach (var (peer, count) in held)
                 {
-                    giveBack.Add((held.Peer, id));
+                    giveBack.AddRange(Enumerable.Repeat((peer, id), count));
                 }
             }
 
@@ -142,8 +133,61 @@ internal sealed class RemoteBorrows
         }
     }
 
+    /// <summary>
+    /// One session's borrows elsewhere, by id and by the worker each was made on (under its own lock): one ref may be
+    /// borrowed through two workers (fetched from its holder's, borrowed by envelope on the one that stores it), and
+    /// each borrow goes back where it was made.
+    /// </summary>
     private sealed class SessionBorrows
     {
-        public Dictionary<ObjectId, (PeerWorker Peer, int Count)> Counts { get; } = [];
+        public Dictionary<ObjectId, List<(PeerWorker Peer, int Count)>> Counts { get; } = [];
+
+        public int Count => Counts.Values.Sum(held => held.Sum(h => h.Count));
+
+        public void Add(ObjectId id, PeerWorker peer)
+        {
+            if (!Counts.TryGetValue(id, out var held))
+            {
+                Counts[id] = [(peer, 1)];
+                return;
+            }
+
+            var at = held.FindIndex(h => ReferenceEquals(h.Peer, peer));
+            if (at < 0)
+            {
+                held.Add((peer, 1));
+            }
+            else
+            {
+                held[at] = (peer, held[at].Count + 1);
+            }
+        }
+
+        /// <summary>Takes one borrow of <paramref name="id"/>, from whichever worker it was made on.</summary>
+        public bool TryTake(ObjectId id, out PeerWorker peer)
+        {
+            if (!Counts.TryGetValue(id, out var held))
+            {
+                peer = null!;
+                return false;
+            }
+
+            var last = held.Count - 1;
+            peer = held[last].Peer;
+            if (held[last].Count == 1)
+            {
+                held.RemoveAt(last);
+                if (held.Count == 0)
+                {
+                    Counts.Remove(id);
+                }
+            }
+            else
+            {
+                held[last] = (peer, held[last].Count - 1);
+            }
+
+            return true;
+        }
     }
 }

@@ -33,7 +33,7 @@ internal sealed class ChaosHarness : IAsyncDisposable
         _hostAssembly = hostAssembly;
     }
 
-    public ChaosTally Tally { get; } = new();
+    public ChaosTally Tally { get; } = new(KillKinds.SingleWorker);
 
     public string Address => _worker?.Address ?? throw new InvalidOperationException("No worker is running.");
 
@@ -51,7 +51,7 @@ internal sealed class ChaosHarness : IAsyncDisposable
         var hostAssembly = WorkerProcess.LocateHost(commandLine.Optional("--worker-dll"));
 
         var random = new Random(seed);
-        var schedule = KillKinds.Schedule(rounds, random);
+        var schedule = KillKinds.Schedule(rounds, KillKinds.SingleWorker, random);
         Console.WriteLine($"chaos: {rounds} rounds, seed {seed}, worker lease {Lease.TotalMilliseconds:0} ms, {Environment.ProcessorCount} cores");
         Console.WriteLine($"chaos: worker host {hostAssembly}");
 
@@ -103,20 +103,23 @@ internal sealed class ChaosHarness : IAsyncDisposable
         await ResetWorkerAsync().ConfigureAwait(false);
         _worker = await WorkerProcess.StartAsync(_hostAssembly, Lease, CapacityMegabytes, cancellationToken).ConfigureAwait(false);
         Tally.WorkersStarted++;
-        _client = await BoundedCall.RunAsync("harness connect", CallBound, token => RaySharingClient.ConnectAsync(new RaySharingClientOptions
-        {
-            Address = new Uri(_worker.Address),
-            ClientName = "chaos-harness",
-            // The harness is not under test: a long lease keeps its session alive through CPU starvation.
-            Lease = TimeSpan.FromSeconds(30),
-            // Shorter than CallBound, so a slow call is reported by the library, typed, before it counts as a hang.
-            CallTimeout = TimeSpan.FromSeconds(15),
-            StreamIdleTimeout = TimeSpan.FromSeconds(15),
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-        }, token), cancellationToken).ConfigureAwait(false);
+        _client = await BoundedCall.RunAsync("harness connect", CallBound, token => RaySharingClient.ConnectAsync(HarnessClientOptions(_worker.Address), token), cancellationToken).ConfigureAwait(false);
         _holder = await BoundedCall.RunAsync("create CHAOS", CallBound,
             token => _client.GetOrCreateHolderAsync(HolderName, HolderLifetime.Detached, cancellationToken: token), cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>The options of the harness's own clients.</summary>
+    public static RaySharingClientOptions HarnessClientOptions(string address) => new()
+    {
+        Address = new Uri(address),
+        ClientName = "chaos-harness",
+        // The harness is not under test: a long lease keeps its session alive through CPU starvation.
+        Lease = TimeSpan.FromSeconds(30),
+        // Shorter than CallBound, so a slow call is reported by the library, typed, before it counts as a hang.
+        CallTimeout = TimeSpan.FromSeconds(15),
+        StreamIdleTimeout = TimeSpan.FromSeconds(15),
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+    };
 
     /// <summary>SIGKILLs the worker. The harness's client stays, pointing at the dead worker, until <see cref="ResetWorkerAsync"/>.</summary>
     public void KillWorker() => _worker?.Kill();
@@ -148,32 +151,42 @@ internal sealed class ChaosHarness : IAsyncDisposable
 
     private async Task RunRoundAsync(int number, KillKind kind, Random random)
     {
-        Tally.Rounds++;
-        var before = Tally.Snapshot();
-        var started = Stopwatch.StartNew();
-        using var watchdog = new CancellationTokenSource(RoundBudget);
         var round = new ChaosRound(this, number, kind, random);
+        await RunRoundAsync(Tally, number, kind, RoundBudget, round.RunAsync, round.KillChildren, () => round.Note, ResetWorkerAsync).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs one round under a watchdog of <paramref name="budget"/>: a round still running then is a hang, anything
+    /// escaping it a violation, and either resets the workers (<paramref name="reset"/>). Prints the round's line.
+    /// </summary>
+    public static async Task RunRoundAsync(ChaosTally tally, int number, KillKind kind, TimeSpan budget, Func<CancellationToken, Task> run,
+        Action killChildren, Func<string> note, Func<Task> reset)
+    {
+        tally.Rounds++;
+        var before = tally.Snapshot();
+        var started = Stopwatch.StartNew();
+        using var watchdog = new CancellationTokenSource(budget);
         try
         {
             // WaitAsync as well as the token: even an await that ignores the token cannot stall the run.
-            await round.RunAsync(watchdog.Token).WaitAsync(RoundBudget + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            await run(watchdog.Token).WaitAsync(budget + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         }
         catch (Exception ex) when (watchdog.IsCancellationRequested)
         {
-            Tally.Hang($"round {number}: the round's watchdog fired after {RoundBudget.TotalSeconds:0} s ({ex.GetType().Name}: {ex.Message})");
-            await ResetWorkerAsync().ConfigureAwait(false);
+            tally.Hang($"round {number}: the round's watchdog fired after {budget.TotalSeconds:0} s ({ex.GetType().Name}: {ex.Message})");
+            await reset().ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             // Expected failures are classified inside the round; anything escaping it is a failure of the run.
-            Tally.Violation($"round {number} aborted: {ex.GetType().Name}: {ex.Message}");
-            await ResetWorkerAsync().ConfigureAwait(false);
+            tally.Violation($"round {number} aborted: {ex.GetType().Name}: {ex.Message}");
+            await reset().ConfigureAwait(false);
         }
         finally
         {
-            round.KillChildren();
+            killChildren();
         }
 
-        Console.WriteLine($"round {number,3} {kind.Label(),-28} {Tally.Snapshot().Since(before)}, {started.Elapsed.TotalSeconds:0.0} s{round.Note}");
+        Console.WriteLine($"round {number,3} {kind.Label(),-28} {tally.Snapshot().Since(before)}, {started.Elapsed.TotalSeconds:0.0} s{note()}");
     }
 }

@@ -31,10 +31,19 @@ internal enum Source
 /// <summary>Counts of a chaos run, and the details of everything that went wrong.</summary>
 internal sealed class ChaosTally
 {
+    /// <summary>A tally of a harness whose rounds kill one of <paramref name="kinds"/> each.</summary>
+    public ChaosTally(KillKind[] kinds)
+    {
+        _kinds = kinds;
+        _kills = kinds.ToDictionary(k => k, _ => 0);
+        _landings = kinds.ToDictionary(k => k, _ => new SortedDictionary<string, int>(StringComparer.Ordinal));
+    }
+
     private const int MaxProblems = 40;
 
-    private readonly Dictionary<KillKind, int> _kills = KillKinds.All.ToDictionary(k => k, _ => 0);
-    private readonly Dictionary<KillKind, SortedDictionary<string, int>> _landings = KillKinds.All.ToDictionary(k => k, _ => new SortedDictionary<string, int>(StringComparer.Ordinal));
+    private readonly KillKind[] _kinds;
+    private readonly Dictionary<KillKind, int> _kills;
+    private readonly Dictionary<KillKind, SortedDictionary<string, int>> _landings;
     private readonly SortedDictionary<string, int> _typed = new(StringComparer.Ordinal);
     private readonly List<string> _problems = [];
     private readonly List<TimeSpan> _ownerDiedLatencies = [];
@@ -156,7 +165,7 @@ internal sealed class ChaosTally
         report.Row("workers started", WorkersStarted);
         report.Row("children by path", $"{SharedMemoryChildren} through shared memory, {NetworkChildren} over gRPC only, {ChannelChildren} over the channel (TCP)");
         report.Row("kills", _kills.Values.Sum());
-        foreach (var kind in KillKinds.All)
+        foreach (var kind in _kinds)
         {
             report.Row($"  {kind.Label()}", $"{_kills[kind]} (landed {Report.Breakdown(_landings[kind])})");
         }

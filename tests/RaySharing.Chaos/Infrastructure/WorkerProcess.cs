@@ -24,16 +24,28 @@ internal sealed class WorkerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>True when the harness killed it; an exited worker that was not killed died by itself.</summary>
+    public bool WasKilled => _process.WasKilled;
+
+    /// <summary>Its exit and the tail of its output, for a report.</summary>
+    public string Describe() => _process.Describe();
+
     /// <summary>Starts a worker on a free loopback port and waits until it listens.</summary>
     /// <param name="hostAssembly">The worker host's dll.</param>
     /// <param name="lease">The default session lease: a killed client's session ends this long after its last renewal.</param>
     /// <param name="capacityMegabytes">The store's capacity.</param>
-    public static async Task<WorkerProcess> StartAsync(string hostAssembly, TimeSpan lease, int capacityMegabytes, CancellationToken cancellationToken)
+    /// <param name="extraArguments">More host flags (a cluster's <c>--redis</c>, <c>--cluster</c>, ...).</param>
+    /// <param name="name">The process's name in the harness's messages.</param>
+    public static async Task<WorkerProcess> StartAsync(string hostAssembly, TimeSpan lease, int capacityMegabytes, CancellationToken cancellationToken,
+        IReadOnlyList<string>? extraArguments = null, string name = "worker")
     {
-        var process = ChildProcess.StartAssembly("worker", hostAssembly,
+        var process = ChildProcess.StartAssembly(name, hostAssembly,
+        [
             "--port", "0",
             "--lease-ms", ((int)lease.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
-            "--capacity-mb", capacityMegabytes.ToString(CultureInfo.InvariantCulture));
+            "--capacity-mb", capacityMegabytes.ToString(CultureInfo.InvariantCulture),
+            .. extraArguments ?? [],
+        ]);
         try
         {
             var line = await process.WaitForLineAsync("listening ", StartTimeout, cancellationToken).ConfigureAwait(false);
