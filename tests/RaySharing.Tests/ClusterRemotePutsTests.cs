@@ -86,6 +86,29 @@ public sealed class ClusterRemotePutsTests(RedisFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task RefBorrowedThroughTwoWorkers_EachBorrowGoesBackWhereItWasMade()
+    {
+        var clientA = await _a.ConnectAsync();
+        var onA = await clientA.GetOrCreateHolderAsync("H").Within();
+        var clientB = await _b.ConnectAsync();
+        var put = await clientB.PutEncodedAsync(new byte[] { 8 }, owner: await clientB.GetHolderAsync("H").Within()).Within();
+        await onA.RegisterAsync("k", [put]).Within();
+        await put.DisposeAsync();
+        var clientC = await _c.ConnectAsync();
+        // Fetched through the holder's worker A, and borrowed by envelope through the storing worker B.
+        var fetched = (await (await clientC.GetHolderAsync("H").Within()).FetchAsync("k").Within()).Single();
+        var borrowed = await clientC.BorrowFromEnvelopeAsync(fetched.ToEnvelopeBytes()).Within();
+        await onA.UnregisterAsync("k").Within();
+
+        await fetched.DisposeAsync();
+        await Task.Delay(300);
+        Assert.Equal(new byte[] { 8 }, await clientC.GetBytesAsync(borrowed).Within());
+        await borrowed.DisposeAsync();
+
+        await Bounded.Eventually(async () => (await clientB.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromSeconds(10), "B freed the object once both borrows went back");
+    }
+
+    [Fact]
     public async Task HolderKilled_ObjectsStoredElsewhere_OwnerDiedEverywhere_FreedWhereStored()
     {
         var clientA = await _a.ConnectAsync();
