@@ -147,6 +147,23 @@ public sealed class ClusterRemotePutsTests(RedisFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task HolderGoneFromTheDirectory_NoDeathNotice_TheStoringWorkerFreesItsObjectsWithinALease()
+    {
+        // The storing worker also checks the directory after each renewal, in case a death notice never came: here the
+        // holder's entry is removed behind everyone's back, and the storing worker takes the holder for dead.
+        var clientA = await _a.ConnectAsync();
+        await clientA.GetOrCreateHolderAsync("H").Within();
+        var clientB = await _b.ConnectAsync();
+        var viaB = await clientB.GetHolderAsync("H").Within();
+        var put = await clientB.PutEncodedAsync(new byte[] { 3 }, owner: viaB).Within();
+
+        Assert.Equal(":1", await fixture.Redis.CommandAsync(TimeSpan.FromSeconds(5), "HDEL", $"rs:{{{_cluster}}}:holders", "default\0H").Within());
+
+        await Bounded.Eventually(async () => (await clientB.GetStoreStatsAsync()).Objects == 0, TimeSpan.FromSeconds(12), "B freed the objects of a holder the directory no longer has");
+        await Assert.ThrowsAsync<OwnerDiedException>(() => clientB.GetBytesAsync(put)).Within();
+    }
+
+    [Fact]
     public async Task StoringWorkerStops_HolderLives_GetsSayObjectLost_RegistryNamesTheLostRefs()
     {
         var clientA = await _a.ConnectAsync();
