@@ -326,6 +326,52 @@ public sealed partial class RaySharingClient
         }
     }
 
+    // ---- Holder calls over the channel (ops HOLDER_GET, REGISTER, FETCH): the same requests and replies as gRPC's ----
+
+    private async Task<HolderInfo> GetHolderOverChannelAsync(ClientSession session, SessionChannel channel, GetHolderRequest request, CallSubject subject, CancellationToken cancellationToken)
+    {
+        using var payload = new PooledBuffer();
+        ChannelMessages.WriteHolderGet(payload, request.Namespace, request.Name);
+        using var reply = await ChannelCallAsync(session, channel, "GetHolder", ChannelOp.HolderGet, payload.WrittenMemory, subject, cancellationToken).ConfigureAwait(false);
+        var info = ReadReply(reply, "GetHolder", static p => ChannelMessages.ReadHolderInfo(p));
+        return new HolderInfo
+        {
+            Namespace = info.Namespace,
+            Name = info.Name,
+            Incarnation = ByteString.CopyFrom(info.Incarnation.ToByteArray()),
+            Lifetime = (Protocol.V1.HolderLifetime)info.Lifetime,
+            WorkerAddress = info.WorkerAddress,
+            WorkerId = ByteString.CopyFrom(info.WorkerId.ToByteArray()),
+            OwnedObjects = info.OwnedObjects,
+            Keys = info.Keys,
+        };
+    }
+
+    private async Task<uint> RegisterOverChannelAsync(ClientSession session, SessionChannel channel, RegisterRequest request, CallSubject subject, CancellationToken cancellationToken)
+    {
+        using var payload = new PooledBuffer();
+        ChannelMessages.WriteRegister(payload, ChannelOwner(request.Holder)!.Value, request.Key, [.. request.Envelopes.Select(e => e.Memory)]);
+        using var reply = await ChannelCallAsync(session, channel, "Register", ChannelOp.Register, payload.WrittenMemory, subject, cancellationToken).ConfigureAwait(false);
+        return ReadReply(reply, "Register", static p => ChannelMessages.ReadCount(p));
+    }
+
+    private async Task<FetchReply> FetchOverChannelAsync(ClientSession session, SessionChannel channel, FetchRequest request, CallSubject subject, CancellationToken cancellationToken)
+    {
+        using var payload = new PooledBuffer();
+        ChannelMessages.WriteFetch(payload, new ChannelFetch(ChannelOwner(request.Holder)!.Value, request.Key, request.Start, request.MaxCount,
+            // A page fits one frame of the channel, as a gRPC page fits one message.
+            Math.Min(request.MaxBytes, (uint)(channel.MaxPayloadBytes - (64 << 10))), request.ListVersion));
+        using var reply = await ChannelCallAsync(session, channel, "Fetch", ChannelOp.Fetch, payload.WrittenMemory, subject, cancellationToken).ConfigureAwait(false);
+        return ReadReply(reply, "Fetch", static p =>
+        {
+            var page = ChannelMessages.ReadFetchPage(p);
+            var fetched = new FetchReply { Total = page.Total, ListVersion = page.ListVersion };
+            // Copied out of the reply's pooled buffer, which goes back when the reply is disposed.
+            fetched.Envelopes.AddRange(page.Envelopes.Select(e => ByteString.CopyFrom(e.Span)));
+            return fetched;
+        });
+    }
+
     private static ChannelHolder? ChannelOwner(HolderRef? holder) =>
         holder is null ? null : new ChannelHolder(holder.Namespace, holder.Name, holder.Incarnation.IsEmpty ? null : ObjectId.FromBytes(holder.Incarnation.Span));
 }

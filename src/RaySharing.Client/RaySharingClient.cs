@@ -168,10 +168,17 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     {
         ValidateName(name);
         ValidateNamespace(holderNamespace);
-        var scope = BeginCall(cancellationToken);
-        var reply = await UnaryAsync("GetHolder", _holders.GetAsync(
-            new GetHolderRequest { Name = name, Namespace = holderNamespace ?? string.Empty },
-            scope.Options), scope, cancellationToken, CallSubject.Holder(holderNamespace ?? Namespace, name)).ConfigureAwait(false);
+        var request = new GetHolderRequest { Name = name, Namespace = holderNamespace ?? string.Empty };
+        var subject = CallSubject.Holder(holderNamespace ?? Namespace, name);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
+        if (session.Channel is { } channel)
+        {
+            return new ObjectHolder(this, await GetHolderOverChannelAsync(session, channel, request, subject, cancellationToken).ConfigureAwait(false));
+        }
+
+        var scope = BeginCall(cancellationToken, session.Headers);
+        var reply = await UnaryAsync("GetHolder", _holders.GetAsync(request, scope.Options), scope, cancellationToken, subject).ConfigureAwait(false);
         return new ObjectHolder(this, reply.Holder);
     }
 
@@ -201,7 +208,14 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// <summary>One Register call: one batch of envelopes (<see cref="ObjectHolder.RegisterAsync"/> makes the batches).</summary>
     internal async Task<int> RegisterBatchAsync(ObjectHolder holder, RegisterRequest request, CancellationToken cancellationToken)
     {
-        var scope = BeginCall(cancellationToken);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
+        if (session.Channel is { } channel && request.CalculateSize() <= channel.MaxPayloadBytes - (64 << 10))
+        {
+            return (int)await RegisterOverChannelAsync(session, channel, request, CallSubject.Holder(holder), cancellationToken).ConfigureAwait(false);
+        }
+
+        var scope = BeginCall(cancellationToken, session.Headers);
         var reply = await UnaryAsync("Register", _holders.RegisterAsync(request, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (int)reply.Count;
     }
@@ -212,7 +226,14 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     /// </summary>
     internal async Task<(FetchReply Reply, ClientSession Session)> FetchPageAsync(ObjectHolder holder, FetchRequest request, CancellationToken cancellationToken)
     {
-        var scope = BeginCall(cancellationToken);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var session = _session;
+        if (session.Channel is { } channel)
+        {
+            return (await FetchOverChannelAsync(session, channel, request, CallSubject.Holder(holder), cancellationToken).ConfigureAwait(false), session);
+        }
+
+        var scope = BeginCall(cancellationToken, session.Headers);
         var reply = await UnaryAsync("Fetch", _holders.FetchAsync(request, scope.Options), scope, cancellationToken, CallSubject.Holder(holder)).ConfigureAwait(false);
         return (reply, scope.Session!);
     }

@@ -92,6 +92,7 @@ public static class WorkerServiceCollectionExtensions
         services.TryAddSingleton<OwnershipGraph>();
         services.TryAddSingleton<ObjectOperations>();
         services.TryAddSingleton<RegistryVersions>();
+        services.TryAddSingleton<HolderCalls>();
         services.TryAddSingleton<ObjectChannelHandler>();
         services.TryAddSingleton<ChannelHost>();
         // Before the server: a channel that cannot bind fails the start, and sessions find it running.

@@ -17,7 +17,7 @@ internal readonly record struct ChannelPutFields(ChannelHolder? Owner, int Codec
 /// the client. Readers throw <see cref="InvalidDataException"/> for a payload of the wrong shape: the worker answers
 /// it with INVALID_REQUEST, the client treats it as a broken worker.
 /// </summary>
-internal static class ChannelMessages
+internal static partial class ChannelMessages
 {
     /// <summary>The channel key's length: 32 random bytes per session.</summary>
     public const int KeyBytes = 32;
@@ -59,10 +59,7 @@ internal static class ChannelMessages
         writer.WriteArrayHeader(4);
         if (fields.Owner is { } owner)
         {
-            writer.WriteArrayHeader(3);
-            writer.Write(owner.Namespace);
-            writer.Write(owner.Name);
-            WriteOptionalId(ref writer, owner.Incarnation);
+            WriteHolder(ref writer, owner);
         }
         else
         {
@@ -82,8 +79,7 @@ internal static class ChannelMessages
         ChannelHolder? owner = null;
         if (!reader.TryReadNil())
         {
-            Expect(reader.ReadArrayHeader() == 3, "a PUT's owner is nil or [namespace, name, incarnation]");
-            owner = new ChannelHolder(reader.ReadString() ?? string.Empty, reader.ReadString() ?? string.Empty, ReadOptionalId(ref reader, "incarnation"));
+            owner = ReadHolder(ref reader);
         }
 
         return new ChannelPutFields(owner, reader.ReadInt32(), reader.ReadString() ?? string.Empty, reader.ReadUInt32());

@@ -36,6 +36,15 @@ internal enum ChannelOp : byte
     /// <summary>Drops pins the session holds.</summary>
     Unpin = 10,
 
+    /// <summary>Looks a holder up by name (holders.proto's <c>Get</c>).</summary>
+    HolderGet = 11,
+
+    /// <summary>Appends refs to a holder's key (holders.proto's <c>Register</c>).</summary>
+    Register = 12,
+
+    /// <summary>Reads one page of a holder's key (holders.proto's <c>Fetch</c>); the session borrows what it returns.</summary>
+    Fetch = 13,
+
     /// <summary>
     /// Server to client only, with request id 0 or the offending request's id: the connection is broken
     /// and the server closes it after this frame (the GOAWAY of HTTP/2).
@@ -68,5 +77,5 @@ internal static class ChannelOps
     public static byte Response(ChannelOp op) => (byte)((byte)op | ResponseBit);
 
     /// <summary>Whether a request op is one of version 1 (the transport answers others with <c>UNIMPLEMENTED</c>).</summary>
-    public static bool IsKnownRequest(byte op) => op is >= (byte)ChannelOp.Hello and <= (byte)ChannelOp.Unpin;
+    public static bool IsKnownRequest(byte op) => op is >= (byte)ChannelOp.Hello and <= (byte)ChannelOp.Fetch;
 }

@@ -260,7 +260,7 @@ internal sealed class ChannelServerConnection
         }
         else if (!ChannelOps.IsKnownRequest(header.Op))
         {
-            _response.Fail(ErrorReasons.Unimplemented, $"This worker's channel has no op {header.Op} (version {ChannelPreface.Version} knows ops 1 to {(byte)ChannelOp.Unpin}).");
+            _response.Fail(ErrorReasons.Unimplemented, $"This worker's channel has no op {header.Op} (version {ChannelPreface.Version} knows ops 1 to {(byte)ChannelOp.Fetch}).");
         }
         else if (op == ChannelOp.Hello && State.Session is not null)
         {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Google.Protobuf;
 using RaySharing.Protocol.V1;
 using RaySharing.Wire;
 using RaySharing.Wire.Channel;
@@ -14,10 +15,16 @@ namespace RaySharing.Worker.Transport.Channel;
 /// connection acts for the session its HELLO proved; every op checks that session again, so a session that ended
 /// fails its connection's next op with SESSION_EXPIRED.
 /// </summary>
-internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, WorkerOptions options) : IChannelHandler
+internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore store, ObjectOperations operations, IServiceProvider services, WorkerOptions options) : IChannelHandler
 {
+    // Resolved on first use: the holder calls reach the cluster's membership, which needs the channel's port, whose host needs this handler.
+    private readonly Lazy<HolderCalls> _holderCalls = new(() => (HolderCalls)services.GetService(typeof(HolderCalls))!);
+
     /// <summary>A BULK_PUT body is read and checked in pieces of this size, each while it is still in the cache.</summary>
     private const int BodyPieceBytes = 1 << 20;
+
+    /// <summary>A FETCH page's envelopes fit one frame, with room for the rest of the response.</summary>
+    private const uint FetchFrameBytes = ChannelFrameHeader.DefaultMaxPayloadBytes - (64 << 10);
 
     public async ValueTask HandleAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
     {
@@ -53,6 +60,15 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
                 case ChannelOp.BulkPut:
                     await BulkPutAsync(request, response, cancellationToken).ConfigureAwait(false);
                     break;
+                case ChannelOp.HolderGet:
+                    await HolderGetAsync(request, response, cancellationToken).ConfigureAwait(false);
+                    break;
+                case ChannelOp.Register:
+                    await RegisterAsync(request, response, cancellationToken).ConfigureAwait(false);
+                    break;
+                case ChannelOp.Fetch:
+                    await FetchAsync(request, response, cancellationToken).ConfigureAwait(false);
+                    break;
                 default:
                     response.Fail(ErrorReasons.Unimplemented, $"This worker does not handle {request.Op} on the channel.");
                     break;
@@ -61,6 +77,11 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
         catch (WorkerException ex) when (!response.BodyStarted)
         {
             response.Fail(ex.Reason, ex.Status.Detail, Detail(ex));
+        }
+        catch (Grpc.Core.RpcException ex) when (!response.BodyStarted && ex.Trailers.GetValue(WireHeaders.Reason) is { } reason)
+        {
+            // Another worker's answer to a call forwarded there (a holder of the cluster's): passed on as it came.
+            response.Fail(reason, ex.Status.Detail, Detail(ex.Trailers));
         }
         catch (InvalidDataException ex) when (!response.BodyStarted)
         {
@@ -207,6 +228,54 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
         ChannelMessages.WriteEnvelope(response.Payload, stored.EnvelopeBytes);
     }
 
+    // ---- Holder calls: the gRPC service's, with the payloads of CHANNEL.md ----
+
+    private async ValueTask HolderGetAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
+    {
+        var (ns, name) = ChannelMessages.ReadHolderGet(request.Payload);
+        var reply = await _holderCalls.Value.GetAsync(Session(request), new GetHolderRequest { Namespace = ns, Name = name }, cancellationToken).ConfigureAwait(false);
+        var info = reply.Holder;
+        ChannelMessages.WriteHolderInfo(response.Payload, new ChannelHolderInfo(info.Namespace, info.Name, ObjectId.FromBytes(info.Incarnation.Span), (int)info.Lifetime,
+            info.WorkerAddress, ObjectId.FromBytes(info.WorkerId.Span), info.OwnedObjects, info.Keys));
+    }
+
+    private async ValueTask RegisterAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
+    {
+        var register = ChannelMessages.ReadRegister(request.Payload);
+        var call = new RegisterRequest { Holder = HolderRefOf(register.Holder), Key = register.Key };
+        foreach (var envelope in register.Envelopes)
+        {
+            // Copied: the payload's memory is the connection's, reused once this op's response is written.
+            call.Envelopes.Add(ByteString.CopyFrom(envelope.Span));
+        }
+
+        var reply = await _holderCalls.Value.RegisterAsync(Session(request), call, cancellationToken).ConfigureAwait(false);
+        ChannelMessages.WriteCount(response.Payload, reply.Count);
+    }
+
+    private async ValueTask FetchAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
+    {
+        var fetch = ChannelMessages.ReadFetch(request.Payload);
+        var reply = await _holderCalls.Value.FetchAsync(Session(request), new FetchRequest
+        {
+            Holder = HolderRefOf(fetch.Holder),
+            Key = fetch.Key,
+            Start = fetch.Start,
+            MaxCount = fetch.MaxCount,
+            // Within what one frame carries, as the gRPC reply is within the message limit.
+            MaxBytes = Math.Min(fetch.MaxBytes == 0 ? uint.MaxValue : fetch.MaxBytes, FetchFrameBytes),
+            ListVersion = fetch.ListVersion,
+        }, cancellationToken).ConfigureAwait(false);
+        ChannelMessages.WriteFetchPage(response.Payload, [.. reply.Envelopes.Select(e => e.Memory)], reply.Total, reply.ListVersion);
+    }
+
+    private static HolderRef HolderRefOf(ChannelHolder holder) => new()
+    {
+        Namespace = holder.Namespace,
+        Name = holder.Name,
+        Incarnation = holder.Incarnation is { } incarnation ? ByteString.CopyFrom(incarnation.ToByteArray()) : ByteString.Empty,
+    };
+
     private static HolderAddress? Owner(ChannelHolder? owner) =>
         owner is { } holder ? new HolderAddress(holder.Namespace, holder.Name, holder.Incarnation) : null;
 
@@ -214,6 +283,21 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
         new((int)WireEnums.CodecToWire<Codec>(stored.Codec), stored.TypeName, stored.Checksum);
 
     /// <summary>The error's context under the trailer names of protos/ERRORS.md, not percent-encoded (CHANNEL.md, "Errors").</summary>
+    /// <summary>The detail fields of another worker's error, from its gRPC trailers (names there are percent-encoded).</summary>
+    private static Dictionary<string, string>? Detail(Grpc.Core.Metadata trailers)
+    {
+        Dictionary<string, string>? detail = null;
+        foreach (var key in (string[])[WireHeaders.ObjectId, WireHeaders.HolderNamespace, WireHeaders.HolderName, WireHeaders.Incarnation, WireHeaders.WorkerId, WireHeaders.WorkerAddress])
+        {
+            if (trailers.GetValue(key) is { } value)
+            {
+                (detail ??= new(StringComparer.Ordinal))[key] = Uri.UnescapeDataString(value);
+            }
+        }
+
+        return detail;
+    }
+
     private static Dictionary<string, string>? Detail(WorkerException ex)
     {
         Dictionary<string, string>? detail = null;
