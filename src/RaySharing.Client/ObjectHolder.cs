@@ -172,7 +172,8 @@ public sealed class ObjectHolder
         _client.ListLostAsync(this, cancellationToken);
 
     /// <summary>Kills the holder: every object it owns is freed at once; refs to them fail with <see cref="OwnerDiedException"/>.</summary>
-    /// <returns>How many objects were freed.</returns>
+    /// <returns>How many objects the holder's worker freed. In a cluster, objects other workers store for the holder (put
+    /// through them) are freed there, within a cluster lease at most, and are not counted.</returns>
     public Task<long> KillAsync(CancellationToken cancellationToken = default) => _client.KillHolderAsync(this, cancellationToken);
 
     private async Task<List<TRef>> FetchCoreAsync<TRef>(string key, RaySharingClient.RefFactory<TRef> create, CancellationToken cancellationToken)

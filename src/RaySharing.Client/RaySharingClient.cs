@@ -194,7 +194,8 @@ public sealed partial class RaySharingClient : IAsyncDisposable
     }
 
     /// <summary>Kills a holder: every object it owns is freed at once; refs to them fail with <see cref="OwnerDiedException"/>.</summary>
-    /// <returns>How many objects were freed.</returns>
+    /// <returns>How many objects the holder's worker freed. In a cluster, objects other workers store for the holder (put
+    /// through them) are freed there, within a cluster lease at most, and are not counted.</returns>
     /// <exception cref="OwnerDiedException">This incarnation is already dead.</exception>
     public async Task<long> KillHolderAsync(ObjectHolder holder, CancellationToken cancellationToken = default)
     {

@@ -202,7 +202,9 @@ internal sealed class ClusterMembership(
             {
                 if (!failing)
                 {
-                    WorkerLog.DirectoryUnreachable(logger, lease - Stopwatch.GetElapsedTime(Volatile.Read(ref _lastRenewal)), ex);
+                    // One line: an outage of Redis is an expected event, its stack trace is noise.
+                    WorkerLog.DirectoryUnreachable(logger, $"{ex.GetType().Name}: {ex.Message.ReplaceLineEndings(" ")}",
+                        (long)(lease - Stopwatch.GetElapsedTime(Volatile.Read(ref _lastRenewal))).TotalMilliseconds);
                     failing = true;
                 }
             }

@@ -35,11 +35,12 @@ internal sealed class RemoteObjects(ClusterMembership membership, ClusterHolders
     public async Task RelayStreamAsync(RefEnvelope envelope, GetRequest request, IServerStreamWriter<GetReply> responseStream, TimeSpan idleTimeout, CancellationToken cancellationToken)
     {
         var peer = await PeerOfAsync(envelope).ConfigureAwait(false);
-        var options = await peer.OptionsAsync(cancellationToken).ConfigureAwait(false);
         // A stream has no overall deadline here (any size moves); each message has the idle timeout instead.
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         try
         {
+            // Inside the try: opening the peer session there is the first call to a worker that may be gone.
+            var options = await peer.OptionsAsync(cancellationToken).ConfigureAwait(false);
             using var call = peer.Objects.GetStream(request, options.WithDeadline(DateTime.MaxValue).WithCancellationToken(idle.Token));
             while (true)
             {

@@ -85,8 +85,8 @@ internal static partial class WorkerLog
     [LoggerMessage(5001, LogLevel.Information, "Worker {WorkerId} joined cluster '{Cluster}' (directory epoch {Epoch})")]
     public static partial void JoinedCluster(ILogger logger, ObjectId workerId, string cluster, string epoch);
 
-    [LoggerMessage(5002, LogLevel.Warning, "The cluster directory did not answer; the registration lapses in {Remaining} unless it does")]
-    public static partial void DirectoryUnreachable(ILogger logger, TimeSpan remaining, Exception exception);
+    [LoggerMessage(5002, LogLevel.Warning, "The cluster directory did not answer ({Reason}); this worker's registration lapses in {RemainingMillis} ms unless it does")]
+    public static partial void DirectoryUnreachable(ILogger logger, string reason, long remainingMillis);
 
     [LoggerMessage(5003, LogLevel.Information, "The cluster directory answers again")]
     public static partial void DirectoryBack(ILogger logger);
@@ -100,7 +100,7 @@ internal static partial class WorkerLog
     [LoggerMessage(5006, LogLevel.Critical, "Worker {WorkerId} could not renew its cluster registration for {Lease}: it is dead to the cluster and stops; its {Holders} holder(s) die")]
     public static partial void LeftCluster(ILogger logger, ObjectId workerId, TimeSpan lease, int holders);
 
-    [LoggerMessage(5008, LogLevel.Warning, "The session of this worker on worker {WorkerId} at {Address} lapsed there; refs borrowed through it are gone, and the next forwarded call opens a new one")]
+    [LoggerMessage(5008, LogLevel.Warning, "The session of this worker on worker {WorkerId} at {Address} ended there (its lease lapsed, or another worker now answers at that address); refs borrowed through it are gone, and the next forwarded call opens a new one")]
     public static partial void PeerSessionLost(ILogger logger, ObjectId workerId, string address);
 
     [LoggerMessage(5009, LogLevel.Warning, "Giving back {Count} ref(s) borrowed on worker {WorkerId} failed; that worker drops them when this worker's session there ends")]

@@ -252,7 +252,11 @@ internal sealed partial class OwnershipGraph
                 {
                     store.MarkLost(why);
                     marked++;
-                    WorkerLog.ObjectsLost(_logger, holder.Key.Namespace, holder.Key.Name, store.OwnedCount, workerId, why);
+                    if (store.OwnedCount > 0)
+                    {
+                        // A store with no placeholder only means that worker looked the holder up: nothing to report.
+                        WorkerLog.ObjectsLost(_logger, holder.Key.Namespace, holder.Key.Name, store.OwnedCount, workerId, why);
+                    }
                 }
             }
         }
