@@ -68,12 +68,16 @@ internal static class ClusterRun
 
             var (echoP50, lookupP50, registerP50, fetchP50, socketGbps, getGbps, holdersPerSecond) =
                 (figures["echo_us"], figures["lookup_us"], figures["register_us"], figures["fetch_us"], figures["socket_gbps"], figures["get_gbps"], figures["holders_per_s"]);
+            var (remotePutP50, remoteRegisterP50, remoteGetGbps) = (figures["remote_put_us"], figures["remote_register_us"], figures["remote_get_gbps"]);
 
             lines.Add($"target cluster_get_64m_vs_socket {getGbps / socketGbps:0.00} >=0.8 {Verdict(getGbps / socketGbps >= 0.8)}");
             lines.Add($"target holder_lookup_vs_unary {lookupP50 / echoP50:0.00} <=2 {Verdict(lookupP50 / echoP50 <= 2)}");
             lines.Add($"target cross_worker_register_vs_unary {registerP50 / echoP50:0.00} <=2 {Verdict(registerP50 / echoP50 <= 2)}");
             lines.Add($"target cross_worker_fetch_vs_unary {fetchP50 / echoP50:0.00} <=2 {Verdict(fetchP50 / echoP50 <= 2)}");
             lines.Add($"report holders_created_per_second {holdersPerSecond:0} (1,000 get-or-creates from 32 callers spread over 3 workers)");
+            lines.Add($"report put_for_far_holder_vs_unary {remotePutP50 / echoP50:0.00} (100 B, bytes stay on the near worker)");
+            lines.Add($"report first_register_of_near_ref_vs_unary {remoteRegisterP50 / echoP50:0.00} (the far worker borrows it back from the near one)");
+            lines.Add($"report get_of_ref_put_for_another_holder_vs_socket {remoteGetGbps / socketGbps:0.00} (64 MiB put on the far host for a holder on the third, read from the far host)");
             var table = new StringBuilder()
                 .AppendLine("| measure | p50 µs or GB/s | vs baseline |")
                 .AppendLine("|---|---:|---:|")
@@ -81,8 +85,11 @@ internal static class ClusterRun
                 .AppendLine(CultureInfo.InvariantCulture, $"| holder lookup through the near worker (directory in Redis on host 2) | {lookupP50:0.0} µs | {lookupP50 / echoP50:0.00} |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| register of one ref through the near worker to the far holder | {registerP50:0.0} µs | {registerP50 / echoP50:0.00} |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| fetch of one ref through the near worker (released after the run) | {fetchP50:0.0} µs | {fetchP50 / echoP50:0.00} |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| put of 100 B through the near worker for the far holder (the bytes stay near) | {remotePutP50:0.0} µs | {remotePutP50 / echoP50:0.00} |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| first register of such a ref, through the near worker (the far worker borrows it back from the near one) | {remoteRegisterP50:0.0} µs | {remoteRegisterP50 / echoP50:0.00} |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| raw TCP 64 MiB from the far host into a warm buffer (baseline) | {socketGbps:0.00} GB/s | 1.00 |")
-                .AppendLine(CultureInfo.InvariantCulture, $"| get of a 64 MiB object stored on the far host by a client of the near worker (read from the far worker directly) | {getGbps:0.00} GB/s | {getGbps / socketGbps:0.00} |");
+                .AppendLine(CultureInfo.InvariantCulture, $"| get of a 64 MiB object stored on the far host by a client of the near worker (read from the far worker directly) | {getGbps:0.00} GB/s | {getGbps / socketGbps:0.00} |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| get of a 64 MiB object put on the far host for a holder on the third, fetched and read by a client of the near worker | {remoteGetGbps:0.00} GB/s | {remoteGetGbps / socketGbps:0.00} |");
             var report = Markdown(started, table.ToString(), lines);
             foreach (var line in lines)
             {
@@ -111,7 +118,7 @@ internal static class ClusterRun
 
     private const string ResultPrefix = "result ";
 
-    private static readonly string[] ClientFigures = ["echo_us", "lookup_us", "register_us", "fetch_us", "socket_gbps", "get_gbps", "holders_per_s"];
+    private static readonly string[] ClientFigures = ["echo_us", "lookup_us", "register_us", "fetch_us", "remote_put_us", "remote_register_us", "socket_gbps", "get_gbps", "remote_get_gbps", "holders_per_s"];
 
     public static async Task<int> RunClientAsync(string[] args)
     {
@@ -138,6 +145,14 @@ internal static class ClusterRun
         Result("fetch_us", await P50Async(async () => fetchedRefs.AddRange(await viaNear.FetchAsync("fetched", run.Token))));
         await nearClient.ReleaseAsync(fetchedRefs, run.Token);
 
+        // Puts for the far holder through the near worker: the bytes stay near. Then the first registration of each,
+        // for which the far worker borrows the object back from the near one (a third hop).
+        var putsNear = new List<ObjectRef>();
+        Result("remote_put_us", await P50Async(async () => putsNear.Add(await nearClient.PutEncodedAsync(new byte[100], owner: viaNear, cancellationToken: run.Token))));
+        var next = 0;
+        Result("remote_register_us", await P50Async(async () => await viaNear.RegisterAsync($"near{next}", [putsNear[next++]], run.Token)));
+        await nearClient.ReleaseAsync(putsNear, run.Token);
+
         Result("socket_gbps", await SocketGetAsync(far, farSocketPort, run.Token));
         var big = new byte[TransferBytes];
         Random.Shared.NextBytes(big);
@@ -145,6 +160,13 @@ internal static class ClusterRun
         var borrowed = await nearClient.BorrowFromEnvelopeAsync(stored.ToEnvelopeBytes(), run.Token);
         var sink = new NativeBuffer(TransferBytes);
         Result("get_gbps", await GbpsAsync(async () => await nearClient.CopyToAsync(borrowed, new FixedWriter(sink), cancellationToken: run.Token)));
+        // The seed's way round: put on the far host for a holder on the third, fetched through the near worker, read from the far one.
+        var onThird = await thirdClient.GetOrCreateHolderAsync("bench-driver-holder", cancellationToken: run.Token);
+        var forThird = await farClient.GetHolderAsync("bench-driver-holder", cancellationToken: run.Token);
+        await forThird.RegisterAsync("partition", [await farClient.PutEncodedAsync(big, owner: forThird, cancellationToken: run.Token)], run.Token);
+        var partition = (await (await nearClient.GetHolderAsync("bench-driver-holder", cancellationToken: run.Token)).FetchAsync("partition", run.Token)).Single();
+        Result("remote_get_gbps", await GbpsAsync(async () => await nearClient.CopyToAsync(partition, new FixedWriter(sink), cancellationToken: run.Token)));
+        await onThird.KillAsync(run.Token);
         sink.Free();
 
         var clients = new[] { nearClient, farClient, thirdClient };
@@ -240,7 +262,8 @@ internal static class ClusterRun
 
         Setup: redis-server on host 2; on each of hosts 0, 1 and 2 a server process of the benchmark whose worker joins cluster
         `bench` (shared memory and the Unix socket off: every byte crosses the links), with a bare gRPC echo and a raw TCP
-        listener beside it. The "near" worker is host 0's, the "far" one host 1's, which hosts the holder and stores the objects. The measuring client runs
+        listener beside it. The "near" worker is host 0's, the "far" one host 1's, which hosts the holder and stores the objects
+        put by its clients. The measuring client runs
         on the near host (a second process of this program there), beside its worker, as an executor or a driver does: a
         call through the near worker about the far holder crosses the links once, as does the bare echo to the far host
         it is compared with. Latencies are the p50
@@ -251,14 +274,15 @@ internal static class ClusterRun
         {string.Join("\n", targets)}
         ```
 
-        What bounds the figures. The get reads the object straight from the far worker over its channel (the .NET
-        client's direct read; protos/CLUSTER.md), so it runs at the channel's speed. A lookup through the near worker
-        is two calls in a row: the client's gRPC call to its worker, and that worker's round trip to Redis; a register
-        or fetch is the client's call plus the near worker's forwarded gRPC call. On this machine a gRPC call to a
-        worker on the same host costs about as much as one across a veth link (both are copies through one kernel), so
-        two calls in a row come to about twice one; between real hosts the network's round trip dominates and the
-        local call is the smaller part. What would move them here: carrying holder calls on the binary channel, client
-        to worker and worker to worker, as small puts and gets already are (a channel call costs a third of a gRPC one).
+        What bounds the figures. The gets read the object straight from the worker that stores it over its channel (the
+        .NET client's direct read; protos/CLUSTER.md), so they run at the channel's speed, whichever worker hosts the
+        holder. A lookup through the near worker is the client's channel call to its worker plus that worker's round
+        trip to Redis; a register or fetch is the channel call plus the near worker's forwarded gRPC call to the far
+        one. The client's hop is on the binary channel (HOLDER_GET, REGISTER, FETCH), a third of a gRPC call's cost,
+        so the forwarded gRPC call is most of each figure; it is the next to move to the channel (worker to worker).
+        A put for the far holder stores the bytes near and asks nothing of the far worker once the near one was told
+        of the holder (at its lookup); the first register of such a ref adds the far worker's borrow back from the
+        near one (a third hop), later registers of it do not.
         """;
 
     /// <summary>A buffer writer over one fixed native buffer, rewound for each transfer.</summary>
