@@ -169,6 +169,50 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     }
 
     [Fact]
+    public async Task StoringWorkerRestartedOnItsAddress_IsANewWorker_OldRefsSayObjectLost()
+    {
+        await using var holderWorker = await StartWorkerHereAsync();
+        var owner = await holderWorker.ConnectAsync();
+        var holder = await owner.GetOrCreateHolderAsync("H").Within();
+        var port = FreePort();
+        var (first, address) = await StartListeningHostAsync(port: port);
+        ObjectRef put;
+        using (first)
+        {
+            await using var putter = await TestWorker.ConnectAsync(address);
+            var viaFirst = await putter.GetHolderAsync("H").Within();
+            put = await putter.PutEncodedAsync(new byte[] { 5 }, owner: viaFirst).Within();
+            await viaFirst.RegisterAsync("k", [put]).Within();
+            first.Kill();
+        }
+
+        var (second, sameAddress) = await StartListeningHostAsync(port: port);
+        using var restarted = second;
+        Assert.Equal(address, sameAddress);
+        var fetched = (await holder.FetchAsync("k").Within()).Single();
+        await using var onRestarted = await TestWorker.ConnectAsync(sameAddress);
+
+        // From the holder's worker and from the new worker at the old address alike: the bytes died with the old worker id.
+        await Bounded.Eventually(async () =>
+        {
+            try
+            {
+                await owner.GetBytesAsync(fetched);
+                return false;
+            }
+            catch (WorkerUnavailableException)
+            {
+                return false;
+            }
+            catch (ObjectLostException)
+            {
+                return true;
+            }
+        }, TimeSpan.FromMilliseconds(LeaseMs * 5), "OBJECT_LOST once the old worker's lease lapsed");
+        await Assert.ThrowsAsync<ObjectLostException>(() => onRestarted.BorrowFromEnvelopeAsync(put.ToEnvelopeBytes())).Within();
+    }
+
+    [Fact]
     public async Task Sample_ExecutorsOnOneWorkerDriverOnAnother_DriverVerifiesEveryPartition()
     {
         // Not about lapses: a lease a loaded machine renews in time.
@@ -225,9 +269,9 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     });
 
     /// <summary>A worker host process of the test's cluster, once it listens, and its address.</summary>
-    private async Task<(ChildProcess Host, string Address)> StartListeningHostAsync(int leaseMs = LeaseMs)
+    private async Task<(ChildProcess Host, string Address)> StartListeningHostAsync(int leaseMs = LeaseMs, int port = 0)
     {
-        var host = StartHost(leaseMs: leaseMs);
+        var host = StartHost(leaseMs: leaseMs, port: port);
         try
         {
             return (host, (await host.WaitForLineAsync("listening ", ProcessTimeout))["listening ".Length..]);
@@ -239,9 +283,16 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
         }
     }
 
-    private ChildProcess StartHost(string? redis = null, int leaseMs = LeaseMs) =>
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private ChildProcess StartHost(string? redis = null, int leaseMs = LeaseMs, int port = 0) =>
         BuildOutputs.Start("src/RaySharing.Worker.Host", "RaySharing.Worker.Host",
-            "--port", "0", "--redis", redis ?? fixture.Redis.ConnectionString, "--cluster", _cluster, "--cluster-lease-ms", leaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--redis", redis ?? fixture.Redis.ConnectionString, "--cluster", _cluster, "--cluster-lease-ms", leaseMs.ToString(System.Globalization.CultureInfo.InvariantCulture));
 }
 
 /// <summary>A destination that takes its time: each write waits, so a transfer is still under way when a test acts.</summary>

@@ -177,9 +177,13 @@ internal sealed class ChaosTally
             report.Row($"  {name}", count);
         }
 
-        report.Row("owner-died latency after creator kill", _ownerDiedLatencies.Count == 0
-            ? "n/a"
-            : $"min {_ownerDiedLatencies.Min().TotalMilliseconds:0} ms, mean {_ownerDiedLatencies.Average(l => l.TotalMilliseconds):0} ms, max {_ownerDiedLatencies.Max().TotalMilliseconds:0} ms (bound: lease {lease.TotalMilliseconds:0} ms + 1 s)");
+        if (_kinds.Contains(KillKind.HolderCreator))
+        {
+            report.Row("owner-died latency after creator kill", _ownerDiedLatencies.Count == 0
+                ? "n/a"
+                : $"min {_ownerDiedLatencies.Min().TotalMilliseconds:0} ms, mean {_ownerDiedLatencies.Average(l => l.TotalMilliseconds):0} ms, max {_ownerDiedLatencies.Max().TotalMilliseconds:0} ms (bound: lease {lease.TotalMilliseconds:0} ms + 1 s)");
+        }
+
         report.Row("wrong bytes", Wrong);
         report.Row("hangs", Hangs);
         report.Row("untyped", Untyped);
