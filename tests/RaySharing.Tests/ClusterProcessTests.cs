@@ -213,6 +213,38 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
     }
 
     [Fact]
+    public async Task HoldersWorkerStopped_SIGSTOP_ForwardedCallEndsTypedWithinAboutALease_NoHang()
+    {
+        var (host, address) = await StartListeningHostAsync();
+        using var started = host;
+        await using var onStopped = await TestWorker.ConnectAsync(address);
+        await onStopped.GetOrCreateHolderAsync("H").Within();
+        await using var other = await StartWorkerHereAsync();
+        var viaOther = await (await other.ConnectAsync()).GetHolderAsync("H").Within();
+        Assert.Empty(await viaOther.ListKeysAsync().Within());
+
+        await SignalAsync(host.Id, "STOP");
+        try
+        {
+            // The forwarded call gets no answer: bounded by one cluster lease, then the directory decides.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var error = await Assert.ThrowsAnyAsync<RaySharingException>(() => viaOther.ListKeysAsync()).Within(TimeSpan.FromMilliseconds(LeaseMs * 4));
+            Assert.True(error is WorkerUnavailableException or OwnerDiedException, error.ToString());
+            Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(LeaseMs * 3), $"took {clock.Elapsed}");
+        }
+        finally
+        {
+            await SignalAsync(host.Id, "CONT");
+        }
+    }
+
+    private static async Task SignalAsync(int pid, string signal)
+    {
+        using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync().Within();
+    }
+
+    [Fact]
     public async Task Sample_ExecutorsOnOneWorkerDriverOnAnother_DriverVerifiesEveryPartition()
     {
         // Not about lapses: a lease a loaded machine renews in time.

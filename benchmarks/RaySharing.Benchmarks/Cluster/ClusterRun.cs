@@ -26,6 +26,7 @@ internal static class ClusterRun
 
     private const int Calls = 2000;
     private const int WarmUp = 200;
+    private const int Rounds = 10;
     private const int Holders = 1000;
     private const long TransferBytes = 64L << 20;
     private const int TransferRepetitions = 5;
@@ -132,40 +133,53 @@ internal static class ClusterRun
         using var channel = GrpcChannel.ForAddress(far);
         var echo = new Echo.EchoClient(channel);
         var payload = new EchoMessage { Payload = Google.Protobuf.ByteString.CopyFrom(new byte[100]) };
-        Result("echo_us", await P50Async(async () => await echo.EchoAsync(payload, cancellationToken: run.Token)));
-
         var holder = await farClient.GetOrCreateHolderAsync("bench-holder", cancellationToken: run.Token);
         var viaNear = await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token);
-        Result("lookup_us", await P50Async(async () => await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token)));
         var item = await farClient.PutEncodedAsync(new byte[100], owner: holder, cancellationToken: run.Token);
-        var key = 0;
-        Result("register_us", await P50Async(async () => await viaNear.RegisterAsync($"k{key++}", [item], run.Token)));
         await viaNear.RegisterAsync("fetched", [item], run.Token);
+        var key = 0;
         var fetchedRefs = new List<ObjectRef>();
-        Result("fetch_us", await P50Async(async () => fetchedRefs.AddRange(await viaNear.FetchAsync("fetched", run.Token))));
-        await nearClient.ReleaseAsync(fetchedRefs, run.Token);
-
-        // Puts for the far holder through the near worker: the bytes stay near. Then the first registration of each,
-        // for which the far worker borrows the object back from the near one (a third hop).
+        // Puts for the far holder through the near worker keep the bytes near; the first registration of each makes the
+        // far worker borrow it back from the near one (a third hop). Each put feeds one such registration.
         var putsNear = new List<ObjectRef>();
-        Result("remote_put_us", await P50Async(async () => putsNear.Add(await nearClient.PutEncodedAsync(new byte[100], owner: viaNear, cancellationToken: run.Token))));
         var next = 0;
-        Result("remote_register_us", await P50Async(async () => await viaNear.RegisterAsync($"near{next}", [putsNear[next++]], run.Token)));
+        var latencies = await InterleavedMediansAsync(WarmUp, Calls, Rounds,
+            ("echo_us", async () => await echo.EchoAsync(payload, cancellationToken: run.Token)),
+            ("lookup_us", async () => await nearClient.GetHolderAsync("bench-holder", cancellationToken: run.Token)),
+            ("register_us", async () => await viaNear.RegisterAsync($"k{key++}", [item], run.Token)),
+            ("fetch_us", async () => fetchedRefs.AddRange(await viaNear.FetchAsync("fetched", run.Token))),
+            ("remote_put_us", async () => putsNear.Add(await nearClient.PutEncodedAsync(new byte[100], owner: viaNear, cancellationToken: run.Token))),
+            ("remote_register_us", async () => await viaNear.RegisterAsync($"near{next}", [putsNear[next++]], run.Token)));
+        foreach (var (name, p50) in latencies)
+        {
+            Result(name, p50.TotalMicroseconds);
+        }
+
+        await nearClient.ReleaseAsync(fetchedRefs, run.Token);
         await nearClient.ReleaseAsync(putsNear, run.Token);
 
-        Result("socket_gbps", await SocketGetAsync(far, farSocketPort, run.Token));
         var big = new byte[TransferBytes];
         Random.Shared.NextBytes(big);
         var stored = await farClient.PutEncodedAsync(big, owner: holder, cancellationToken: run.Token);
         var borrowed = await nearClient.BorrowFromEnvelopeAsync(stored.ToEnvelopeBytes(), run.Token);
-        var sink = new NativeBuffer(TransferBytes);
-        Result("get_gbps", await GbpsAsync(async () => await nearClient.CopyToAsync(borrowed, new FixedWriter(sink), cancellationToken: run.Token)));
         // The seed's way round: put on the far host for a holder on the third, fetched through the near worker, read from the far one.
         var onThird = await thirdClient.GetOrCreateHolderAsync("bench-driver-holder", cancellationToken: run.Token);
         var forThird = await farClient.GetHolderAsync("bench-driver-holder", cancellationToken: run.Token);
         await forThird.RegisterAsync("partition", [await farClient.PutEncodedAsync(big, owner: forThird, cancellationToken: run.Token)], run.Token);
         var partition = (await (await nearClient.GetHolderAsync("bench-driver-holder", cancellationToken: run.Token)).FetchAsync("partition", run.Token)).Single();
-        Result("remote_get_gbps", await GbpsAsync(async () => await nearClient.CopyToAsync(partition, new FixedWriter(sink), cancellationToken: run.Token)));
+        var sink = new NativeBuffer(TransferBytes);
+        await using (var socket = await FarSocket.OpenAsync(far, farSocketPort, run.Token))
+        {
+            var transfers = await InterleavedMediansAsync(warmUp: 1, count: TransferRepetitions, rounds: TransferRepetitions,
+                ("socket_gbps", () => socket.GetAsync(run.Token)),
+                ("get_gbps", async () => await nearClient.CopyToAsync(borrowed, new FixedWriter(sink), cancellationToken: run.Token)),
+                ("remote_get_gbps", async () => await nearClient.CopyToAsync(partition, new FixedWriter(sink), cancellationToken: run.Token)));
+            foreach (var (name, median) in transfers)
+            {
+                Result(name, TransferBytes / median.TotalSeconds / 1e9);
+            }
+        }
+
         await onThird.KillAsync(run.Token);
         sink.Free();
 
@@ -201,55 +215,80 @@ internal static class ClusterRun
     private static Task<RaySharingClient> ConnectAsync(string address) =>
         RaySharingClient.ConnectAsync(new RaySharingClientOptions { Address = new Uri(address), UseSharedMemory = false });
 
-    private static async Task<double> P50Async(Func<Task> call) =>
-        (await MedianAsync(call, WarmUp, Calls).ConfigureAwait(false)).TotalMicroseconds;
-
-    private static async Task<double> GbpsAsync(Func<Task> transfer) =>
-        TransferBytes / (await MedianAsync(transfer, warmUp: 1, TransferRepetitions).ConfigureAwait(false)).TotalSeconds / 1e9;
-
-    /// <summary>The median time of <paramref name="count"/> sequential runs of <paramref name="run"/>, after <paramref name="warmUp"/> untimed ones.</summary>
-    private static async Task<TimeSpan> MedianAsync(Func<Task> run, int warmUp, int count)
+    /// <summary>
+    /// Each measure's median time over <paramref name="count"/> sequential runs, taken in <paramref name="rounds"/> interleaved rounds (a
+    /// round runs each measure's share in turn), after <paramref name="warmUp"/> of each: the baseline and the figures compared with it see
+    /// the same moments of a noisy machine, rather than one measure's quiet minute and another's busy one.
+    /// </summary>
+    private static async Task<List<(string Name, TimeSpan Median)>> InterleavedMediansAsync(int warmUp, int count, int rounds, params (string Name, Func<Task> Run)[] measures)
     {
-        for (var i = 0; i < warmUp; i++)
+        foreach (var (_, run) in measures)
         {
-            await run().ConfigureAwait(false);
+            for (var i = 0; i < warmUp; i++)
+            {
+                await run().ConfigureAwait(false);
+            }
         }
 
-        var times = new TimeSpan[count];
-        for (var i = 0; i < count; i++)
+        var times = measures.Select(_ => new List<TimeSpan>(count)).ToArray();
+        for (var round = 0; round < rounds; round++)
         {
-            var start = Stopwatch.GetTimestamp();
-            await run().ConfigureAwait(false);
-            times[i] = Stopwatch.GetElapsedTime(start);
+            for (var m = 0; m < measures.Length; m++)
+            {
+                for (var i = 0; i < count / rounds; i++)
+                {
+                    var start = Stopwatch.GetTimestamp();
+                    await measures[m].Run().ConfigureAwait(false);
+                    times[m].Add(Stopwatch.GetElapsedTime(start));
+                }
+            }
         }
 
-        Array.Sort(times);
-        return times[count / 2];
+        return [.. measures.Select((measure, m) =>
+        {
+            times[m].Sort();
+            return (measure.Name, times[m][times[m].Count / 2]);
+        })];
     }
 
-    private static async Task<double> SocketGetAsync(string farAddress, int farSocketPort, CancellationToken cancellationToken)
+    /// <summary>The raw TCP baseline: 64 MiB from the far host's listener into a warm buffer, on one connection.</summary>
+    private sealed class FarSocket : IAsyncDisposable
     {
-        using var channel = GrpcChannel.ForAddress(farAddress);
-        var bulk = new BulkStream.BulkStreamClient(channel);
-        await bulk.PrepareAsync(new PrepareRequest { SourceBytes = TransferBytes }, cancellationToken: cancellationToken);
-        var buffer = new NativeBuffer(TransferBytes);
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(new Uri(farAddress).Host), farSocketPort), cancellationToken);
-        var header = new byte[RawSocketServer.HeaderBytes];
-        header[0] = RawSocketServer.Get;
-        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(1), TransferBytes);
-        try
+        private readonly GrpcChannel _channel;
+        private readonly BulkStream.BulkStreamClient _bulk;
+        private readonly Socket _socket;
+        private readonly NativeBuffer _buffer = new(TransferBytes);
+        private readonly byte[] _header = new byte[RawSocketServer.HeaderBytes];
+
+        private FarSocket(string farAddress)
         {
-            return await GbpsAsync(async () =>
-            {
-                await RawSocketServer.SendAllAsync(socket, header, cancellationToken);
-                await RawSocketServer.ReceiveExactlyAsync(socket, buffer.Memory, cancellationToken);
-            });
+            _channel = GrpcChannel.ForAddress(farAddress);
+            _bulk = new BulkStream.BulkStreamClient(_channel);
+            _socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            _header[0] = RawSocketServer.Get;
+            BinaryPrimitives.WriteInt64LittleEndian(_header.AsSpan(1), TransferBytes);
         }
-        finally
+
+        public static async Task<FarSocket> OpenAsync(string farAddress, int farSocketPort, CancellationToken cancellationToken)
         {
-            buffer.Free();
-            await bulk.PrepareAsync(new PrepareRequest(), cancellationToken: cancellationToken);
+            var socket = new FarSocket(farAddress);
+            await socket._bulk.PrepareAsync(new PrepareRequest { SourceBytes = TransferBytes }, cancellationToken: cancellationToken);
+            await socket._socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(new Uri(farAddress).Host), farSocketPort), cancellationToken);
+            return socket;
+        }
+
+        public async Task GetAsync(CancellationToken cancellationToken)
+        {
+            await RawSocketServer.SendAllAsync(_socket, _header, cancellationToken);
+            await RawSocketServer.ReceiveExactlyAsync(_socket, _buffer.Memory, cancellationToken);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _socket.Dispose();
+            _buffer.Free();
+            await _bulk.PrepareAsync(new PrepareRequest());
+            _channel.Dispose();
         }
     }
 
@@ -266,8 +305,9 @@ internal static class ClusterRun
         put by its clients. The measuring client runs
         on the near host (a second process of this program there), beside its worker, as an executor or a driver does: a
         call through the near worker about the far holder crosses the links once, as does the bare echo to the far host
-        it is compared with. Latencies are the p50
-        of {Calls} sequential calls after {WarmUp} to warm up; transfers the median of {TransferRepetitions} after one.
+        it is compared with. Latencies are the p50 of {Calls} sequential calls of each measure, taken in {Rounds} interleaved
+        rounds (so the baseline and each measure see the same moments of a noisy machine) after {WarmUp} of each to warm up;
+        transfers the median of {TransferRepetitions}, interleaved likewise, after one of each.
 
         {table}
         ```

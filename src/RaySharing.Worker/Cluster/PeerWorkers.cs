@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
+using RaySharing.Internal;
 using RaySharing.Protocol.V1;
 using RaySharing.Wire;
 using RaySharing.Worker.Ownership;
@@ -29,8 +30,11 @@ internal sealed class PeerWorker : IAsyncDisposable
     private Metadata? _headers;
     private Task? _keepAlive;
 
-    public PeerWorker(WorkerRecord record, string localWorker, TimeSpan callTimeout, ILogger logger)
+    private readonly DeadlineBuckets _deadlines;
+
+    public PeerWorker(WorkerRecord record, string localWorker, TimeSpan callTimeout, DeadlineBuckets deadlines, ILogger logger)
     {
+        _deadlines = deadlines;
         Record = record;
         LocalWorker = localWorker;
         _callTimeout = callTimeout;
@@ -64,9 +68,12 @@ internal sealed class PeerWorker : IAsyncDisposable
     /// <summary>The calls between workers only (peers.proto).</summary>
     public Peers.PeersClient Peers { get; }
 
-    /// <summary>Options of one forwarded call: the peer session's token, a deadline, the caller's cancellation.</summary>
+    /// <summary>
+    /// Options of one call through the peer session: its token and the caller's cancellation, with no deadline (a
+    /// relayed stream has none); <see cref="CallAsync{T}"/> bounds a unary call.
+    /// </summary>
     public async Task<CallOptions> OptionsAsync(CancellationToken cancellationToken) =>
-        new(await HeadersAsync(cancellationToken).ConfigureAwait(false), DateTime.UtcNow + _callTimeout, cancellationToken);
+        new(await HeadersAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken);
 
     /// <summary>
     /// One call through the peer session. Its own errors come back as they are (an <see cref="RpcException"/> with
@@ -75,16 +82,18 @@ internal sealed class PeerWorker : IAsyncDisposable
     /// <exception cref="PeerUnreachableException">The other worker did not answer (connection refused or lost, or no answer within the deadline).</exception>
     public async Task<T> CallAsync<T>(Func<CallOptions, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
     {
+        // Bounded by a shared deadline slot rather than a gRPC deadline: that would cost a timer per call on both workers.
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _deadlines.TokenFor(_callTimeout));
         for (var attempt = 1; ; attempt++)
         {
             CallOptions options;
             try
             {
-                options = await OptionsAsync(cancellationToken).ConfigureAwait(false);
+                options = await OptionsAsync(bounded.Token).ConfigureAwait(false);
             }
-            catch (RpcException ex) when (IsTransport(ex, cancellationToken))
+            catch (Exception ex) when (ex is RpcException or OperationCanceledException && !cancellationToken.IsCancellationRequested && IsTransport(ex, bounded))
             {
-                throw new PeerUnreachableException(Record, ex);
+                throw Unreachable(ex, bounded);
             }
 
             try
@@ -98,10 +107,19 @@ internal sealed class PeerWorker : IAsyncDisposable
             }
             catch (RpcException ex) when (IsTransport(ex, cancellationToken))
             {
-                throw new PeerUnreachableException(Record, ex);
+                throw Unreachable(ex, bounded);
             }
         }
     }
+
+    private static bool IsTransport(Exception ex, CancellationTokenSource bounded) =>
+        ex is OperationCanceledException ? bounded.IsCancellationRequested : IsTransport((RpcException)ex, CancellationToken.None);
+
+    /// <summary>The other worker did not answer: the transport's failure, or no answer within the call's bound.</summary>
+    private PeerUnreachableException Unreachable(Exception ex, CancellationTokenSource bounded) =>
+        new(Record, bounded.IsCancellationRequested || ex is not RpcException
+            ? new RpcException(new Status(StatusCode.DeadlineExceeded, $"no answer within {_callTimeout.TotalMilliseconds:0} ms"))
+            : (RpcException)ex);
 
     /// <summary>A failure of the way there rather than an answer: no reason trailer, and not the caller's cancellation.</summary>
     public static bool IsTransport(RpcException ex, CancellationToken cancellationToken) =>
@@ -203,6 +221,7 @@ internal sealed class PeerWorker : IAsyncDisposable
 internal sealed class PeerWorkers(WorkerIdentity identity, WorkerOptions options, ILogger<PeerWorkers> logger) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<ObjectId, Lazy<PeerWorker>> _peers = new();
+    private readonly DeadlineBuckets _deadlines = new();
 
     /// <summary>
     /// A forwarded call's deadline: one cluster lease. The other worker answers holder calls in microseconds unless it
@@ -211,7 +230,7 @@ internal sealed class PeerWorkers(WorkerIdentity identity, WorkerOptions options
     private TimeSpan CallTimeout => options.ClusterLease;
 
     public PeerWorker Get(WorkerRecord record) =>
-        _peers.GetOrAdd(record.Id, _ => new Lazy<PeerWorker>(() => new PeerWorker(record, identity.WorkerId.ToString(), CallTimeout, logger))).Value;
+        _peers.GetOrAdd(record.Id, _ => new Lazy<PeerWorker>(() => new PeerWorker(record, identity.WorkerId.ToString(), CallTimeout, _deadlines, logger))).Value;
 
     /// <summary>Closes the connection to a worker that died.</summary>
     public async Task ForgetAsync(ObjectId workerId)
@@ -228,6 +247,8 @@ internal sealed class PeerWorkers(WorkerIdentity identity, WorkerOptions options
         {
             await ForgetAsync(id).ConfigureAwait(false);
         }
+
+        _deadlines.Dispose();
     }
 }
 

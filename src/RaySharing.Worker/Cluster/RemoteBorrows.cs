@@ -124,10 +124,9 @@ internal sealed class RemoteBorrows
         {
             var request = new ReleaseRequest();
             request.ObjectIds.AddRange(ids.Select(id => UnsafeByteOperations.UnsafeWrap(id.ToByteArray())));
-            var options = await peer.OptionsAsync(CancellationToken.None).ConfigureAwait(false);
-            await peer.Objects.ReleaseAsync(request, options).ConfigureAwait(false);
+            await peer.CallAsync(o => peer.Objects.ReleaseAsync(request, o), CancellationToken.None).ConfigureAwait(false);
         }
-        catch (RpcException ex)
+        catch (Exception ex) when (ex is RpcException or PeerUnreachableException)
         {
             WorkerLog.RemoteReleaseFailed(_logger, ids.Count, peer.Record.Id, ex);
         }

@@ -41,7 +41,7 @@ internal sealed class RemoteObjects(ClusterMembership membership, ClusterHolders
         {
             // Inside the try: opening the peer session there is the first call to a worker that may be gone.
             var options = await peer.OptionsAsync(cancellationToken).ConfigureAwait(false);
-            using var call = peer.Objects.GetStream(request, options.WithDeadline(DateTime.MaxValue).WithCancellationToken(idle.Token));
+            using var call = peer.Objects.GetStream(request, options.WithCancellationToken(idle.Token));
             while (true)
             {
                 idle.CancelAfter(idleTimeout);
