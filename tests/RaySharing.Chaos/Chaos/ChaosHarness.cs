@@ -8,7 +8,7 @@ namespace RaySharing.Chaos.Chaos;
 /// harness's own client and the detached holder CHAOS; runs the rounds, each under a watchdog, and
 /// reports the tally.
 /// </summary>
-internal sealed class ChaosHarness : IAsyncDisposable
+internal sealed class ChaosHarness : IChaosHarness
 {
     public const string HolderName = "CHAOS";
 
@@ -42,44 +42,9 @@ internal sealed class ChaosHarness : IAsyncDisposable
     /// <summary>The detached holder that owns every executor's object, on the current worker.</summary>
     public ObjectHolder Holder => _holder ?? throw new InvalidOperationException("The harness is not connected.");
 
-    public static async Task<int> RunAsync(CommandLine commandLine)
-    {
-        commandLine.Allow("--rounds", "--seed", "--out", "--worker-dll");
-        var rounds = commandLine.Int("--rounds", null, 1, 100_000);
-        var seed = commandLine.Int("--seed", Random.Shared.Next(), 0, int.MaxValue);
-        var outPath = commandLine.Optional("--out");
-        var hostAssembly = WorkerProcess.LocateHost(commandLine.Optional("--worker-dll"));
-
-        var random = new Random(seed);
-        var schedule = KillKinds.Schedule(rounds, KillKinds.SingleWorker, random);
-        Console.WriteLine($"chaos: {rounds} rounds, seed {seed}, worker lease {Lease.TotalMilliseconds:0} ms, {Environment.ProcessorCount} cores");
-        Console.WriteLine($"chaos: worker host {hostAssembly}");
-
-        var elapsed = Stopwatch.StartNew();
-        var harness = new ChaosHarness(hostAssembly);
-        await using (harness)
-        {
-            for (var round = 1; round <= rounds; round++)
-            {
-                // A random per round, drawn in order from the seeded one: a round replays the same way
-                // whatever the timing of the rounds before it did.
-                await harness.RunRoundAsync(round, schedule[round - 1], new Random(random.Next()));
-            }
-        }
-
-        var report = new Report("RaySharing chaos", commandLine);
-        report.Row("seed", seed);
-        harness.Tally.AddTo(report, elapsed.Elapsed, Lease);
-        var passed = harness.Tally.Passed;
-        report.Print(passed);
-        if (outPath is not null)
-        {
-            report.WriteMarkdown(outPath, passed);
-            Console.WriteLine($"chaos: wrote {outPath}");
-        }
-
-        return passed ? 0 : 1;
-    }
+    public static Task<int> RunAsync(CommandLine commandLine) =>
+        ChaosRun.RunAsync(commandLine, "chaos", KillKinds.SingleWorker, $"worker lease {Lease.TotalMilliseconds:0} ms", Lease,
+            hostAssembly => Task.FromResult<IChaosHarness>(new ChaosHarness(hostAssembly)));
 
     /// <summary>
     /// Starts a worker and connects to it unless one is running and connected, then gets or creates
@@ -149,7 +114,7 @@ internal sealed class ChaosHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await ResetWorkerAsync().ConfigureAwait(false);
 
-    private async Task RunRoundAsync(int number, KillKind kind, Random random)
+    public async Task RunRoundAsync(int number, KillKind kind, Random random)
     {
         var round = new ChaosRound(this, number, kind, random);
         await RunRoundAsync(Tally, number, kind, RoundBudget, round.RunAsync, round.KillChildren, () => round.Note, ResetWorkerAsync).ConfigureAwait(false);

@@ -155,7 +155,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
             }
         }
 
-        Note = $"; owner died {latency.TotalMilliseconds:0} ms after the Kill";
+        Note = $"; owner died {latency.TotalMilliseconds:0} ms after the kill";
     }
 
     /// <summary>
@@ -240,28 +240,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         var fetchExpect = workerRestarted ? Expect.Error(nameof(RegistryKeyNotFoundException))
             : announced.Count == 0 ? Expect.Any
             : Expect.Ok;
-        try
-        {
-            var refs = await BoundedCall.RunAsync("fetch", ChaosHarness.CallBound, token => harness.Holder.FetchAsync(jobKey, token), cancellationToken).ConfigureAwait(false);
-            Held.AddRange(refs);
-            Record(Outcome.Ok, fetchExpect, "fetch of the job key", Source.OtherCall);
-            foreach (var objectRef in refs)
-            {
-                // A victim killed between its register and its READY left an object nobody announced; the
-                // client still checks its bytes against the envelope's checksum.
-                uint? crc = announced.TryGetValue(objectRef.Id, out var put) ? put.Crc : null;
-                Record(await GetAsync(client, objectRef, crc, cancellationToken).ConfigureAwait(false), Expect.Ok, $"get of fetched {objectRef.Id}");
-            }
-
-            foreach (var id in announced.Keys.Except(refs.Select(r => r.Id)))
-            {
-                Tally.Violation($"round {Number}: LOST: announced object {id} was missing from the harness's fetch");
-            }
-        }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            Record(Outcome.Of(ex), fetchExpect, "fetch of the job key", Source.OtherCall);
-        }
+        await VerifyFetchedAsync(client, token => harness.Holder.FetchAsync(jobKey, token), announced, fetchExpect, "fetch of the job key", cancellationToken).ConfigureAwait(false);
 
         // 2. Every announced object by its envelope, as a stranger process would. The worker started afresh
         //    (another address) must say where the ref lives (WRONG_WORKER), never "not found" or a hang.

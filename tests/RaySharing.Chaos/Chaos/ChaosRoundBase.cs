@@ -311,4 +311,35 @@ internal abstract class ChaosRoundBase(ChaosTally tally, int number, KillKind ki
     }
 
     protected static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Fetches the job (<paramref name="fetch"/>, one bounded call) and gets every ref through <paramref name="client"/>, each
+    /// checked against the crc its executor announced; an announced object missing from the list is LOST.
+    /// </summary>
+    protected async Task VerifyFetchedAsync(RaySharingClient client, Func<CancellationToken, Task<IReadOnlyList<ObjectRef>>> fetch,
+        Dictionary<ObjectId, ExecutorObject> announced, Expect fetchExpect, string what, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var refs = await BoundedCall.RunAsync("fetch", ChaosHarness.CallBound, fetch, cancellationToken).ConfigureAwait(false);
+            Held.AddRange(refs);
+            Record(Outcome.Ok, fetchExpect, what, Source.OtherCall);
+            foreach (var objectRef in refs)
+            {
+                // A victim killed between its register and its READY left an object nobody announced; the
+                // client still checks its bytes against the envelope's checksum.
+                uint? crc = announced.TryGetValue(objectRef.Id, out var put) ? put.Crc : null;
+                Record(await GetAsync(client, objectRef, crc, cancellationToken).ConfigureAwait(false), Expect.Ok, $"get of fetched {objectRef.Id}");
+            }
+
+            foreach (var id in announced.Keys.Except(refs.Select(r => r.Id)))
+            {
+                Tally.Violation($"round {Number}: LOST: announced object {id} was missing from the harness's fetch");
+            }
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            Record(Outcome.Of(ex), fetchExpect, what, Source.OtherCall);
+        }
+    }
 }

@@ -11,7 +11,7 @@ namespace RaySharing.Chaos.Chaos;
 /// their bytes (the storing worker); a driver reads them through the third (the reading worker). Each round SIGKILLs
 /// one process (<see cref="KillKinds.Cluster"/>) and checks what the cluster promises (<see cref="ClusterChaosRound"/>).
 /// </summary>
-internal sealed class ClusterChaosHarness : IAsyncDisposable
+internal sealed class ClusterChaosHarness : IChaosHarness
 {
     public const string HolderName = ChaosHarness.HolderName;
 
@@ -51,44 +51,18 @@ internal sealed class ClusterChaosHarness : IAsyncDisposable
     /// <summary>CHAOS, through the holder's worker's client.</summary>
     public ObjectHolder Holder => _holder ?? throw new InvalidOperationException("The harness is not connected.");
 
-    public static async Task<int> RunAsync(CommandLine commandLine)
+    public static Task<int> RunAsync(CommandLine commandLine) =>
+        ChaosRun.RunAsync(commandLine, "cluster chaos", KillKinds.Cluster,
+            $"session lease {Lease.TotalMilliseconds:0} ms, cluster lease {ClusterLease.TotalMilliseconds:0} ms", Lease, StartAsync,
+            ("cluster", "redis-server and three workers, each its own process: the holder's, the storing (executors), the reading (driver)"));
+
+    /// <summary>The harness with its redis-server running; the workers start with the first round.</summary>
+    private static async Task<IChaosHarness> StartAsync(string hostAssembly)
     {
-        commandLine.Allow("--rounds", "--seed", "--out", "--worker-dll");
-        var rounds = commandLine.Int("--rounds", null, 1, 100_000);
-        var seed = commandLine.Int("--seed", Random.Shared.Next(), 0, int.MaxValue);
-        var outPath = commandLine.Optional("--out");
-        var hostAssembly = WorkerProcess.LocateHost(commandLine.Optional("--worker-dll"));
-
-        var random = new Random(seed);
-        var schedule = KillKinds.Schedule(rounds, KillKinds.Cluster, random);
-        Console.WriteLine($"cluster chaos: {rounds} rounds, seed {seed}, session lease {Lease.TotalMilliseconds:0} ms, cluster lease {ClusterLease.TotalMilliseconds:0} ms, {Environment.ProcessorCount} cores");
-        Console.WriteLine($"cluster chaos: worker host {hostAssembly}");
-
-        var elapsed = Stopwatch.StartNew();
         var harness = new ClusterChaosHarness(hostAssembly);
-        await using (harness)
-        {
-            harness._redis = await RedisProcess.StartAsync().WaitAsync(TimeSpan.FromMinutes(2)).ConfigureAwait(false);
-            Console.WriteLine($"cluster chaos: redis-server at {harness._redis.ConnectionString}, cluster {harness._cluster}");
-            for (var round = 1; round <= rounds; round++)
-            {
-                await harness.RunRoundAsync(round, schedule[round - 1], new Random(random.Next())).ConfigureAwait(false);
-            }
-        }
-
-        var report = new Report("RaySharing cluster chaos", commandLine);
-        report.Row("seed", seed);
-        report.Row("cluster", "redis-server and three workers, each its own process: the holder's, the storing (executors), the reading (driver)");
-        harness.Tally.AddTo(report, elapsed.Elapsed, Lease);
-        var passed = harness.Tally.Passed;
-        report.Print(passed);
-        if (outPath is not null)
-        {
-            report.WriteMarkdown(outPath, passed);
-            Console.WriteLine($"cluster chaos: wrote {outPath}");
-        }
-
-        return passed ? 0 : 1;
+        harness._redis = await RedisProcess.StartAsync().WaitAsync(TimeSpan.FromMinutes(2)).ConfigureAwait(false);
+        Console.WriteLine($"cluster chaos: redis-server at {harness._redis.ConnectionString}, cluster {harness._cluster}");
+        return harness;
     }
 
     /// <summary>
@@ -149,7 +123,7 @@ internal sealed class ClusterChaosHarness : IAsyncDisposable
         }
     }
 
-    private async Task RunRoundAsync(int number, KillKind kind, Random random)
+    public async Task RunRoundAsync(int number, KillKind kind, Random random)
     {
         var round = new ClusterChaosRound(this, number, kind, random);
         await ChaosHarness.RunRoundAsync(Tally, number, kind, RoundBudget, round.RunAsync, round.KillChildren, () => round.Note,

@@ -226,28 +226,11 @@ internal sealed class ClusterChaosRound(ClusterChaosHarness harness, int number,
     {
         var client = harness.ReadingWorker.Client!;
         var fetchExpect = announced.Count == 0 ? Expect.Any : Expect.Ok;
-        try
-        {
-            var holder = await BoundedCall.RunAsync("get CHAOS", ChaosHarness.CallBound,
-                token => client.GetHolderAsync(ClusterChaosHarness.HolderName, cancellationToken: token), cancellationToken).ConfigureAwait(false);
-            var refs = await BoundedCall.RunAsync("fetch", ChaosHarness.CallBound, token => holder.FetchAsync(jobKey, token), cancellationToken).ConfigureAwait(false);
-            Held.AddRange(refs);
-            Record(Outcome.Ok, fetchExpect, "fetch of the job key through the reading worker", Source.OtherCall);
-            foreach (var objectRef in refs)
+        await VerifyFetchedAsync(client, async token =>
             {
-                uint? crc = announced.TryGetValue(objectRef.Id, out var put) ? put.Crc : null;
-                Record(await GetAsync(client, objectRef, crc, cancellationToken).ConfigureAwait(false), Expect.Ok, $"get of fetched {objectRef.Id}");
-            }
-
-            foreach (var id in announced.Keys.Except(refs.Select(r => r.Id)))
-            {
-                Tally.Violation($"round {Number}: LOST: announced object {id} was missing from the harness's fetch");
-            }
-        }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            Record(Outcome.Of(ex), fetchExpect, "fetch of the job key through the reading worker", Source.OtherCall);
-        }
+                var holder = await client.GetHolderAsync(ClusterChaosHarness.HolderName, cancellationToken: token).ConfigureAwait(false);
+                return await holder.FetchAsync(jobKey, token).ConfigureAwait(false);
+            }, announced, fetchExpect, "fetch of the job key through the reading worker", cancellationToken).ConfigureAwait(false);
 
         foreach (var put in announced.Values)
         {
