@@ -168,22 +168,7 @@ internal sealed class ChaosRound(ChaosHarness harness, int number, KillKind kill
         var workerKilled = false;
         if (Kill is KillKind.DriverMidGet or KillKind.WorkerMidTransfer)
         {
-            try
-            {
-                await driver.WaitForLineAsync(ChildLines.Fetched, ChildBound, cancellationToken).ConfigureAwait(false);
-            }
-            catch (ChildFailedException ex)
-            {
-                // A driver that finished without fetching printed why, and CheckDriver counts that.
-                if (!driver.HasLine(ChildLines.Done))
-                {
-                    Tally.Violation($"round {Number}: {ex.Message}");
-                }
-            }
-
-            // The driver's gets take tens of milliseconds, so the delay is short enough to land among them.
-            await Task.Delay(Random.Next(0, 101), cancellationToken).ConfigureAwait(false);
-            var landing = driver.HasLine(ChildLines.Done) ? "after DONE" : "before DONE";
+            var landing = await AfterDriverFetchedAsync(driver, cancellationToken).ConfigureAwait(false);
             if (Kill == KillKind.DriverMidGet)
             {
                 driver.Kill();

@@ -342,4 +342,28 @@ internal abstract class ChaosRoundBase(ChaosTally tally, int number, KillKind ki
             Record(Outcome.Of(ex), fetchExpect, what, Source.OtherCall);
         }
     }
+
+    /// <summary>
+    /// Waits until the driver fetched, then a random 0–100 ms, so that a kill lands among its gets; returns where it
+    /// would land ("before DONE" or "after DONE").
+    /// </summary>
+    protected async Task<string> AfterDriverFetchedAsync(ChildProcess driver, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await driver.WaitForLineAsync(ChildLines.Fetched, ChildBound, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChildFailedException ex)
+        {
+            // A driver that finished without fetching printed why, and CheckDriver counts that.
+            if (!driver.HasLine(ChildLines.Done))
+            {
+                Tally.Violation($"round {Number}: {ex.Message}");
+            }
+        }
+
+        // The driver's gets take tens of milliseconds, so the delay is short enough to land among them.
+        await Task.Delay(Random.Next(0, 101), cancellationToken).ConfigureAwait(false);
+        return driver.HasLine(ChildLines.Done) ? "after DONE" : "before DONE";
+    }
 }

@@ -125,20 +125,7 @@ internal sealed class ClusterChaosRound(ClusterChaosHarness harness, int number,
         KillKind? killed = null;
         if (Kill is KillKind.DriverMidGet or KillKind.HoldersWorkerMidGet or KillKind.StoringWorkerMidGet)
         {
-            try
-            {
-                await driver.WaitForLineAsync(ChildLines.Fetched, ChildBound, cancellationToken).ConfigureAwait(false);
-            }
-            catch (ChildFailedException ex)
-            {
-                if (!driver.HasLine(ChildLines.Done))
-                {
-                    Tally.Violation($"round {Number}: {ex.Message}");
-                }
-            }
-
-            await Task.Delay(Random.Next(0, 101), cancellationToken).ConfigureAwait(false);
-            var landing = driver.HasLine(ChildLines.Done) ? "after DONE" : "before DONE";
+            var landing = await AfterDriverFetchedAsync(driver, cancellationToken).ConfigureAwait(false);
             switch (Kill)
             {
                 case KillKind.DriverMidGet:
