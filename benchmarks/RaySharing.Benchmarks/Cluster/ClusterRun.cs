@@ -318,8 +318,10 @@ internal static class ClusterRun
         .NET client's direct read; protos/CLUSTER.md), so they run at the channel's speed, whichever worker hosts the
         holder. A lookup through the near worker is the client's channel call to its worker plus that worker's round
         trip to Redis; a register or fetch is the channel call plus the near worker's forwarded gRPC call to the far
-        one. The client's hop is on the binary channel (HOLDER_GET, REGISTER, FETCH), a third of a gRPC call's cost,
-        so the forwarded gRPC call is most of each figure; it is the next to move to the channel (worker to worker).
+        one. The client's hop is on the binary channel (HOLDER_GET, REGISTER, FETCH), a third of a gRPC call's cost;
+        the forwarded hop is still gRPC, and the forwarding itself (the near worker's channel handler awaiting its gRPC
+        client, on a machine whose two cores the three workers, Redis and the client share) adds about half a bare
+        call more. Carrying the forwarded calls on the far worker's channel is what would move them below two bare calls.
         A put for the far holder stores the bytes near and asks nothing of the far worker once the near one was told
         of the holder (at its lookup); the first register of such a ref adds the far worker's borrow back from the
         near one (a third hop), later registers of it do not.
