@@ -493,7 +493,7 @@ public sealed class ChannelServedTests
         using var session = await RawSession.OpenAsync(worker.Address).Within();
         await using var connection = await ChannelConnection.ConnectAsync(session.Tcp).Within();
 
-        var ex = await Assert.ThrowsAsync<WorkerUnavailableException>(() => connection.SendAsync(ChannelOp.Put, PutPayload(Bytes(100, 8))).Within());
+        var ex = await Assert.ThrowsAsync<ChannelUnavailableException>(() => connection.SendAsync(ChannelOp.Put, PutPayload(Bytes(100, 8))).Within());
 
         Assert.Equal(ErrorReasons.Unauthorized, Assert.IsType<ChannelProtocolException>(ex.InnerException).Reason);
         Assert.True(connection.IsBroken);
@@ -1104,7 +1104,7 @@ public sealed class ChannelServedTests
             Assert.Equal(ErrorReasons.SessionExpired, put.ReadError().Reason);
         });
         // Failed with SESSION_EXPIRED, or the worker closed the ended session's connection: either way nothing stored.
-        Assert.True(reply is null or WorkerUnavailableException, reply?.ToString());
+        Assert.True(reply is null or ChannelUnavailableException, reply?.ToString());
         Assert.Equal(before, await stats.GetStoreStatsAsync().Within());
     }
 
@@ -1357,7 +1357,7 @@ public sealed class ChannelServedTests
     private static async Task AssertClosedAsync(ChannelConnection connection)
     {
         await Bounded.Eventually(() => Task.FromResult(connection.IsBroken), TimeSpan.FromSeconds(5), "the worker closes the connection after a failed HELLO");
-        await Assert.ThrowsAsync<WorkerUnavailableException>(() => connection.SendAsync(ChannelOp.Ping, new byte[] { 1 }).Within());
+        await Assert.ThrowsAsync<ChannelUnavailableException>(() => connection.SendAsync(ChannelOp.Ping, new byte[] { 1 }).Within());
     }
 
     private static async Task<byte[]> BulkGetAsync(ChannelBodyConnection body, byte[] ticket)

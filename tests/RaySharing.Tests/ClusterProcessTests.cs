@@ -184,6 +184,8 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
             put = await putter.PutEncodedAsync(new byte[] { 5 }, owner: viaFirst).Within();
             await viaFirst.RegisterAsync("k", [put]).Within();
             first.Kill();
+            // Gone before the next one binds its port.
+            Assert.True(await first.WaitForExitAsync(ProcessTimeout, CancellationToken.None), "the killed worker did not exit");
         }
 
         var (second, sameAddress) = await StartListeningHostAsync(port: port);

@@ -317,14 +317,12 @@ internal static class ClusterRun
         What bounds the figures. The gets read the object straight from the worker that stores it over its channel (the
         .NET client's direct read; protos/CLUSTER.md), so they run at the channel's speed, whichever worker hosts the
         holder. A lookup through the near worker is the client's channel call to its worker plus that worker's round
-        trip to Redis; a register or fetch is the channel call plus the near worker's forwarded gRPC call to the far
-        one. The client's hop is on the binary channel (HOLDER_GET, REGISTER, FETCH), a third of a gRPC call's cost;
-        the forwarded hop is still gRPC, and the forwarding itself (the near worker's channel handler awaiting its gRPC
-        client, on a machine whose two cores the three workers, Redis and the client share) adds about half a bare
-        call more. Carrying the forwarded calls on the far worker's channel is what would move them below two bare calls.
+        trip to Redis. A register or fetch is two channel calls in a row: the client's to its worker (HOLDER_GET,
+        REGISTER, FETCH), and that worker's, forwarded on the far worker's channel through its peer session there; a
+        channel call costs about a third to a half of a gRPC one, so the two together come near one bare gRPC call.
         A put for the far holder stores the bytes near and asks nothing of the far worker once the near one was told
         of the holder (at its lookup); the first register of such a ref adds the far worker's borrow back from the
-        near one (a third hop), later registers of it do not.
+        near one (a third hop, on the near worker's channel), later registers of it do not.
         """;
 
     /// <summary>A buffer writer over one fixed native buffer, rewound for each transfer.</summary>

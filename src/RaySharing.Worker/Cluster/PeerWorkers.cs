@@ -3,6 +3,8 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using RaySharing.Internal;
+using RaySharing.Internal.Channel;
+using RaySharing.Wire.Channel;
 using RaySharing.Protocol.V1;
 using RaySharing.Wire;
 using RaySharing.Worker.Ownership;
@@ -28,13 +30,22 @@ internal sealed class PeerWorker : IAsyncDisposable
     private readonly CancellationTokenSource _closing = new();
     private readonly SemaphoreSlim _opening = new(1, 1);
     private Metadata? _headers;
+    private byte[]? _hello;
     private Task? _keepAlive;
 
     private readonly DeadlineBuckets _deadlines;
 
+    // The other worker's binary channel, for the forwarded calls it carries (register, fetch): one multiplexed
+    // connection bound to the peer session by its HELLO, replaced when it breaks or the session changes.
+    private readonly ChannelEndpoint? _channelEndpoint;
+    private readonly SemaphoreSlim _connecting = new(1, 1);
+    private ChannelConnection? _calls;
+    private Metadata? _callsSession;
+
     public PeerWorker(WorkerRecord record, string localWorker, TimeSpan callTimeout, DeadlineBuckets deadlines, ILogger logger)
     {
         _deadlines = deadlines;
+        _channelEndpoint = record.ChannelPort > 0 ? ChannelEndpoint.Tcp(new Uri(record.Address).Host, record.ChannelPort) : null;
         Record = record;
         LocalWorker = localWorker;
         _callTimeout = callTimeout;
@@ -112,6 +123,126 @@ internal sealed class PeerWorker : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// One call through the peer session on the other worker's binary channel, bounded as <see cref="CallAsync{T}"/> is;
+    /// null when that worker offers no channel (the caller goes over gRPC). <paramref name="read"/> turns the ok reply's
+    /// payload into the reply, before the reply's buffer goes back. A failed reply is thrown as the <see cref="RpcException"/>
+    /// the gRPC call would have thrown (its reason and detail as trailers), so callers handle both transports alike.
+    /// </summary>
+    /// <exception cref="PeerUnreachableException">The other worker did not answer.</exception>
+    public async Task<T?> ChannelCallAsync<T>(ChannelOp op, ReadOnlyMemory<byte> payload, Func<ReadOnlyMemory<byte>, T> read, CancellationToken cancellationToken)
+        where T : class
+    {
+        if (_channelEndpoint is null || payload.Length > ChannelFrameHeader.DefaultMaxPayloadBytes - (64 << 10))
+        {
+            return null;
+        }
+
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _deadlines.TokenFor(_callTimeout));
+        for (var attempt = 1; ; attempt++)
+        {
+            Metadata? session = null;
+            try
+            {
+                session = await HeadersAsync(bounded.Token).ConfigureAwait(false);
+                if (Volatile.Read(ref _hello) is not { } hello)
+                {
+                    return null;
+                }
+
+                var calls = await CallsAsync(session, hello, bounded.Token).ConfigureAwait(false);
+                using var reply = await calls.SendAsync(op, payload, bounded.Token).ConfigureAwait(false);
+                return reply.IsOk ? read(reply.Payload) : throw ErrorOf(reply.ReadError());
+            }
+            catch (RpcException ex) when (ex.Trailers.GetValue(WireHeaders.Reason) == ErrorReasons.SessionExpired && attempt == 1 && session is not null)
+            {
+                // The peer session lapsed there: a new one, and a channel connection bound to it, for this call.
+                SessionLost(session);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested
+                && (ex is ChannelUnavailableException or ChannelProtocolException or OperationCanceledException || (ex is RpcException rpc && IsTransport(rpc, cancellationToken))))
+            {
+                throw Unreachable(ex is RpcException ? ex : new RpcException(new Status(StatusCode.Unavailable, ex.Message)), bounded);
+            }
+        }
+    }
+
+    /// <summary>The channel connection bound to <paramref name="session"/>, connected and proven with its HELLO if need be.</summary>
+    private async Task<ChannelConnection> CallsAsync(Metadata session, byte[] hello, CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _calls) is { IsBroken: false } live && ReferenceEquals(Volatile.Read(ref _callsSession), session))
+        {
+            return live;
+        }
+
+        await _connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_calls is { IsBroken: false } current && ReferenceEquals(_callsSession, session))
+            {
+                return current;
+            }
+
+            if (_calls is { } old)
+            {
+                _calls = null;
+                await old.DisposeAsync().ConfigureAwait(false);
+            }
+
+            var connection = await ChannelConnection.ConnectAsync(_channelEndpoint!, ChannelFrameHeader.DefaultMaxPayloadBytes, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                using var reply = await connection.SendAsync(ChannelOp.Hello, hello, cancellationToken).ConfigureAwait(false);
+                if (!reply.IsOk)
+                {
+                    throw ErrorOf(reply.ReadError());
+                }
+            }
+            catch
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            _callsSession = session;
+            Volatile.Write(ref _calls, connection);
+            return connection;
+        }
+        finally
+        {
+            _connecting.Release();
+        }
+    }
+
+    /// <summary>A failed channel reply as the gRPC call's error: the status of ERRORS.md's table, the reason and detail as trailers.</summary>
+    private static RpcException ErrorOf(ChannelError error)
+    {
+        var trailers = new Metadata { { WireHeaders.Reason, error.Reason } };
+        foreach (var (key, value) in error.Detail ?? new Dictionary<string, string>())
+        {
+            // Names and addresses travel percent-encoded in trailers, as the worker's own errors send them.
+            trailers.Add(key, key is WireHeaders.HolderNamespace or WireHeaders.HolderName or WireHeaders.WorkerAddress ? Uri.EscapeDataString(value) : value);
+        }
+
+        return new RpcException(new Status(StatusOf(error.Reason), error.Message), trailers);
+    }
+
+    private static StatusCode StatusOf(string reason) => reason switch
+    {
+        ErrorReasons.OwnerDied or ErrorReasons.SessionExpired or ErrorReasons.WrongWorker => StatusCode.FailedPrecondition,
+        ErrorReasons.ObjectFreed or ErrorReasons.ObjectNotFound or ErrorReasons.HolderNotFound or ErrorReasons.KeyNotFound => StatusCode.NotFound,
+        ErrorReasons.ObjectLost or ErrorReasons.ChecksumMismatch => StatusCode.DataLoss,
+        ErrorReasons.StoreFull or ErrorReasons.ObjectTooLarge or ErrorReasons.MessageTooLarge => StatusCode.ResourceExhausted,
+        ErrorReasons.InvalidEnvelope or ErrorReasons.NotOwner or ErrorReasons.InvalidRequest => StatusCode.InvalidArgument,
+        ErrorReasons.Timeout => StatusCode.DeadlineExceeded,
+        ErrorReasons.Unavailable => StatusCode.Unavailable,
+        ErrorReasons.ListChanged => StatusCode.Aborted,
+        ErrorReasons.Unimplemented => StatusCode.Unimplemented,
+        ErrorReasons.Unauthorized => StatusCode.PermissionDenied,
+        ErrorReasons.ProtocolError => StatusCode.Internal,
+        _ => StatusCode.Unknown,
+    };
+
     private static bool IsTransport(Exception ex, CancellationTokenSource bounded) =>
         ex is OperationCanceledException ? bounded.IsCancellationRequested : IsTransport((RpcException)ex, CancellationToken.None);
 
@@ -149,9 +280,15 @@ internal sealed class PeerWorker : IAsyncDisposable
             }
         }
 
+        if (_calls is { } calls)
+        {
+            await calls.DisposeAsync().ConfigureAwait(false);
+        }
+
         _channel.Dispose();
         _closing.Dispose();
         _opening.Dispose();
+        _connecting.Dispose();
     }
 
     private async Task<Metadata> HeadersAsync(CancellationToken cancellationToken)
@@ -174,6 +311,7 @@ internal sealed class PeerWorker : IAsyncDisposable
                 new CallOptions(deadline: DateTime.UtcNow + _callTimeout, cancellationToken: cancellationToken)).ConfigureAwait(false);
             var token = ObjectId.FromBytes(reply.SessionToken.Span);
             var fresh = new Metadata { { WireHeaders.SessionToken, token.ToString() } };
+            Volatile.Write(ref _hello, reply.Channel is { } offer && offer.Key.Length == ChannelMessages.KeyBytes ? ChannelMessages.Hello(token, offer.Key.Span) : null);
             Volatile.Write(ref _headers, fresh);
             _keepAlive ??= Task.Run(() => KeepAliveAsync(TimeSpan.FromMilliseconds(reply.LeaseMillis) / 3), CancellationToken.None);
             return fresh;

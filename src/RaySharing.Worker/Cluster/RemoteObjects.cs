@@ -1,6 +1,7 @@
 using Grpc.Core;
 using RaySharing.Protocol.V1;
 using RaySharing.Wire;
+using RaySharing.Wire.Channel;
 using RaySharing.Worker.Ownership;
 
 namespace RaySharing.Worker.Cluster;
@@ -107,7 +108,19 @@ internal sealed class RemoteObjects(ClusterMembership membership, ClusterHolders
     public async Task<PeerWorker> HoldAsync(RefEnvelope first, BorrowRequest request, CancellationToken cancellationToken)
     {
         var peer = await PeerOfAsync(first).ConfigureAwait(false);
-        await CallAsync(first, (p, o) => p.Objects.BorrowAsync(request, o), cancellationToken).ConfigureAwait(false);
+        using var payload = new PooledBuffer();
+        ChannelMessages.WriteList(payload, [.. request.Envelopes.Select(e => e.Memory)]);
+        try
+        {
+            // On that worker's channel when it offers one (a third of a gRPC call), else over gRPC.
+            _ = await peer.ChannelCallAsync(ChannelOp.Borrow, payload.WrittenMemory, static _ => new BorrowReply(), cancellationToken).ConfigureAwait(false)
+                ?? await peer.CallAsync(o => peer.Objects.BorrowAsync(request, o), cancellationToken).ConfigureAwait(false);
+        }
+        catch (PeerUnreachableException)
+        {
+            throw await GoneAsync(first).ConfigureAwait(false);
+        }
+
         return peer;
     }
 

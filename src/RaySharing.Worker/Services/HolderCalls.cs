@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using RaySharing.Protocol.V1;
 using RaySharing.Wire;
+using RaySharing.Wire.Channel;
 using RaySharing.Worker.Cluster;
 using RaySharing.Worker.Ownership;
 
@@ -47,7 +48,10 @@ internal sealed class HolderCalls(OwnershipGraph graph, ClusterHolders holders, 
         if (await holders.FindRemoteAsync(session, address).ConfigureAwait(false) is { } remote)
         {
             request.Holder.Namespace = remote.Key.Namespace;
-            return await holders.ForwardAsync(remote, (peer, o) => peer.Holders.RegisterAsync(request, o), cancellationToken).ConfigureAwait(false);
+            using var payload = new PooledBuffer();
+            ChannelMessages.WriteRegister(payload, ChannelHolderOf(request.Holder), request.Key, [.. request.Envelopes.Select(e => e.Memory)]);
+            return await holders.ForwardAsync(remote, ChannelOp.Register, payload.WrittenMemory, static p => new RegisterReply { Count = ChannelMessages.ReadCount(p) },
+                (peer, o) => peer.Holders.RegisterAsync(request, o), cancellationToken).ConfigureAwait(false);
         }
 
         if (remotePuts.Enabled && refs.Any(r => r.Location.WorkerId != identity.WorkerId))
@@ -67,7 +71,11 @@ internal sealed class HolderCalls(OwnershipGraph graph, ClusterHolders holders, 
         {
             // The other worker pages and versions the list itself; what the fetch borrows there is this session's.
             request.Holder.Namespace = remote.Key.Namespace;
-            var forwarded = await holders.ForwardAsync(remote, (peer, o) => peer.Holders.FetchAsync(request, o), cancellationToken).ConfigureAwait(false);
+            using var payload = new PooledBuffer();
+            ChannelMessages.WriteFetch(payload, new ChannelFetch(ChannelHolderOf(request.Holder), request.Key, request.Start, request.MaxCount,
+                Math.Min(request.MaxBytes == 0 ? DefaultPageBytes : request.MaxBytes, FetchFrameBytes), request.ListVersion));
+            var forwarded = await holders.ForwardAsync(remote, ChannelOp.Fetch, payload.WrittenMemory, ReadFetchPage,
+                (peer, o) => peer.Holders.FetchAsync(request, o), cancellationToken).ConfigureAwait(false);
             remoteBorrows.Add(remote.Session, remote.Peer, forwarded.Envelopes.Select(e => EnvelopeCodec.PeekObjectId(e.Memory)));
             return forwarded;
         }
@@ -98,6 +106,21 @@ internal sealed class HolderCalls(OwnershipGraph graph, ClusterHolders holders, 
 
         return reply;
     }
+
+    /// <summary>A FETCH page's envelopes fit one channel frame, with room for the rest of the response.</summary>
+    internal const uint FetchFrameBytes = ChannelFrameHeader.DefaultMaxPayloadBytes - (64 << 10);
+
+    /// <summary>A FETCH reply of the channel as the gRPC reply; the envelopes copied out of the reply's pooled buffer.</summary>
+    private static FetchReply ReadFetchPage(ReadOnlyMemory<byte> payload)
+    {
+        var page = ChannelMessages.ReadFetchPage(payload);
+        var reply = new FetchReply { Total = page.Total, ListVersion = page.ListVersion };
+        reply.Envelopes.AddRange(page.Envelopes.Select(e => ByteString.CopyFrom(e.Span)));
+        return reply;
+    }
+
+    private static ChannelHolder ChannelHolderOf(HolderRef holder) =>
+        new(holder.Namespace, holder.Name, holder.Incarnation.IsEmpty ? null : ObjectId.FromBytes(holder.Incarnation.Span));
 
     public static HolderInfo ToInfo(HolderSnapshot holder) => new()
     {

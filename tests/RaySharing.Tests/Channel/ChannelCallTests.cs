@@ -166,7 +166,7 @@ public sealed class ChannelCallTests
         }
 
         await Bounded.Eventually(() => Task.FromResult(connection.IsBroken), TimeSpan.FromSeconds(5), "the server closes after a failed HELLO");
-        var ex = await Assert.ThrowsAsync<WorkerUnavailableException>(() => connection.SendAsync(ChannelOp.Ping, default).Within());
+        var ex = await Assert.ThrowsAsync<ChannelUnavailableException>(() => connection.SendAsync(ChannelOp.Ping, default).Within());
         Assert.Equal(server.Tcp.ToString(), ex.Address);
     }
 
@@ -176,7 +176,7 @@ public sealed class ChannelCallTests
         await using var server = ChannelServer.Start();
         await using var connection = await ChannelConnection.ConnectAsync(server.Tcp).Within();
 
-        var ex = await Assert.ThrowsAsync<WorkerUnavailableException>(() => connection.SendAsync(ChannelOp.Get, new byte[] { 1 }).Within());
+        var ex = await Assert.ThrowsAsync<ChannelUnavailableException>(() => connection.SendAsync(ChannelOp.Get, new byte[] { 1 }).Within());
 
         var cause = Assert.IsType<ChannelProtocolException>(ex.InnerException);
         Assert.Equal(ErrorReasons.Unauthorized, cause.Reason);
@@ -195,13 +195,13 @@ public sealed class ChannelCallTests
         await server.Listener.StopAsync().Within(TimeSpan.FromSeconds(5));
         foreach (var call in waiting)
         {
-            var ex = await Assert.ThrowsAsync<WorkerUnavailableException>(() => call.Within(TimeSpan.FromSeconds(5)));
-            Assert.True(ex.IsTransient);
+            var ex = await Assert.ThrowsAsync<ChannelUnavailableException>(() => call.Within(TimeSpan.FromSeconds(5)));
+            Assert.True(SessionChannel.Unavailable(ex).IsTransient, "the client reports a broken channel as a transient WorkerUnavailableException");
         }
 
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(3), "Stopping took the waiters' handler time, not a moment.");
         Assert.True(connection.IsBroken);
-        await Assert.ThrowsAsync<WorkerUnavailableException>(() => connection.SendAsync(ChannelOp.Ping, default).Within());
+        await Assert.ThrowsAsync<ChannelUnavailableException>(() => connection.SendAsync(ChannelOp.Ping, default).Within());
         Assert.False(File.Exists(server.Listener.UnixSocketPath), "The listener left its socket file.");
         Assert.Equal(1, server.Handler.ClosedConnections);
     }
@@ -211,7 +211,7 @@ public sealed class ChannelCallTests
     {
         var path = ChannelServer.TempSocketPath();
 
-        var ex = await Assert.ThrowsAsync<WorkerUnavailableException>(() => ChannelConnection.ConnectAsync(ChannelEndpoint.Unix(path)).Within());
+        var ex = await Assert.ThrowsAsync<ChannelUnavailableException>(() => ChannelConnection.ConnectAsync(ChannelEndpoint.Unix(path)).Within());
 
         Assert.Equal($"unix:{path}", ex.Address);
     }

@@ -41,7 +41,16 @@ internal sealed class ChannelBodyConnection : IAsyncDisposable
     public static async Task<ChannelBodyConnection> ConnectAsync(ChannelEndpoint endpoint, int maxPayloadBytes = ChannelFrameHeader.DefaultMaxPayloadBytes, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        var socket = await endpoint.ConnectAsync(cancellationToken).ConfigureAwait(false);
+        Socket socket;
+        try
+        {
+            socket = await endpoint.ConnectAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelUnavailableException ex)
+        {
+            throw SessionChannel.Unavailable(ex);
+        }
+
         return new ChannelBodyConnection(socket, endpoint, maxPayloadBytes);
     }
 

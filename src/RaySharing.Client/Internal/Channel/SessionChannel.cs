@@ -39,14 +39,35 @@ internal sealed class SessionChannel : IAsyncDisposable
     /// <summary>Connects the call connection and proves the session on it; used at session open to test the channel.</summary>
     /// <exception cref="WorkerUnavailableException">The channel cannot be reached.</exception>
     /// <exception cref="ChannelFailure">The worker refused the HELLO.</exception>
-    public async Task ConnectAsync(CancellationToken cancellationToken) => await CallsAsync(cancellationToken).ConfigureAwait(false);
+    public async Task ConnectAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await CallsAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelUnavailableException ex)
+        {
+            throw Unavailable(ex);
+        }
+    }
 
     /// <summary>Sends one small call and waits for its reply, ok or failed (dispose it).</summary>
+    /// <exception cref="WorkerUnavailableException">The channel cannot be reached, or broke under the call.</exception>
     public async ValueTask<ChannelReply> CallAsync(ChannelOp op, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
-        var calls = _calls is { IsBroken: false } live ? live : await CallsAsync(cancellationToken).ConfigureAwait(false);
-        return await calls.SendAsync(op, payload, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var calls = _calls is { IsBroken: false } live ? live : await CallsAsync(cancellationToken).ConfigureAwait(false);
+            return await calls.SendAsync(op, payload, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelUnavailableException ex)
+        {
+            throw Unavailable(ex);
+        }
     }
+
+    /// <summary>The client's public form of a channel that did not answer.</summary>
+    public static WorkerUnavailableException Unavailable(ChannelUnavailableException ex) => new(ex.Message, ex.Address, ex);
 
     /// <summary>A body connection bound to the session, for one transfer; give it back with <see cref="ReturnAsync"/>.</summary>
     public ValueTask<ChannelBodyConnection> RentAsync(CancellationToken cancellationToken) => _bodies.RentAsync(cancellationToken);

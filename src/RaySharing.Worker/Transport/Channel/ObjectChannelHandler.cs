@@ -23,8 +23,6 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
     /// <summary>A BULK_PUT body is read and checked in pieces of this size, each while it is still in the cache.</summary>
     private const int BodyPieceBytes = 1 << 20;
 
-    /// <summary>A FETCH page's envelopes fit one frame, with room for the rest of the response.</summary>
-    private const uint FetchFrameBytes = ChannelFrameHeader.DefaultMaxPayloadBytes - (64 << 10);
 
     public async ValueTask HandleAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
     {
@@ -263,7 +261,7 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
             Start = fetch.Start,
             MaxCount = fetch.MaxCount,
             // Within what one frame carries, as the gRPC reply is within the message limit.
-            MaxBytes = Math.Min(fetch.MaxBytes == 0 ? uint.MaxValue : fetch.MaxBytes, FetchFrameBytes),
+            MaxBytes = Math.Min(fetch.MaxBytes == 0 ? uint.MaxValue : fetch.MaxBytes, HolderCalls.FetchFrameBytes),
             ListVersion = fetch.ListVersion,
         }, cancellationToken).ConfigureAwait(false);
         ChannelMessages.WriteFetchPage(response.Payload, [.. reply.Envelopes.Select(e => e.Memory)], reply.Total, reply.ListVersion);

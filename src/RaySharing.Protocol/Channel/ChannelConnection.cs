@@ -12,7 +12,7 @@ namespace RaySharing.Internal.Channel;
 /// from the thread pool, so the frames of callers arriving meanwhile (and during a write under way) go out
 /// together in one write, and the worker answers them in one write too. One reader
 /// completes each waiter by request id. A canceled call leaves the connection intact (its late reply is
-/// dropped); a broken connection fails every waiter with <see cref="WorkerUnavailableException"/>.
+/// dropped); a broken connection fails every waiter with <see cref="ChannelUnavailableException"/>.
 /// </summary>
 internal sealed class ChannelConnection : IAsyncDisposable
 {
@@ -68,7 +68,7 @@ internal sealed class ChannelConnection : IAsyncDisposable
     }
 
     /// <summary>Connects and exchanges prefaces.</summary>
-    /// <exception cref="WorkerUnavailableException">The connection could not be made.</exception>
+    /// <exception cref="ChannelUnavailableException">The connection could not be made.</exception>
     public static async Task<ChannelConnection> ConnectAsync(ChannelEndpoint endpoint, int maxPayloadBytes = ChannelFrameHeader.DefaultMaxPayloadBytes, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -82,7 +82,7 @@ internal sealed class ChannelConnection : IAsyncDisposable
     /// </summary>
     /// <exception cref="ArgumentException">The payload exceeds the payload limit.</exception>
     /// <exception cref="OperationCanceledException">Canceled; the connection stays usable and a late reply is dropped.</exception>
-    /// <exception cref="WorkerUnavailableException">The connection broke (before or while this call waited).</exception>
+    /// <exception cref="ChannelUnavailableException">The connection broke (before or while this call waited).</exception>
     public ValueTask<ChannelReply> SendAsync(ChannelOp op, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
         if (payload.Length > _maxPayloadBytes)
@@ -292,7 +292,7 @@ internal sealed class ChannelConnection : IAsyncDisposable
 
             failure = cause is ObjectDisposedException
                 ? cause
-                : new WorkerUnavailableException($"The channel to the worker at {Endpoint} broke: {cause.Message.TrimEnd('.')}. Calls that were waiting may or may not have taken effect; connect again.", Endpoint.ToString(), cause);
+                : new ChannelUnavailableException($"The channel to the worker at {Endpoint} broke: {cause.Message.TrimEnd('.')}. Calls that were waiting may or may not have taken effect; connect again.", Endpoint.ToString(), cause);
             Volatile.Write(ref _failure, failure);
             waiting = [.. _calls.Values];
             _calls.Clear();

@@ -37,7 +37,7 @@ internal sealed record ChannelEndpoint
     }
 
     /// <summary>Opens a socket to the endpoint and exchanges prefaces (protos/CHANNEL.md, "Preface").</summary>
-    /// <exception cref="WorkerUnavailableException">Nothing listens, the connection failed, or the peer is not a version 1 channel.</exception>
+    /// <exception cref="ChannelUnavailableException">Nothing listens, the connection failed, or the peer is not a version 1 channel.</exception>
     public async Task<Socket> ConnectAsync(CancellationToken cancellationToken)
     {
         var socket = UnixPath is null
@@ -78,7 +78,7 @@ internal sealed record ChannelEndpoint
         catch (Exception ex) when (ex is SocketException or IOException or ChannelProtocolException)
         {
             socket.Dispose();
-            throw new WorkerUnavailableException($"Connecting the channel to {this} failed: {ex.Message.TrimEnd('.')}. Check that the worker runs and its channel listens there.", ToString(), ex);
+            throw new ChannelUnavailableException($"Connecting the channel to {this} failed: {ex.Message.TrimEnd('.')}. Check that the worker runs and its channel listens there.", ToString(), ex);
         }
         catch
         {
