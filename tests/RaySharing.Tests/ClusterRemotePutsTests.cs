@@ -61,6 +61,28 @@ public sealed class ClusterRemotePutsTests(RedisFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task HoldersWorkerWithoutAChannel_ForwardedCallsGoOverGrpc_SameOutcome()
+    {
+        // Workers forward register and fetch on each other's channel when they offer one; this one offers none.
+        await using var noChannel = await TestWorker.StartAsync(o =>
+        {
+            Join(o);
+            o.Channel = false;
+        });
+        var owner = await noChannel.ConnectAsync();
+        var holder = await owner.GetOrCreateHolderAsync("plain").Within();
+        var clientB = await _b.ConnectAsync();
+        var viaB = await clientB.GetHolderAsync("plain").Within();
+        var put = await clientB.PutEncodedAsync(new byte[] { 6, 6 }, owner: viaB).Within();
+
+        Assert.Equal(1, await viaB.RegisterAsync("k", [put]).Within());
+        var fetched = (await viaB.FetchAsync("k").Within()).Single();
+        Assert.Equal(new byte[] { 6, 6 }, await clientB.GetBytesAsync(fetched).Within());
+        await Assert.ThrowsAsync<RegistryKeyNotFoundException>(() => viaB.FetchAsync("missing")).Within();
+        Assert.Equal(1, await holder.UnregisterAsync("k").Within());
+    }
+
+    [Fact]
     public async Task ObjectStoredElsewhere_FreedThere_OnceUnregisteredAndReleasedEverywhere()
     {
         var clientA = await _a.ConnectAsync();
