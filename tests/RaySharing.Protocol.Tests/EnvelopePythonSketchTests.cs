@@ -11,8 +11,6 @@ namespace RaySharing.Protocol.Tests;
 /// </summary>
 public sealed class EnvelopePythonSketchTests
 {
-    private const string Python = "/usr/bin/python3";
-
     // Runs the sketch (its example included) and prints one PASS or FAIL line per vector.
     private const string Runner = """
         import json, os, re, runpy, sys
@@ -45,7 +43,7 @@ public sealed class EnvelopePythonSketchTests
     [Fact]
     public async Task PythonSketch_EveryVector_AcceptsValidAsItsJsonAndRejectsInvalid()
     {
-        Assert.True(File.Exists(Python), $"{Python} is missing: install Debian's python3 and python3-msgpack (test.sh does).");
+        DebianPython.AssertInstalled();
         var work = Directory.CreateTempSubdirectory("raysharing-sketch-");
         try
         {
@@ -63,7 +61,7 @@ public sealed class EnvelopePythonSketchTests
             await File.WriteAllTextAsync(Path.Combine(work.FullName, "sketch.py"), ExtractSketch());
             await File.WriteAllTextAsync(Path.Combine(work.FullName, "runner.py"), Runner);
 
-            var (exitCode, output) = await RunAsync(work.FullName, TimeSpan.FromSeconds(60));
+            var (exitCode, output) = await DebianPython.RunAsync(work.FullName, ["runner.py"], TimeSpan.FromSeconds(60));
 
             Assert.DoesNotContain("No module named 'msgpack'", output);
             Assert.True(exitCode == 0, $"The sketch failed on some vectors:\n{output}");
@@ -89,33 +87,5 @@ public sealed class EnvelopePythonSketchTests
         var end = text.IndexOf("```", start, StringComparison.Ordinal);
         Assert.True(start >= fence.Length && end > start, "The section has no python block.");
         return text[start..end];
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string directory, TimeSpan timeout)
-    {
-        var start = new ProcessStartInfo(Python, ["runner.py"])
-        {
-            WorkingDirectory = directory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        // Debian's interpreter with Debian's packages, whatever python a developer has on PATH.
-        start.Environment.Remove("PYTHONPATH");
-        start.Environment.Remove("PYTHONHOME");
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cancel = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cancel.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"The Python sketch did not finish within {timeout}.");
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
     }
 }
