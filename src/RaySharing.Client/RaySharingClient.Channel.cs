@@ -332,8 +332,7 @@ public sealed partial class RaySharingClient
     {
         using var payload = new PooledBuffer();
         ChannelMessages.WriteHolderGet(payload, request.Namespace, request.Name);
-        using var reply = await ChannelCallAsync(session, channel, "GetHolder", ChannelOp.HolderGet, payload.WrittenMemory, subject, cancellationToken).ConfigureAwait(false);
-        var info = ReadReply(reply, "GetHolder", static p => ChannelMessages.ReadHolderInfo(p));
+        var info = await HolderCallAsync(session, channel, "GetHolder", ChannelOp.HolderGet, payload.WrittenMemory, subject, static p => ChannelMessages.ReadHolderInfo(p), cancellationToken).ConfigureAwait(false);
         return new HolderInfo
         {
             Namespace = info.Namespace,
@@ -351,8 +350,7 @@ public sealed partial class RaySharingClient
     {
         using var payload = new PooledBuffer();
         ChannelMessages.WriteRegister(payload, ChannelOwner(request.Holder)!.Value, request.Key, [.. request.Envelopes.Select(e => e.Memory)]);
-        using var reply = await ChannelCallAsync(session, channel, "Register", ChannelOp.Register, payload.WrittenMemory, subject, cancellationToken).ConfigureAwait(false);
-        return ReadReply(reply, "Register", static p => ChannelMessages.ReadCount(p));
+        return await HolderCallAsync(session, channel, "Register", ChannelOp.Register, payload.WrittenMemory, subject, static p => ChannelMessages.ReadCount(p), cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<FetchReply> FetchOverChannelAsync(ClientSession session, SessionChannel channel, FetchRequest request, CallSubject subject, CancellationToken cancellationToken)
@@ -361,15 +359,74 @@ public sealed partial class RaySharingClient
         ChannelMessages.WriteFetch(payload, new ChannelFetch(ChannelOwner(request.Holder)!.Value, request.Key, request.Start, request.MaxCount,
             // A page fits one frame of the channel, as a gRPC page fits one message.
             Math.Min(request.MaxBytes, (uint)(channel.MaxPayloadBytes - (64 << 10))), request.ListVersion));
-        using var reply = await ChannelCallAsync(session, channel, "Fetch", ChannelOp.Fetch, payload.WrittenMemory, subject, cancellationToken).ConfigureAwait(false);
-        return ReadReply(reply, "Fetch", static p =>
+        return await HolderCallAsync(session, channel, "Fetch", ChannelOp.Fetch, payload.WrittenMemory, subject, static p =>
         {
             var page = ChannelMessages.ReadFetchPage(p);
             var fetched = new FetchReply { Total = page.Total, ListVersion = page.ListVersion };
             // Copied out of the reply's pooled buffer, which goes back when the reply is disposed.
             fetched.Envelopes.AddRange(page.Envelopes.Select(e => ByteString.CopyFrom(e.Span)));
             return fetched;
-        });
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// One holder call over the channel, bounded by <see cref="RaySharingClientOptions.CallTimeout"/>. Holder calls may wait
+    /// on another worker of a cluster (forwarded) or on its directory, and a connection answers its calls in order: each goes
+    /// on a connection of its own from the session's pool, so a slow one never holds up the small calls multiplexed on the
+    /// call connection. The ok reply is read by <paramref name="read"/> before the connection goes back to the pool.
+    /// </summary>
+    private async Task<T> HolderCallAsync<T>(ClientSession session, SessionChannel channel, string operation, ChannelOp op, ReadOnlyMemory<byte> payload,
+        CallSubject subject, Func<ReadOnlyMemory<byte>, T> read, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var deadline = _deadlines.TokenFor(_options.CallTimeout);
+        using var linked = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline) : null;
+        ChannelBodyConnection? connection = null;
+        var reusable = false;
+        try
+        {
+            connection = await channel.RentAsync(linked?.Token ?? deadline).ConfigureAwait(false);
+            using var reply = await connection.ExchangeAsync(op, payload, cancellationToken: linked?.Token ?? deadline).ConfigureAwait(false);
+            // A whole exchange, ok or failed: the connection can serve another call.
+            reusable = true;
+            if (!reply.IsOk)
+            {
+                throw Observe(ExceptionFactory.FromChannel(ReadError(reply, operation), operation, _address, session.Id, subject), session);
+            }
+
+            return ReadReply(reply, operation, read);
+        }
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException($"{operation} was canceled.", ex, cancellationToken);
+        }
+        catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
+        {
+            throw ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, subject, requestSent: null, ex);
+        }
+        catch (ChannelFailure failure)
+        {
+            throw Observe(ExceptionFactory.FromChannel(failure.Error, operation, _address, session.Id, subject), session);
+        }
+        catch (ObjectDisposedException) when (Volatile.Read(ref _disposed) != 0)
+        {
+            throw ExceptionFactory.Disposed();
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                if (reusable)
+                {
+                    await channel.ReturnAsync(connection).ConfigureAwait(false);
+                }
+                else
+                {
+                    // Its answer may still come: never handed to another call.
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
     }
 
     private static ChannelHolder? ChannelOwner(HolderRef? holder) =>

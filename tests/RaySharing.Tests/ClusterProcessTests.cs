@@ -240,6 +240,40 @@ public sealed class ClusterProcessTests(RedisFixture fixture) : IClassFixture<Re
         }
     }
 
+    [Fact]
+    public async Task ForwardedCallStuckOnAStoppedWorker_TheSameClientsOtherCallsGoOn()
+    {
+        var (host, address) = await StartListeningHostAsync();
+        using var started = host;
+        await using var onStopped = await TestWorker.ConnectAsync(address);
+        var holder = await onStopped.GetOrCreateHolderAsync("H").Within();
+        await holder.RegisterAsync("k", [await onStopped.PutEncodedAsync(new byte[] { 1 }, owner: holder).Within()]).Within();
+        await using var other = await StartWorkerHereAsync();
+        var client = await other.ConnectAsync(o => o.UseChannel = true);
+        Assert.True(client.UsesChannel);
+        var viaOther = await client.GetHolderAsync("H").Within();
+
+        await SignalAsync(host.Id, "STOP");
+        try
+        {
+            var stuck = viaOther.FetchAsync("k");
+            await Task.Delay(200);
+            Assert.False(stuck.IsCompleted, "the fetch answered although the holder's worker is stopped");
+
+            // Calls of the same client that do not involve the stopped worker are not queued behind the stuck one.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var local = await client.PutEncodedAsync(new byte[] { 2, 3 }).Within(TimeSpan.FromSeconds(1));
+            Assert.Equal(new byte[] { 2, 3 }, await client.GetBytesAsync(local).Within(TimeSpan.FromSeconds(1)));
+            Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(LeaseMs / 2), $"local calls took {clock.Elapsed}");
+
+            await Assert.ThrowsAnyAsync<RaySharingException>(() => stuck).Within(TimeSpan.FromMilliseconds(LeaseMs * 4));
+        }
+        finally
+        {
+            await SignalAsync(host.Id, "CONT");
+        }
+    }
+
     private static async Task SignalAsync(int pid, string signal)
     {
         using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);

@@ -19,6 +19,7 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
 {
     // Resolved on first use: the holder calls reach the cluster's membership, which needs the channel's port, whose host needs this handler.
     private readonly Lazy<HolderCalls> _holderCalls = new(() => (HolderCalls)services.GetService(typeof(HolderCalls))!);
+    private readonly Lazy<Cluster.RemotePuts> _remotePuts = new(() => (Cluster.RemotePuts)services.GetService(typeof(Cluster.RemotePuts))!);
 
     /// <summary>A BULK_PUT body is read and checked in pieces of this size, each while it is still in the cache.</summary>
     private const int BodyPieceBytes = 1 << 20;
@@ -34,7 +35,7 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
                     Hello(request);
                     break;
                 case ChannelOp.Put:
-                    Put(request, response);
+                    await PutAsync(request, response, cancellationToken).ConfigureAwait(false);
                     break;
                 case ChannelOp.Get:
                     Get(request, response);
@@ -96,13 +97,20 @@ internal sealed class ObjectChannelHandler(OwnershipGraph graph, ObjectStore sto
 
     private static ObjectId Session(ChannelRequest request) => (ObjectId)request.Connection.Session!;
 
-    private void Put(ChannelRequest request, ChannelResponse response)
+    private async ValueTask PutAsync(ChannelRequest request, ChannelResponse response, CancellationToken cancellationToken)
     {
         var fields = ChannelMessages.ReadPut(request.Payload, out var data);
         var codec = ObjectOperations.ValidatePut((Codec)fields.Codec, fields.TypeName, (ulong)data.Length);
         if (data.Length > options.MaxUnaryObjectBytes)
         {
             throw WorkerErrors.UnaryPutTooLarge((ulong)data.Length, options.MaxUnaryObjectBytes);
+        }
+
+        if (Owner(fields.Owner) is { } owner)
+        {
+            // A holder of another worker that this one was not told of yet (its session got the handle elsewhere, or
+            // before this worker restarted): told now, as a gRPC put does. Nothing to wait for otherwise.
+            await _remotePuts.Value.PrepareAsync(Session(request), owner, cancellationToken).ConfigureAwait(false);
         }
 
         var stored = operations.PutWhole(Session(request), Owner(fields.Owner), codec, fields.TypeName, fields.Checksum, data.Span);
