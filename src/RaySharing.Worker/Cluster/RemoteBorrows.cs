@@ -128,7 +128,8 @@ internal sealed class RemoteBorrows
         }
         catch (Exception ex) when (ex is RpcException or PeerUnreachableException)
         {
-            WorkerLog.RemoteReleaseFailed(_logger, ids.Count, peer.Record.Id, ex);
+            // One line: the other worker being gone is expected, and its stack trace says nothing more.
+            WorkerLog.RemoteReleaseFailed(_logger, ids.Count, peer.Record.Id, ex.Message.ReplaceLineEndings(" "));
         }
     }
 

@@ -252,7 +252,7 @@ internal sealed class RemotePuts : IHostedService
                 }
                 catch (WorkerException ex)
                 {
-                    WorkerLog.RemoteReleaseFailed(_logger, group.Count(), group.Key, ex);
+                    WorkerLog.RemoteReleaseFailed(_logger, group.Count(), group.Key, ex.Message);
                 }
             }
 

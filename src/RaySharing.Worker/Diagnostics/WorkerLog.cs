@@ -103,8 +103,8 @@ internal static partial class WorkerLog
     [LoggerMessage(5008, LogLevel.Warning, "The session of this worker on worker {WorkerId} at {Address} ended there (its lease lapsed, or another worker now answers at that address); refs borrowed through it are gone, and the next forwarded call opens a new one")]
     public static partial void PeerSessionLost(ILogger logger, ObjectId workerId, string address);
 
-    [LoggerMessage(5009, LogLevel.Warning, "Giving back {Count} ref(s) borrowed on worker {WorkerId} failed; that worker drops them when this worker's session there ends")]
-    public static partial void RemoteReleaseFailed(ILogger logger, int count, ObjectId workerId, Exception exception);
+    [LoggerMessage(5009, LogLevel.Warning, "Giving back {Count} ref(s) borrowed on worker {WorkerId} failed ({Reason}); that worker drops them when this worker's session there ends")]
+    public static partial void RemoteReleaseFailed(ILogger logger, int count, ObjectId workerId, string reason);
 
     [LoggerMessage(5007, LogLevel.Warning, "The directory entry of dead holder {Namespace}/{Name} could not be removed yet; it is tried again after the next renewal")]
     public static partial void HolderEntryNotRemoved(ILogger logger, string @namespace, string name, Exception exception);
