@@ -84,21 +84,9 @@ public sealed partial class RaySharingClient
         {
             reply = await channel.CallAsync(op, payload, linked?.Token ?? deadline).ConfigureAwait(false);
         }
-        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (IsCallFailure(ex, cancellationToken, deadline))
         {
-            throw new OperationCanceledException($"{operation} was canceled.", ex, cancellationToken);
-        }
-        catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
-        {
-            throw ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, subject, requestSent: null, ex);
-        }
-        catch (ChannelFailure failure)
-        {
-            throw Observe(ExceptionFactory.FromChannel(failure.Error, operation, _address, session.Id, subject), session);
-        }
-        catch (ObjectDisposedException) when (Volatile.Read(ref _disposed) != 0)
-        {
-            throw ExceptionFactory.Disposed();
+            throw CallFailure(ex, session, operation, subject, cancellationToken);
         }
 
         if (reply.IsOk)
@@ -111,6 +99,24 @@ public sealed partial class RaySharingClient
             throw Observe(ExceptionFactory.FromChannel(ReadError(reply, operation), operation, _address, session.Id, subject), session);
         }
     }
+
+    /// <summary>Whether a channel call's exception is one <see cref="CallFailure"/> turns into the client's: cancellation, deadline, refusal, disposal.</summary>
+    private bool IsCallFailure(Exception ex, CancellationToken cancellationToken, CancellationToken deadline) => ex switch
+    {
+        OperationCanceledException => cancellationToken.IsCancellationRequested || deadline.IsCancellationRequested,
+        ChannelFailure => true,
+        ObjectDisposedException => Volatile.Read(ref _disposed) != 0,
+        _ => false,
+    };
+
+    /// <summary>What a channel call's failure (<see cref="IsCallFailure"/>) means to the caller, as a gRPC call's would.</summary>
+    private Exception CallFailure(Exception ex, ClientSession session, string operation, CallSubject subject, CancellationToken cancellationToken) => ex switch
+    {
+        OperationCanceledException when cancellationToken.IsCancellationRequested => new OperationCanceledException($"{operation} was canceled.", ex, cancellationToken),
+        OperationCanceledException => ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, subject, requestSent: null, ex),
+        ChannelFailure failure => Observe(ExceptionFactory.FromChannel(failure.Error, operation, _address, session.Id, subject), session),
+        _ => ExceptionFactory.Disposed(),
+    };
 
     private ChannelError ReadError(in ChannelReply reply, string operation)
     {
@@ -396,21 +402,9 @@ public sealed partial class RaySharingClient
 
             return ReadReply(reply, operation, read);
         }
-        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (IsCallFailure(ex, cancellationToken, deadline))
         {
-            throw new OperationCanceledException($"{operation} was canceled.", ex, cancellationToken);
-        }
-        catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
-        {
-            throw ExceptionFactory.Deadline(operation, _address, _options.CallTimeout, subject, requestSent: null, ex);
-        }
-        catch (ChannelFailure failure)
-        {
-            throw Observe(ExceptionFactory.FromChannel(failure.Error, operation, _address, session.Id, subject), session);
-        }
-        catch (ObjectDisposedException) when (Volatile.Read(ref _disposed) != 0)
-        {
-            throw ExceptionFactory.Disposed();
+            throw CallFailure(ex, session, operation, subject, cancellationToken);
         }
         finally
         {
