@@ -45,10 +45,11 @@ public sealed class CatchPathTests
         await using var worker = await TestWorker.StartAsync();
         await using var proxy = new FreezableProxy(worker.Address);
         // The proxy stands in front of the gRPC port only: the channel's freeze is ChannelServedTests' (a stopped worker process).
+        // Long enough for the set-up calls on a loaded machine (1 s was not), short enough for fifteen frozen calls.
         var client = await TestWorker.ConnectAsync(proxy.Address, o =>
         {
-            o.CallTimeout = TimeSpan.FromSeconds(1);
-            o.StreamIdleTimeout = TimeSpan.FromSeconds(1);
+            o.CallTimeout = TimeSpan.FromSeconds(3);
+            o.StreamIdleTimeout = TimeSpan.FromSeconds(3);
             o.UseChannel = false;
         });
         try
