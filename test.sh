@@ -27,6 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 mkdir -p TestResults
 rm -f TestResults/chaos.md TestResults/cluster-chaos.md TestResults/load.md
+npm ci --prefix clients/node --no-audit --no-fund --silent
 echo "test.sh: building the solution (a first build takes a minute or two)"
 dotnet build RaySharing.sln -c Release
 echo "test.sh: running the tests, a line per test as it ends (the chaos and load runs take a few minutes)"
