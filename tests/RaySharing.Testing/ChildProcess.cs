@@ -99,6 +99,18 @@ public sealed class ChildProcess : IDisposable
     public static ChildProcess StartProgram(string name, string fileName, params string[] arguments) =>
         Start(name, new ProcessStartInfo(fileName), arguments);
 
+    /// <summary>Starts an executable by its path with <paramref name="environment"/> added to this process's variables.</summary>
+    public static ChildProcess StartProgram(string name, string fileName, IReadOnlyDictionary<string, string> environment, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(fileName);
+        foreach (var (variable, value) in environment)
+        {
+            start.Environment[variable] = value;
+        }
+
+        return Start(name, start, arguments);
+    }
+
     /// <summary>Starts <c>dotnet assembly.dll arguments</c>.</summary>
     public static ChildProcess StartAssembly(string name, string assemblyPath, params string[] arguments)
     {

@@ -4,7 +4,7 @@ An envelope is one MessagePack array of 9 elements: version, object id, owner, l
 type name, checksum and integrity tag. ``encode`` writes every value in its smallest MessagePack form,
 so one envelope has exactly one encoding (the golden vectors are compared byte for byte); ``decode``
 accepts every format of the right type, skips elements a later version appends, and refuses anything
-else with ``InvalidEnvelopeError``. Only Debian's ``python3-msgpack`` is needed.
+else with ``InvalidEnvelopeError`` (raysharing.errors).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import enum
 from typing import Any, Optional
 
 import msgpack
+
+from raysharing.errors import InvalidEnvelopeError
 
 MAX_ENVELOPE_BYTES = 16384
 """The largest envelope a reader accepts, in bytes."""
@@ -30,8 +32,6 @@ _MAX_SIZE = 2**63 - 1
 _MAX_CHECKSUM = 2**32 - 1
 
 
-class InvalidEnvelopeError(ValueError):
-    """The bytes are not a valid version-1 envelope, or an envelope's fields break its rules."""
 
 
 class OwnerKind(enum.IntEnum):
@@ -109,8 +109,11 @@ def decode(data: bytes) -> Envelope:
     if len(data) > MAX_ENVELOPE_BYTES:
         raise InvalidEnvelopeError(f"{len(data)} bytes; an envelope is at most {MAX_ENVELOPE_BYTES}")
     try:
-        # raw=False: str is text and bin is bytes, so the two are told apart; strings that are not UTF-8 fail.
-        value = msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+        # raw=False: str is text and bin is bytes, so the two are told apart. Strings that are not UTF-8 decode with
+        # surrogates, refused where the envelope's own strings are read (_str) and skipped in appended elements, as
+        # maps are, which stay pairs so that keys of any type decode (rule 8: appended elements are skipped).
+        value = msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True, unicode_errors="surrogateescape",
+                                object_pairs_hook=MessagePackMap)
     except msgpack.ExtraData as error:
         raise InvalidEnvelopeError("bytes follow the envelope's one MessagePack value") from error
     except (ValueError, msgpack.UnpackException) as error:
@@ -148,7 +151,11 @@ def _check(envelope: Envelope) -> None:
                         (envelope.codec, "codec"), (envelope.type_name, "type name")):
         if not isinstance(value, str):
             raise InvalidEnvelopeError(f"the {what} is a str")
-        _string_length(value.encode("utf-8"), what)
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidEnvelopeError(f"the {what} is not well-formed Unicode (a lone surrogate)") from error
+        _string_length(encoded, what)
     if not isinstance(owner.kind, int) or isinstance(owner.kind, bool) or owner.kind not in (OwnerKind.HOLDER, OwnerKind.SESSION):
         raise InvalidEnvelopeError(f"owner kind {owner.kind!r} is not 1 (holder) or 2 (session)")
     if owner.kind == OwnerKind.HOLDER and not owner.name:
@@ -162,6 +169,13 @@ def _check(envelope: Envelope) -> None:
     if envelope.integrity_tag is not None:
         if not isinstance(envelope.integrity_tag, (bytes, bytearray)) or len(envelope.integrity_tag) > MAX_STRING_BYTES:
             raise InvalidEnvelopeError(f"the integrity tag is None or at most {MAX_STRING_BYTES} bytes")
+
+
+class MessagePackMap:
+    """A MessagePack map as read: its pairs, unhashed (an appended element's keys may be arrays)."""
+
+    def __init__(self, pairs: list) -> None:
+        self.pairs = pairs
 
 
 def _array(value: Any, count: int, what: str) -> list:
@@ -197,7 +211,11 @@ def _id(value: Any, what: str) -> bytes:
 def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidEnvelopeError(f"the {what} is a str; got {type(value).__name__}")
-    _string_length(value.encode("utf-8"), what)
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidEnvelopeError(f"the {what} is not well-formed UTF-8") from error
+    _string_length(encoded, what)
     return value
 
 

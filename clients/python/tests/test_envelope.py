@@ -99,10 +99,30 @@ class Limits(unittest.TestCase):
         for changes in ({"object_id": b"\0" * 15}, {"codec": "raw"}, {"size": -1}, {"size": 2**63}, {"checksum": 2**32},
                         {"owner": env.Owner(env.OwnerKind.HOLDER, "default", "", b"\1" * 16)},
                         {"owner": env.Owner(env.OwnerKind.SESSION, "default", "named", b"\1" * 16)},
-                        {"integrity_tag": b"\0" * 1025}):
+                        {"integrity_tag": b"\0" * 1025}, {"type_name": "lone \ud800 surrogate"}):
             with self.subTest(changes=repr(changes)[:60]):
                 with self.assertRaises(env.InvalidEnvelopeError):
                     env.encode(self.base(**changes))
+
+    def test_appended_elements_are_skipped_whatever_they_hold(self):
+        head = env.encode(self.base())
+        # The array header says 9; appended elements make it 10 (fixarray 0x99 -> 0x9a), followed by the element.
+        self.assertEqual(head[0], 0x99)
+        appended = {
+            "a map with an array as key": b"\x81\x91\x01\x02",
+            "a str that is not UTF-8": b"\xa2\xff\xfe",
+            "a nested map in an array": b"\x91\x81\xa1k\x81\x01\x02",
+        }
+        for what, element in appended.items():
+            with self.subTest(what):
+                self.assertEqual(env.decode(b"\x9a" + head[1:] + element), self.base())
+
+    def test_envelope_strings_that_are_not_utf8_are_refused(self):
+        head = env.encode(self.base(type_name="ab"))
+        damaged = head.replace(b"\xa2ab", b"\xa2\xff\xfe")
+        self.assertNotEqual(damaged, head)
+        with self.assertRaises(env.InvalidEnvelopeError):
+            env.decode(damaged)
 
 
 if __name__ == "__main__":
