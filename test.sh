@@ -5,17 +5,19 @@
 # and builds everything it runs. Extra arguments go to `dotnet test`.
 set -euo pipefail
 cd "$(dirname "$0")"
-# Debian packages the tests use: python3 with python3-msgpack, python3-grpcio, python3-protobuf and python3-grpc-tools
-# (ENVELOPE.md's Python sketch and the Python client, whose stubs are generated from protos/ here); a JDK with Debian's
-# grpc-java and msgpack-java (the Java client, compiled with javac); nodejs and npm (the envelope checked in Node);
-# redis-server (the cluster's directory); iproute2 (hosts as network namespaces). Installed only when missing.
+# Debian packages the tests use: python3 with python3-msgpack, python3-grpcio and python3-protobuf (ENVELOPE.md's Python
+# sketch and the Python client, whose stubs protoc and grpc_python_plugin generate from protos/ here); a JDK with Debian's
+# grpc-java, protobuf-java and msgpack-java (the Java client, compiled with javac by clients/java/build.sh); nodejs and
+# npm (the envelope checked in Node); redis-server (the cluster's directory); iproute2 (hosts as network namespaces).
+# Installed only when missing.
 missing=()
 /usr/bin/python3 -c 'import msgpack' 2>/dev/null || missing+=(python3 python3-msgpack)
-/usr/bin/python3 -c 'import grpc, google.protobuf, grpc_tools.protoc' 2>/dev/null || missing+=(python3-grpcio python3-protobuf python3-grpc-tools)
+/usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || missing+=(python3-grpcio python3-protobuf)
+command -v protoc >/dev/null 2>&1 && command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler protobuf-compiler-grpc)
 command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
-[ -f /usr/share/java/grpc-stub.jar ] && [ -f /usr/share/java/msgpack-core.jar ] && [ -f /usr/share/java/geronimo-annotation-1.3-spec.jar ] \
+[ -f /usr/share/java/grpc-stub.jar ] && [ -f /usr/share/java/protobuf.jar ] && [ -f /usr/share/java/msgpack-core.jar ] && [ -f /usr/share/java/geronimo-annotation-1.3-spec.jar ] \
   && command -v grpc_java_plugin >/dev/null 2>&1 \
-  || missing+=(libgrpc-java protobuf-compiler protobuf-compiler-grpc-java-plugin libmsgpack-java libnetty-java libperfmark-java \
+  || missing+=(libgrpc-java libprotobuf-java protobuf-compiler protobuf-compiler-grpc-java-plugin libmsgpack-java libnetty-java libperfmark-java \
                libjsr305-java liberror-prone-java libanimal-sniffer-java libgeronimo-annotation-1.3-spec-java)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
@@ -27,7 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 mkdir -p TestResults
 rm -f TestResults/chaos.md TestResults/cluster-chaos.md TestResults/load.md
+# The other languages' clients: Node's envelope package from its lock file, the Java client compiled with javac, the
+# Python client's gRPC stubs generated from protos/.
 npm ci --prefix clients/node --no-audit --no-fund --silent
+clients/java/build.sh
+clients/python/generate-stubs.sh
 echo "test.sh: building the solution (a first build takes a minute or two)"
 dotnet build RaySharing.sln -c Release
 echo "test.sh: running the tests, a line per test as it ends (the chaos and load runs take a few minutes)"
