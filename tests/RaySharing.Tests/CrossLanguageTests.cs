@@ -86,6 +86,37 @@ public sealed class CrossLanguageTests
     }
 
     [Fact]
+    public async Task JavaExecutorProcesses_PythonDriverGetsEveryPartition_TheSeedScenario()
+    {
+        await using var worker = await WorkerProcess.StartAsync();
+        // The Python driver makes the holder; JVM executors put their partitions with it as owner and register them.
+        var holderLine = await PythonLinesAsync("holder", "--address", worker.Address, "--holder", "spark-job");
+        Assert.StartsWith("HOLDER ", holderLine[0]);
+
+        (int Seed, int Size, int Partitions)[] plans = [(11, 4096, 6), (12, 200_000, 3), (13, 3 << 20, 2)];
+        var executors = plans.Select(p => JavaClient.Start($"java-executor-{p.Seed}", "raysharing.Executor", "--address", worker.Address, "--holder", "spark-job",
+            "--key", $"stage-1/executor-{p.Seed}", "--partitions", p.Partitions.ToString(CultureInfo.InvariantCulture),
+            "--size", p.Size.ToString(CultureInfo.InvariantCulture), "--seed", p.Seed.ToString(CultureInfo.InvariantCulture))).ToList();
+        var put = new List<string[]>();
+        foreach (var executor in executors)
+        {
+            Assert.True(await executor.WaitForExitCodeAsync(ProcessTimeout) == 0, executor.Describe());
+            put.Add([.. executor.Lines.Where(l => l.StartsWith("PUT ", StringComparison.Ordinal)).Select(l => l[4..])]);
+            executor.Dispose();
+        }
+
+        // The JVMs are gone; the Python driver fetches each executor's key and checks every byte of every partition.
+        foreach (var ((seed, size, partitions), lines) in plans.Zip(put))
+        {
+            var got = await PythonLinesAsync("driver", "--address", worker.Address, "--holder", "spark-job", "--key", $"stage-1/executor-{seed}",
+                "--seed", seed.ToString(CultureInfo.InvariantCulture));
+            Assert.Equal($"PARTS {partitions}", got[^1]);
+            Assert.Equal(lines, got.Where(l => l.StartsWith("PART ", StringComparison.Ordinal)).Select(l => l["PART ".Length..^" RAW".Length]));
+            Assert.All(lines, l => Assert.Equal(size.ToString(CultureInfo.InvariantCulture), l.Split(' ')[1]));
+        }
+    }
+
+    [Fact]
     public async Task Envelopes_MadeInOneLanguage_AreBorrowedAndResolvedInAnother()
     {
         await using var worker = await WorkerProcess.StartAsync();

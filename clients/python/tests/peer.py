@@ -5,9 +5,12 @@
       "PUT <index> <size> <crc32>" per partition, then "DONE <n>". With --forever it registers each partition as soon
       as it is put, prints "REGISTERED <index> <size> <crc32>" once the holder acknowledged it, and goes on until killed.
       Byte j of partition i is (SEED + 131 * i + j) % 251, so a reader in any language can check every byte.
-  driver --address A --holder H --key K
-      fetches K, gets every partition (sizes and CRC-32s checked against the envelopes) and prints
+  driver --address A --holder H --key K [--seed SEED]
+      fetches K, checks that every envelope re-encodes to its own bytes, gets every partition (sizes and CRC-32s checked
+      against the envelopes; with --seed every byte against the executors' pattern) and prints
       "PART <index> <size> <crc32> <codec>" per partition, then "PARTS <n>".
+  holder --address A --holder H
+      creates the detached holder H (or finds it) and prints "HOLDER <incarnation hex>".
   put --address A [--holder H [--key K]] (--size S --seed SEED | --value JSON)
       puts pattern bytes (RAW) or a JSON value as XLANG, registered under K when given (else the object lives only as
       long as this process's borrow: until it exits); prints "READY <envelope hex> <crc32>".
@@ -38,13 +41,13 @@ def say(line: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["executor", "driver", "put", "borrow-get", "timed-get"])
+    parser.add_argument("mode", choices=["executor", "driver", "holder", "put", "borrow-get", "timed-get"])
     parser.add_argument("--address", required=True)
     parser.add_argument("--holder")
     parser.add_argument("--key")
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--forever", action="store_true")
     parser.add_argument("--lease", type=float, default=10.0)
     parser.add_argument("--value")
@@ -64,7 +67,7 @@ def run(session: raysharing.Session, args: argparse.Namespace) -> int:
         if args.forever:
             index = 0
             while True:
-                data = pattern(args.seed, index, args.size)
+                data = pattern(args.seed or 0, index, args.size)
                 ref = session.put(data, holder)
                 holder.register(args.key, [ref])
                 ref.release()
@@ -72,7 +75,7 @@ def run(session: raysharing.Session, args: argparse.Namespace) -> int:
                 index += 1
         refs = []
         for index in range(args.partitions):
-            data = pattern(args.seed, index, args.size)
+            data = pattern(args.seed or 0, index, args.size)
             refs.append(session.put(data, holder))
             say(f"PUT {index} {len(data)} {zlib.crc32(data):08x}")
         holder.register(args.key, refs)
@@ -82,16 +85,23 @@ def run(session: raysharing.Session, args: argparse.Namespace) -> int:
         holder = session.get_holder(args.holder)
         parts = holder.fetch(args.key)
         for index, part in enumerate(parts):
+            # The envelope the putter's language handed on re-encodes to the same bytes here: one envelope, one encoding.
+            if raysharing.encode(part.envelope) != part.envelope_bytes:
+                raise raysharing.InvalidEnvelopeError(f"partition {index}'s envelope does not re-encode to its bytes")
             data = session.get(part)
+            if args.seed is not None and data != pattern(args.seed, index, len(data)):
+                raise raysharing.ChecksumMismatchError(f"partition {index} is not the bytes seed {args.seed} makes")
             say(f"PART {index} {len(data)} {zlib.crc32(data):08x} {part.codec}")
         session.release(*parts)
         say(f"PARTS {len(parts)}")
+    elif args.mode == "holder":
+        say(f"HOLDER {session.get_or_create_holder(args.holder).incarnation.hex()}")
     elif args.mode == "put":
         holder = session.get_holder(args.holder) if args.holder else None
         if args.value is not None:
             ref = session.put_value(json.loads(args.value), holder)
         else:
-            ref = session.put(pattern(args.seed, 0, args.size), holder)
+            ref = session.put(pattern(args.seed or 0, 0, args.size), holder)
         if args.key:
             holder.register(args.key, [ref])
         say(f"READY {ref.envelope_bytes.hex()} {ref.checksum:08x}")
