@@ -27,6 +27,12 @@ if (args.Contains(RaySharing.Benchmarks.Cluster.ClusterRun.Flag))
     return await RaySharing.Benchmarks.Cluster.ClusterRun.RunAsync(args);
 }
 
+// The Python client against the .NET client, on one worker process.
+if (args.Contains(RaySharing.Benchmarks.CrossLanguage.PythonRun.Flag))
+{
+    return await RaySharing.Benchmarks.CrossLanguage.PythonRun.RunAsync(args);
+}
+
 // A report, not a test: exit code 0 whatever the verdict, non-zero only when the run itself fails.
 var settings = BenchmarkSettings.Parse(args, out var error);
 if (settings is null)

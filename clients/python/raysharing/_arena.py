@@ -46,9 +46,9 @@ class Arena:
         """The 32 bytes that prove to the worker that this process mapped its arena."""
         return bytes(self._mapping[_SECRET])
 
-    def read(self, offset: int, size: int) -> bytes:
-        """A copy of ``size`` bytes at ``offset``."""
-        return self._mapping[offset:offset + size]
+    def view(self, offset: int, size: int) -> memoryview:
+        """The ``size`` bytes at ``offset``, in place; release the view (``with``) before the arena closes."""
+        return memoryview(self._mapping)[offset:offset + size]
 
     def write(self, offset: int, data: memoryview) -> None:
         """Writes ``data`` at ``offset``."""

@@ -218,6 +218,21 @@ class SessionTests(unittest.TestCase):
                     self.assertEqual(ref.owner.kind, raysharing.OwnerKind.HOLDER)
                     self.assertEqual(session.get(ref), data)
                     self.assertEqual(session.get(ref.envelope_bytes), data)
+                    buffer = bytearray(b"\xee" * (size + 3))
+                    self.assertEqual(session.get_into(ref, buffer), size)
+                    self.assertEqual(bytes(buffer[:size]), data)
+                    self.assertEqual(bytes(buffer[size:]), b"\xee" * 3)
+
+    def test_get_into_refuses_a_buffer_too_small_or_read_only(self):
+        session = self.connect()
+        ref = session.put(pattern(200_000, 1))
+        with self.assertRaises(ValueError):
+            session.get_into(ref, bytearray(199_999))
+        with self.assertRaises(TypeError):
+            session.get_into(ref, bytes(200_000))
+        view = memoryview(bytearray(400_000))[100:]
+        self.assertEqual(session.get_into(ref, view), 200_000)
+        self.assertEqual(bytes(view[:200_000]), pattern(200_000, 1))
 
     def test_values_round_trip_as_xlang(self):
         session = self.connect()
