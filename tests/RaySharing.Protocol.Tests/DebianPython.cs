@@ -1,3 +1,4 @@
+using RaySharing.Testing;
 using Xunit;
 
 namespace RaySharing.Protocol.Tests;

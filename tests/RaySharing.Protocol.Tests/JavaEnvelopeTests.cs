@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using RaySharing.Testing;
 using Xunit;
 
 namespace RaySharing.Protocol.Tests;
@@ -19,7 +19,7 @@ public sealed class JavaEnvelopeTests
         var classpathFile = Path.Combine(RepositoryRoot, "clients", "java", "build", "classpath.txt");
         Assert.True(File.Exists(classpathFile), $"The Java client is not built ({classpathFile} is missing): run clients/java/build.sh (test.sh does).");
 
-        var (exitCode, output) = await RunJavaAsync(["-cp", File.ReadAllText(classpathFile).Trim(), "raysharing.VectorsCheck", Vectors.Directory], TimeSpan.FromSeconds(60));
+        var (exitCode, output) = await ExternalProgram.RunAsync("java", Environment.CurrentDirectory, ["-cp", File.ReadAllText(classpathFile).Trim(), "raysharing.VectorsCheck", Vectors.Directory], TimeSpan.FromSeconds(60));
 
         Assert.True(exitCode == 0, $"The Java envelope checks failed:\n{output}");
         var lines = output.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -30,37 +30,5 @@ public sealed class JavaEnvelopeTests
         Assert.All(Vectors.InvalidNames, name => Assert.Contains($"PASS invalid {name} is refused", lines));
         Assert.All(Vectors.ValidNames, name => Assert.Contains($"PASS valid {name} encodes to its bytes", lines));
         Assert.Contains("PASS an envelope of 16385 bytes is refused", lines);
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunJavaAsync(IEnumerable<string> arguments, TimeSpan timeout)
-    {
-        var start = new ProcessStartInfo("java", arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception ex)
-        {
-            throw new InvalidOperationException("java is not on PATH: install Debian's openjdk-17-jdk-headless (test.sh does).", ex);
-        }
-
-        using (process)
-        {
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            using var cancel = new CancellationTokenSource(timeout);
-            try
-            {
-                await process.WaitForExitAsync(cancel.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                throw new TimeoutException($"java {string.Join(' ', arguments)} did not finish within {timeout}.");
-            }
-
-            return (process.ExitCode, await stdout + await stderr);
-        }
     }
 }

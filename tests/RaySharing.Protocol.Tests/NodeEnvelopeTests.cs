@@ -1,3 +1,4 @@
+using RaySharing.Testing;
 using System.Text.RegularExpressions;
 using Xunit;
 

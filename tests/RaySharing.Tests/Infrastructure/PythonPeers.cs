@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using RaySharing.Testing;
 
 namespace RaySharing.Tests.Infrastructure;
@@ -38,35 +37,8 @@ internal static class PythonPeers
 
     /// <summary>Runs python3 with <paramref name="arguments"/> to completion: its exit code and all it printed (stdout, then stderr).</summary>
     /// <exception cref="TimeoutException">It did not finish within <paramref name="timeout"/> (it is killed).</exception>
-    public static async Task<(int ExitCode, string Output)> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(Interpreter, arguments)
-        {
-            WorkingDirectory = PackageDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var (name, value) in Environment(environment))
-        {
-            start.Environment[name] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var bound = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(bound.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"python3 {string.Join(' ', arguments)} did not finish within {timeout}; so far:\n{(stdout.IsCompleted ? stdout.Result : "")}");
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    public static Task<(int ExitCode, string Output)> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, params string[] arguments) =>
+        ExternalProgram.RunAsync(Interpreter, PackageDirectory, arguments, timeout, Environment(environment));
 
     private static void AssertReady()
     {

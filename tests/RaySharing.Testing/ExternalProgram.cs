@@ -1,9 +1,9 @@
 using System.Diagnostics;
 
-namespace RaySharing.Protocol.Tests;
+namespace RaySharing.Testing;
 
-/// <summary>Runs another language's program (python3, node) to completion within a bound, and collects what it printed.</summary>
-internal static class ExternalProgram
+/// <summary>Runs another language's program (python3, node, java) to completion within a bound, and collects what it printed.</summary>
+public static class ExternalProgram
 {
     /// <summary>
     /// Runs <paramref name="program"/> with <paramref name="arguments"/> in <paramref name="directory"/>; its exit code and
@@ -12,6 +12,7 @@ internal static class ExternalProgram
     /// <param name="environment">Variables to set for the child.</param>
     /// <param name="unset">Variables of this process the child must not inherit.</param>
     /// <exception cref="TimeoutException">The program did not finish within <paramref name="timeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">The program could not be started (not installed); the message says so.</exception>
     public static async Task<(int ExitCode, string Output)> RunAsync(
         string program, string directory, IEnumerable<string> arguments, TimeSpan timeout,
         IReadOnlyDictionary<string, string>? environment = null, IEnumerable<string>? unset = null)
@@ -32,7 +33,17 @@ internal static class ExternalProgram
             start.Environment[name] = value;
         }
 
-        using var process = Process.Start(start)!;
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new InvalidOperationException($"{program} could not be started ({ex.Message}): install it (test.sh does).", ex);
+        }
+
+        using var _ = process;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cancel = new CancellationTokenSource(timeout);
