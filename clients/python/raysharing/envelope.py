@@ -146,7 +146,8 @@ def _check(envelope: Envelope) -> None:
     owner, location = envelope.owner, envelope.location
     for value, what in ((envelope.object_id, "object id"), (owner.incarnation, "incarnation"), (location.worker_id, "worker id")):
         if not isinstance(value, (bytes, bytearray)) or len(value) != _ID_BYTES:
-            raise InvalidEnvelopeError(f"the {what} is {_ID_BYTES} bytes")
+            got = f"{len(value)} bytes" if isinstance(value, (bytes, bytearray)) else type(value).__name__
+            raise InvalidEnvelopeError(f"the {what} must be {_ID_BYTES} bytes; got {got}")
     for value, what in ((owner.namespace, "namespace"), (owner.name, "name"), (location.address, "address"),
                         (envelope.codec, "codec"), (envelope.type_name, "type name")):
         if not isinstance(value, str):

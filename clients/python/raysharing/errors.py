@@ -237,23 +237,32 @@ def from_rpc_error(error: grpc.RpcError, what: str) -> RaySharingError:
         message = f"{what} failed: {details} (gRPC status {code.name if code else 'unknown'}, no rs-reason trailer)"
     else:
         message = f"{what} failed: {details}"
+    return from_reason(reason, message, {key: value for key, value in trailers.items() if key.startswith("rs-")},
+                       status=code, percent_encoded=True)
+
+
+def from_reason(reason: str, message: str, context: Dict[str, str], *, status: Optional[grpc.StatusCode] = None,
+                percent_encoded: bool = False) -> RaySharingError:
+    """The exception of a reason with its context (the ``rs-*`` trailers of ERRORS.md, or a channel error's detail map,
+    whose names are the same and whose values are not percent-encoded)."""
+    text = _text if percent_encoded else (lambda value: value if isinstance(value, str) else None)
     cls = ERRORS_BY_REASON.get(reason, RaySharingError)
     return cls(
         message,
         reason=reason,
-        status=code,
-        object_id=_hex(trailers.get("rs-object-id")),
-        holder_namespace=_text(trailers.get("rs-holder-namespace")),
-        holder_name=_text(trailers.get("rs-holder-name")),
-        incarnation=_hex(trailers.get("rs-incarnation")),
-        worker_id=_hex(trailers.get("rs-worker-id")),
-        worker_address=_text(trailers.get("rs-worker-address")),
+        status=status,
+        object_id=_hex(context.get("rs-object-id")),
+        holder_namespace=text(context.get("rs-holder-namespace")),
+        holder_name=text(context.get("rs-holder-name")),
+        incarnation=_hex(context.get("rs-incarnation")),
+        worker_id=_hex(context.get("rs-worker-id")),
+        worker_address=text(context.get("rs-worker-address")),
     )
 
 
 def _hex(value: Optional[str]) -> Optional[bytes]:
     try:
-        return bytes.fromhex(value) if value else None
+        return bytes.fromhex(value) if isinstance(value, str) and value else None
     except ValueError:
         return None
 

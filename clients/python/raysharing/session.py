@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import logging
 import threading
 import zlib
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import grpc
 import msgpack
 
+from raysharing import _channel
 from raysharing import envelope as _envelope
 from raysharing._arena import Arena
 from raysharing.errors import (
@@ -28,6 +30,7 @@ from raysharing.errors import (
     RaySharingTimeoutError,
     SessionExpiredError,
     TypeMismatchError,
+    WorkerUnavailableError,
     from_rpc_error,
 )
 
@@ -56,6 +59,25 @@ _FETCH_ATTEMPTS = 3
 _SHARED_MEMORY_MIN_BYTES = 64 << 10
 _CODECS = {"XLANG": common_pb2.CODEC_XLANG, "RAW": common_pb2.CODEC_RAW, "ARROW": common_pb2.CODEC_ARROW}
 _CODEC_NAMES = {value: name for name, value in _CODECS.items()}
+
+
+def _ends_with_session(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A call that fails because its session was closed meanwhile (by another thread) raises SessionExpiredError, not
+    whatever the closed transport raised (a closed gRPC channel's ValueError, an unmapped arena, a closed socket)."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        session = self if isinstance(self, Session) else self._session
+        try:
+            return method(self, *args, **kwargs)
+        except SessionExpiredError:
+            raise
+        except (RaySharingError, ValueError, BufferError, OSError, grpc.RpcError, grpc.FutureCancelledError) as error:
+            if session.closed:
+                raise SessionExpiredError(f"session {session.session_id.hex()} was closed while the call was in flight") from error
+            raise
+
+    return call
 
 
 class HolderLifetime(enum.IntEnum):
@@ -140,6 +162,7 @@ class ObjectRef:
         """True once this session's borrow was given back."""
         return self._released
 
+    @_ends_with_session
     def release(self) -> None:
         """Gives this session's borrow back; the object is freed once nobody registers or borrows it. Idempotent."""
         if not self._released and self._session is not None:
@@ -178,6 +201,10 @@ class Holder:
     def _ref(self) -> common_pb2.HolderRef:
         return common_pb2.HolderRef(namespace=self.namespace, name=self.name, incarnation=self.incarnation)
 
+    def _channel_ref(self) -> list:
+        return [self.namespace, self.name, self.incarnation]
+
+    @_ends_with_session
     def register(self, key: str, refs: Sequence[ObjectRef]) -> int:
         """Appends ``refs`` to the list under ``key``; returns the list's length. Every ref must be owned by this holder.
 
@@ -185,13 +212,20 @@ class Holder:
         so a failure may leave the earlier batches registered.
         """
         _check_name(key, "key")
+        for ref in refs:
+            if not isinstance(ref, ObjectRef):
+                raise TypeError(f"register takes ObjectRefs (session.borrow(envelope_bytes) makes one), not {type(ref).__name__}")
         count = 0
+        channel = self._session._channel
         for batch in _batches([ref.envelope_bytes for ref in refs], _REGISTER_BATCH_BYTES):
-            reply = self._session._call(
-                self._session._holders.Register, holders_pb2.RegisterRequest(holder=self._ref(), key=key, envelopes=batch), "Register")
-            count = reply.count
+            if channel is not None:
+                count = self._session._channel_call(_channel.REGISTER, _channel.pack(self._channel_ref(), key, batch))[0]
+            else:
+                count = self._session._call(
+                    self._session._holders.Register, holders_pb2.RegisterRequest(holder=self._ref(), key=key, envelopes=batch), "Register").count
         return count
 
+    @_ends_with_session
     def fetch(self, key: str) -> List[ObjectRef]:
         """The refs registered under ``key``, in order, each borrowed by this session (release them when done).
 
@@ -204,14 +238,19 @@ class Holder:
             total: Optional[int] = None
             try:
                 while total is None or len(refs) < total:
-                    request = holders_pb2.FetchRequest(
-                        holder=self._ref(), key=key, start=len(refs), max_bytes=_FETCH_PAGE_BYTES, list_version=version,
-                        max_count=0 if total is None else total - len(refs))
-                    reply = self._session._call(self._session._holders.Fetch, request, "Fetch")
+                    max_count = 0 if total is None else total - len(refs)
+                    if self._session._channel is not None:
+                        envelopes, page_total, page_version = self._session._channel_call(_channel.FETCH, _channel.pack(
+                            self._channel_ref(), key, len(refs), max_count, _FETCH_PAGE_BYTES, version))[:3]
+                    else:
+                        reply = self._session._call(self._session._holders.Fetch, holders_pb2.FetchRequest(
+                            holder=self._ref(), key=key, start=len(refs), max_bytes=_FETCH_PAGE_BYTES, list_version=version,
+                            max_count=max_count), "Fetch")
+                        envelopes, page_total, page_version = reply.envelopes, reply.total, reply.list_version
                     if total is None:
-                        total, version = reply.total, reply.list_version
-                    refs.extend(self._session._ref(bytes(e)) for e in reply.envelopes)
-                    if not reply.envelopes:
+                        total, version = page_total, page_version
+                    refs.extend(self._session._ref(bytes(e)) for e in envelopes)
+                    if not envelopes:
                         break
                 return refs
             except KeyNotFoundError as error:
@@ -227,20 +266,24 @@ class Holder:
                 raise
         raise AssertionError("unreachable")
 
+    @_ends_with_session
     def keys(self) -> List[str]:
         """The keys of the holder's registry."""
         return list(self._session._call(self._session._holders.ListKeys, holders_pb2.ListKeysRequest(holder=self._ref()), "ListKeys").keys)
 
+    @_ends_with_session
     def unregister(self, key: str) -> int:
         """Removes ``key``; returns how many refs it held (0 when it did not exist). Objects nobody borrows are freed."""
         _check_name(key, "key")
         return self._session._call(self._session._holders.Unregister, holders_pb2.UnregisterRequest(holder=self._ref(), key=key), "Unregister").removed
 
+    @_ends_with_session
     def lost_refs(self) -> List[LostRef]:
         """Registered refs whose bytes are lost: stored by another worker of a cluster that died while this holder lives."""
         reply = self._session._call(self._session._holders.ListLost, holders_pb2.ListLostRequest(holder=self._ref()), "ListLost")
         return [LostRef(lost.key, lost.index, ObjectRef(None, bytes(lost.envelope), _envelope.decode(bytes(lost.envelope)))) for lost in reply.refs]
 
+    @_ends_with_session
     def kill(self) -> int:
         """Kills the holder: every object it owns is freed and later use of its refs fails with ``OwnerDiedError``.
 
@@ -298,27 +341,31 @@ class Session:
     """
 
     def __init__(self, address: str, *, namespace: str = "", lease: float = 10.0, timeout: float = 10.0,
-                 stream_idle_timeout: float = 30.0, client_name: str = "python", use_shared_memory: bool = True) -> None:
+                 stream_idle_timeout: float = 30.0, client_name: str = "python", use_shared_memory: bool = True,
+                 use_channel: bool = True) -> None:
         if timeout <= 0 or stream_idle_timeout <= 0 or lease < 0:
             raise ValueError("timeout and stream_idle_timeout must be positive, lease not negative")
+        _check_text(namespace, "namespace", allow_empty=True)
+        _check_text(client_name, "client_name", allow_empty=True)
         self.address = address
         self.timeout = timeout
         self.stream_idle_timeout = stream_idle_timeout
-        self._channel = grpc.insecure_channel(_target(address), options=[
+        self._grpc = grpc.insecure_channel(_target(address), options=[
             ("grpc.max_receive_message_length", _RECEIVE_LIMIT),
             ("grpc.max_send_message_length", 64 << 20),
         ])
-        self._sessions = sessions_pb2_grpc.SessionsStub(self._channel)
-        self._objects = objects_pb2_grpc.ObjectsStub(self._channel)
-        self._holders = holders_pb2_grpc.HoldersStub(self._channel)
+        self._sessions = sessions_pb2_grpc.SessionsStub(self._grpc)
+        self._objects = objects_pb2_grpc.ObjectsStub(self._grpc)
+        self._holders = holders_pb2_grpc.HoldersStub(self._grpc)
         self._closed = threading.Event()
         self._expired: Optional[SessionExpiredError] = None
         self._arena: Optional[Arena] = None
+        self._channel: Optional[_channel.ChannelPool] = None
         try:
             reply = self._invoke(self._sessions.Open, sessions_pb2.OpenSessionRequest(
                 namespace=namespace, lease_millis=int(lease * 1000), client_name=client_name), "Open", metadata=())
         except BaseException:
-            self._channel.close()
+            self._grpc.close()
             raise
         self.session_id: bytes = bytes(reply.session_id)
         """The session's public id: it names the owner of objects put without a holder."""
@@ -333,6 +380,8 @@ class Session:
         self._metadata = ((_TOKEN_HEADER, bytes(reply.session_token).hex()),)
         if use_shared_memory and reply.HasField("shared_memory"):
             self._attach(reply.shared_memory)
+        if use_channel and reply.HasField("channel"):
+            self._open_channel(reply.channel, bytes(reply.session_token))
         self._keepalive = threading.Thread(target=self._keep_alive, name="raysharing-lease", daemon=True)
         self._keepalive.start()
 
@@ -342,6 +391,11 @@ class Session:
     def uses_shared_memory(self) -> bool:
         """True when bytes move through the worker's arena (same host), not through gRPC."""
         return self._arena is not None
+
+    @property
+    def uses_channel(self) -> bool:
+        """True when small calls and bulk bytes go over the worker's binary channel (CHANNEL.md), not gRPC."""
+        return self._channel is not None
 
     @property
     def closed(self) -> bool:
@@ -363,7 +417,9 @@ class Session:
             if self._arena is not None:
                 self._arena.close()
                 self._arena = None
-            self._channel.close()
+            if self._channel is not None:
+                self._channel.close()
+            self._grpc.close()
 
     def __enter__(self) -> "Session":
         return self
@@ -399,28 +455,47 @@ class Session:
             return
         self._arena = arena
 
+    def _open_channel(self, offer: sessions_pb2.ChannelOffer, token: bytes) -> None:
+        where = _channel.endpoints(offer.host, offer.port, offer.unix_socket_path)
+        try:
+            self._channel = _channel.ChannelPool(where, token, bytes(offer.key), self.timeout, offer.max_payload_bytes or (16 << 20))
+        except RaySharingError as error:
+            # A channel this host cannot reach (a firewall, another network) leaves gRPC to serve every call.
+            _log.info("raysharing: the worker's channel is not reachable (%s); using gRPC", error)
+
     # ---- Holders ----
 
+    @_ends_with_session
     def get_or_create_holder(self, name: str, *, namespace: str = "", lifetime: HolderLifetime = HolderLifetime.DETACHED) -> Holder:
         """The live holder with this name, created (with a fresh incarnation) when there is none.
 
         ``namespace`` empty means the session's. A ``SESSION`` holder dies when this session ends.
         """
         _check_name(name, "holder name")
+        _check_text(namespace, "namespace", allow_empty=True)
         reply = self._call(self._holders.GetOrCreate, holders_pb2.GetOrCreateHolderRequest(namespace=namespace, name=name, lifetime=int(lifetime)), "GetOrCreate")
         return Holder(self, reply.holder)
 
+    @_ends_with_session
     def get_holder(self, name: str, *, namespace: str = "") -> Holder:
         """The live holder with this name; ``HolderNotFoundError`` when there is none."""
         _check_name(name, "holder name")
+        _check_text(namespace, "namespace", allow_empty=True)
+        if self._channel is not None:
+            fields = self._channel_call(_channel.HOLDER_GET, _channel.pack(namespace, name))
+            return Holder(self, holders_pb2.HolderInfo(
+                namespace=fields[0], name=fields[1], incarnation=fields[2], lifetime=fields[3], worker_address=fields[4],
+                worker_id=fields[5], owned_objects=fields[6], keys=fields[7]))
         return Holder(self, self._call(self._holders.Get, holders_pb2.GetHolderRequest(namespace=namespace, name=name), "Get").holder)
 
+    @_ends_with_session
     def list_holders(self, *, namespace: str = "") -> List[Holder]:
         """The live holders of a namespace (the session's when empty)."""
         return [Holder(self, info) for info in self._call(self._holders.List, holders_pb2.ListHoldersRequest(namespace=namespace), "List").holders]
 
     # ---- Objects ----
 
+    @_ends_with_session
     def put(self, data: BytesLike, owner: Optional[Holder] = None, *, codec: str = "RAW", type_name: str = "") -> ObjectRef:
         """Puts ``data`` as one object and returns its ref, borrowed by this session.
 
@@ -430,6 +505,12 @@ class Session:
         """
         if codec not in _CODECS:
             raise ValueError(f"codec must be one of {sorted(_CODECS)}, not {codec!r}")
+        if owner is not None and not isinstance(owner, Holder):
+            raise TypeError(f"owner must be a Holder (or None for this session), not {type(owner).__name__}")
+        if owner is not None and owner._session is not self:
+            raise ValueError(f"{owner!r} was looked up through another session: look it up through this one "
+                             f"(get_holder), which reaches it wherever it lives")
+        _check_text(type_name, "type_name", allow_empty=True)
         view = memoryview(data).cast("B")
         header = objects_pb2.PutHeader(
             owner_holder=owner._ref() if owner is not None else None, codec=_CODECS[codec], type_name=type_name,
@@ -437,9 +518,18 @@ class Session:
         if self._arena is not None and len(view) > _SHARED_MEMORY_MIN_BYTES:
             return self._put_shared(header, view)
         if len(view) <= self.max_unary_object_bytes:
+            if self._channel is not None:
+                owner_ref = owner._channel_ref() if owner is not None else None
+                metadata = _channel.pack(owner_ref, header.codec, type_name, header.checksum)
+                return self._ref(bytes(self._channel_call(_channel.PUT, metadata + view.tobytes())[0]))
             return self._ref(bytes(self._call(self._objects.Put, objects_pb2.PutRequest(header=header, data=bytes(view)), "Put").envelope))
+        if self._channel is not None:
+            ticket = self._call(self._objects.IssuePutTicket, objects_pb2.IssuePutTicketRequest(header=header), "IssuePutTicket").ticket
+            body = _ConcatenatedBody(view, _channel.crc32_trailer(view))
+            return self._ref(bytes(self._channel_call(_channel.BULK_PUT, bytes(ticket), body=body)[0]))
         return self._put_stream(header, view)
 
+    @_ends_with_session
     def put_value(self, value: Any, owner: Optional[Holder] = None, *, type_name: str = "") -> ObjectRef:
         """Puts ``value`` as plain MessagePack (codec ``XLANG``), readable by every language. See ``put``.
 
@@ -447,6 +537,7 @@ class Session:
         """
         return self.put(msgpack.packb(value, use_bin_type=True), owner, codec="XLANG", type_name=type_name)
 
+    @_ends_with_session
     def get(self, ref: Union[ObjectRef, BytesLike]) -> bytes:
         """The object's bytes, checked against the envelope's size and CRC-32 (``ChecksumMismatchError`` otherwise).
 
@@ -465,6 +556,7 @@ class Session:
         self._read(ref, keep)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    @_ends_with_session
     def get_into(self, ref: Union[ObjectRef, BytesLike], buffer: Any) -> int:
         """Reads the object's bytes into ``buffer`` (any writable buffer of at least ``ref.size`` bytes: a bytearray, a
         memoryview, a NumPy array) and returns their count. Checked as ``get`` checks; on failure the buffer's contents
@@ -484,6 +576,7 @@ class Session:
         self._read(ref, copy)
         return ref.size
 
+    @_ends_with_session
     def get_value(self, ref: Union[ObjectRef, BytesLike]) -> Any:
         """The object decoded as MessagePack; ``TypeMismatchError`` when its codec is not ``XLANG`` or it does not decode."""
         ref = self._as_ref(ref)
@@ -495,6 +588,7 @@ class Session:
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
             raise TypeMismatchError(f"Object {ref.object_id.hex()} is not one MessagePack value: {error}", object_id=ref.object_id) from error
 
+    @_ends_with_session
     def borrow(self, envelope_bytes: BytesLike) -> ObjectRef:
         """Borrows the ref that ``envelope_bytes`` name (made by any session, in any language) and returns it.
 
@@ -504,21 +598,35 @@ class Session:
         data = bytes(envelope_bytes)
         ref = self._ref(data)
         try:
-            self._call(self._objects.Borrow, objects_pb2.BorrowRequest(envelopes=[data]), "Borrow")
+            if self._channel is not None:
+                self._channel_call(_channel.BORROW, _channel.pack([data]))
+            else:
+                self._call(self._objects.Borrow, objects_pb2.BorrowRequest(envelopes=[data]), "Borrow")
         except BaseException:
             ref._released = True
             raise
         return ref
 
+    @_ends_with_session
     def release(self, *refs: ObjectRef) -> None:
         """Gives back this session's borrows of ``refs``. Refs already released are skipped."""
+        for ref in refs:
+            if not isinstance(ref, ObjectRef):
+                raise TypeError(f"release takes ObjectRefs, not {type(ref).__name__}")
+            if ref._session is not self and not ref._released:
+                raise ValueError(f"{ref!r} is borrowed by another session: release it through that session")
         pending = [ref for ref in refs if not ref._released]
         if not pending:
             return
-        self._call(self._objects.Release, objects_pb2.ReleaseRequest(object_ids=[ref.object_id for ref in pending]), "Release")
+        ids = [ref.object_id for ref in pending]
+        if self._channel is not None:
+            self._channel_call(_channel.RELEASE, _channel.pack(ids))
+        else:
+            self._call(self._objects.Release, objects_pb2.ReleaseRequest(object_ids=ids), "Release")
         for ref in pending:
             ref._released = True
 
+    @_ends_with_session
     def stats(self) -> Stats:
         """The worker's store usage and counts."""
         reply = self._call(self._objects.Stats, objects_pb2.StatsRequest(), "Stats")
@@ -533,11 +641,14 @@ class Session:
         try:
             self._arena.write(created.offset, view)
             reply = self._call(self._objects.Seal, objects_pb2.SealRequest(handle=created.handle, checksum=header.checksum), "Seal")
-        except BaseException:
-            try:
-                self._call(self._objects.Abort, objects_pb2.AbortRequest(handle=created.handle), "Abort")
-            except RaySharingError:
-                pass  # the worker drops an unsealed object at its stream idle timeout anyway
+        except BaseException as error:
+            # The worker drops an unsealed object at its stream idle timeout or the session's end anyway; an Abort to a
+            # worker that just timed out or vanished would only make the caller wait another timeout.
+            if not isinstance(error, (RaySharingTimeoutError, WorkerUnavailableError)):
+                try:
+                    self._call(self._objects.Abort, objects_pb2.AbortRequest(handle=created.handle), "Abort")
+                except RaySharingError:
+                    pass
             raise
         return self._ref(bytes(reply.envelope))
 
@@ -565,6 +676,11 @@ class Session:
         guard.start(call)
         try:
             reply = call.result()
+        except grpc.FutureCancelledError:
+            # The idle guard (or close) canceled the call: result() then raises this, not an RpcError.
+            if guard.fired:
+                raise RaySharingTimeoutError(f"PutStream made no progress for {self.stream_idle_timeout} s (stream_idle_timeout)") from None
+            raise SessionExpiredError(f"PutStream: session {self.session_id.hex()} was closed while the call was in flight") from None
         except grpc.RpcError as error:
             raise self._stream_error(error, guard, "PutStream") from None
         finally:
@@ -575,28 +691,50 @@ class Session:
         """Moves the object's bytes to ``write(position, chunk)``, which returns where it put them; checks their size and
         CRC-32 there against the envelope."""
         position, crc = 0, 0
-        for chunk in self._chunks(ref):
+
+        def sink(chunk: BytesLike) -> None:
+            nonlocal position, crc
             if position + len(chunk) > ref.size:
                 raise ChecksumMismatchError(f"Get of object {ref.object_id.hex()} returned more than the {ref.size} bytes its envelope says. Try again.",
                                             object_id=ref.object_id)
             crc = zlib.crc32(write(position, chunk), crc)
             position += len(chunk)
+
+        self._transfer_out(ref, sink)
         if position != ref.size or crc != ref.checksum:
             raise ChecksumMismatchError(
                 f"Get of object {ref.object_id.hex()} returned {position} bytes with CRC-32 {crc:08x}; "
                 f"its envelope says {ref.size} bytes with {ref.checksum:08x}. Try again.", object_id=ref.object_id)
 
-    def _chunks(self, ref: ObjectRef) -> Iterator[BytesLike]:
-        """The object's bytes in order: one pinned view of the arena, one unary reply, or a stream's chunks."""
+    def _transfer_out(self, ref: ObjectRef, sink: Callable[[BytesLike], None]) -> None:
+        """Gives the object's bytes to ``sink`` in order: one pinned view of the arena, one small reply, a channel body's
+        pieces or a stream's chunks."""
+        channel = self._channel
         if self._arena is not None and ref.size > _SHARED_MEMORY_MIN_BYTES:
-            pinned = self._call(self._objects.Pin, objects_pb2.PinRequest(envelope=ref.envelope_bytes), "Pin")
+            if channel is not None:
+                pinned = self._channel_call(_channel.PIN, _channel.pack(ref.envelope_bytes))
+                offset, size = pinned[0], pinned[1]
+            else:
+                reply = self._call(self._objects.Pin, objects_pb2.PinRequest(envelope=ref.envelope_bytes), "Pin")
+                offset, size = reply.offset, reply.size
             try:
-                with self._arena.view(pinned.offset, pinned.size) as view:
-                    yield view
-            finally:
-                self._call(self._objects.Unpin, objects_pb2.UnpinRequest(object_ids=[ref.object_id]), "Unpin")
+                with self._arena.view(offset, size) as view:
+                    sink(view)
+            except BaseException:
+                self._unpin_quietly(ref)
+                raise
+            # The bytes are copied (and are checked next): an Unpin that fails leaves a pin the session's end drops.
+            self._unpin_quietly(ref)
         elif ref.size <= self.max_unary_object_bytes:
-            yield self._call(self._objects.Get, objects_pb2.GetRequest(envelope=ref.envelope_bytes), "Get").data
+            if channel is not None:
+                payload, _ = self._channel_raw(_channel.GET, _channel.pack(ref.envelope_bytes))
+                _, start = _channel.unpack(payload)
+                sink(memoryview(payload)[start:])
+            else:
+                sink(self._call(self._objects.Get, objects_pb2.GetRequest(envelope=ref.envelope_bytes), "Get").data)
+        elif channel is not None:
+            ticket = self._call(self._objects.IssueGetTicket, objects_pb2.IssueGetTicketRequest(envelope=ref.envelope_bytes), "IssueGetTicket").ticket
+            self._channel_raw(_channel.BULK_GET, bytes(ticket), receive_body=lambda position, piece: sink(piece))
         else:
             guard = _StreamIdleGuard(self.stream_idle_timeout)
             call = self._objects.GetStream(objects_pb2.GetRequest(envelope=ref.envelope_bytes, chunk_bytes=4 << 20), metadata=self._metadata)
@@ -604,12 +742,12 @@ class Session:
             try:
                 for reply in call:
                     guard.progress()
-                    yield reply.data
+                    sink(reply.data)
             except grpc.RpcError as error:
                 raise self._stream_error(error, guard, "GetStream") from None
             finally:
                 guard.stop()
-                call.cancel()  # a no-op once the stream ended; ends it when the reader stopped early
+                call.cancel()  # a no-op once the stream ended; ends it when the sink failed
 
     def _stream_error(self, error: grpc.RpcError, guard: _StreamIdleGuard, what: str) -> RaySharingError:
         if guard.fired:
@@ -624,14 +762,36 @@ class Session:
     def _as_ref(self, ref: Union[ObjectRef, BytesLike]) -> ObjectRef:
         if isinstance(ref, ObjectRef):
             return ref
+        if not isinstance(ref, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a ref is an ObjectRef or envelope bytes, not {type(ref).__name__}")
         data = bytes(ref)
         return ObjectRef(None, data, _envelope.decode(data))
+
+    def _unpin_quietly(self, ref: ObjectRef) -> None:
+        try:
+            if self._channel is not None:
+                self._channel_call(_channel.UNPIN, _channel.pack([ref.object_id]))
+            else:
+                self._call(self._objects.Unpin, objects_pb2.UnpinRequest(object_ids=[ref.object_id]), "Unpin")
+        except RaySharingError as error:
+            _log.warning("raysharing: unpinning object %s failed (%s); the pin ends with the session", ref.object_id.hex(), error.reason)
 
     def _release_quietly(self, refs: Iterable[ObjectRef]) -> None:
         try:
             self.release(*refs)
         except RaySharingError as error:
             _log.warning("raysharing: giving back borrows failed (%s); they end with the session", error.reason)
+
+    def _channel_call(self, op: int, payload: bytes, **options: Any) -> list:
+        """A channel call; its answer's metadata array."""
+        return _channel.unpack(self._channel_raw(op, payload, **options)[0])[0]
+
+    def _channel_raw(self, op: int, payload: bytes, **options: Any) -> Tuple[bytes, int]:
+        """A channel call; its raw answer payload and body length. Bodies are bounded by ``stream_idle_timeout``."""
+        if self._closed.is_set():
+            raise SessionExpiredError(f"session {self.session_id.hex()} is closed")
+        assert self._channel is not None
+        return self._channel.call(op, payload, body_timeout=self.stream_idle_timeout, **options)
 
     def _call(self, method: Callable[..., _T], request: Any, what: str) -> _T:
         if self._closed.is_set():
@@ -646,34 +806,63 @@ class Session:
 
 
 def connect(address: str, *, namespace: str = "", lease: float = 10.0, timeout: float = 10.0,
-            stream_idle_timeout: float = 30.0, client_name: str = "python", use_shared_memory: bool = True) -> Session:
+            stream_idle_timeout: float = 30.0, client_name: str = "python", use_shared_memory: bool = True,
+            use_channel: bool = True) -> Session:
     """Opens a session on the worker at ``address`` (``http://host:port`` or ``host:port``).
 
     ``namespace``: the session's default namespace ("" is the worker's ``default``). ``lease``: seconds the session
     survives without renewal (0: the worker's default; the worker clamps it into its range). ``timeout``: the bound of
     every unary call, in seconds. ``stream_idle_timeout``: how long a streamed put or get may make no progress.
-    ``use_shared_memory``: move bytes through the worker's arena when on its host. Raises ``WorkerUnavailableError``
-    when nothing answers at ``address`` within ``timeout``.
+    ``use_shared_memory``: move bytes through the worker's arena when on its host. ``use_channel``: small calls and bulk
+    bytes over the worker's binary channel when it serves one and this host reaches it (else gRPC). Raises ``WorkerUnavailableError``
+    when nothing listens at ``address``, ``RaySharingTimeoutError`` when it does not answer within ``timeout``.
     """
     return Session(address, namespace=namespace, lease=lease, timeout=timeout, stream_idle_timeout=stream_idle_timeout,
-                   client_name=client_name, use_shared_memory=use_shared_memory)
+                   client_name=client_name, use_shared_memory=use_shared_memory, use_channel=use_channel)
+
+
+class _ConcatenatedBody:
+    """A BULK_PUT body, the object's bytes then their CRC-32, sent piece by piece without joining them."""
+
+    def __init__(self, data: memoryview, trailer: bytes) -> None:
+        self._data = data
+        self._trailer = trailer
+
+    def __len__(self) -> int:
+        return len(self._data) + len(self._trailer)
+
+    def pieces(self, size: int) -> Iterator[BytesLike]:
+        for offset in range(0, len(self._data), size):
+            yield self._data[offset:offset + size]
+        yield self._trailer
 
 
 def _target(address: str) -> str:
-    for scheme in ("http://", "https://"):
-        if address.startswith(scheme):
-            address = address[len(scheme):]
+    if not isinstance(address, str):
+        raise TypeError(f"address must be a str such as http://127.0.0.1:7480, not {type(address).__name__}")
+    if address.startswith("https://"):
+        raise ValueError(f"{address}: workers speak HTTP/2 without TLS (version 1); use http://")
+    if address.startswith("http://"):
+        address = address[len("http://"):]
     address = address.rstrip("/")
-    if not address:
-        raise ValueError("address must be http://host:port or host:port")
+    if not address or "/" in address or "://" in address:
+        raise ValueError(f"address must be http://host:port or host:port, not {address!r}")
     return address
 
 
 def _check_name(value: str, what: str) -> None:
+    _check_text(value, what, allow_empty=False)
+
+
+def _check_text(value: str, what: str, *, allow_empty: bool) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if not value:
+    if not value and not allow_empty:
         raise ValueError(f"{what} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{what} is not well-formed Unicode: {error.reason} at index {error.start}") from None
 
 
 def _batches(items: List[bytes], limit: int) -> Iterator[List[bytes]]:

@@ -8,12 +8,15 @@ import concurrent.futures
 import dataclasses
 import os
 import re
+import socket
+import struct
 import threading
 import time
 import unittest
 import zlib
 
 import grpc
+import msgpack
 
 import raysharing
 from raysharing import envelope as env
@@ -37,6 +40,9 @@ def pattern(size, seed):
 
 
 class SessionTests(unittest.TestCase):
+    """Every test on the client's defaults: the binary channel for small calls and bodies, shared memory on this host."""
+
+    OPTIONS = {}
     def setUp(self):
         self.sessions = []
 
@@ -45,6 +51,7 @@ class SessionTests(unittest.TestCase):
             session.close()
 
     def connect(self, address=None, **options):
+        options = {**self.OPTIONS, **options}
         options.setdefault("timeout", 10.0)
         session = raysharing.connect(address or ADDRESS, **options)
         self.sessions.append(session)
@@ -61,6 +68,7 @@ class SessionTests(unittest.TestCase):
         self.assertEqual(len(session.worker_id), 16)
         self.assertTrue(session.worker_address.startswith("http://"))
         self.assertTrue(session.uses_shared_memory)
+        self.assertEqual(session.uses_channel, self.OPTIONS.get("use_channel", True))
         self.assertFalse(self.connect(use_shared_memory=False).uses_shared_memory)
         self.assertFalse(self.connect(SMALL_ADDRESS).uses_shared_memory)
 
@@ -80,7 +88,7 @@ class SessionTests(unittest.TestCase):
 
     def test_session_ended_by_the_worker_raises_session_expired(self):
         session = self.connect()
-        sessions_pb2_grpc.SessionsStub(session._channel).Close(sessions_pb2.CloseSessionRequest(), metadata=session._metadata, timeout=5)
+        sessions_pb2_grpc.SessionsStub(session._grpc).Close(sessions_pb2.CloseSessionRequest(), metadata=session._metadata, timeout=5)
         with self.assertRaises(raysharing.SessionExpiredError) as raised:
             session.stats()
         self.assertEqual(raised.exception.reason, "SESSION_EXPIRED")
@@ -145,6 +153,39 @@ class SessionTests(unittest.TestCase):
             session.get_or_create_holder(b"bytes")
         with self.assertRaises(raysharing.InvalidRequestError):
             session.get_or_create_holder("tab\there")
+
+    def test_arguments_of_the_wrong_type_or_form_are_refused_before_any_call(self):
+        session = self.connect()
+        holder = self.holder(session)
+        ref = session.put(b"x", holder)
+        with self.assertRaises(TypeError):
+            session.put(b"x", owner=holder.name)
+        with self.assertRaises(TypeError):
+            holder.register("k", [ref.envelope_bytes])
+        with self.assertRaises(TypeError):
+            session.get(5)
+        with self.assertRaises(ValueError):
+            session.get_or_create_holder("lone \ud800 surrogate")
+        with self.assertRaises(TypeError):
+            session.get_holder(holder.name, namespace=None)
+        for address, error in ((None, TypeError), (1234, TypeError), ("https://127.0.0.1:1", ValueError), ("http://127.0.0.1:1/path", ValueError)):
+            with self.subTest(address=address):
+                with self.assertRaises(error):
+                    raysharing.connect(address)
+
+    def test_refs_and_holders_of_another_session_are_refused_and_keep_their_borrows(self):
+        session, other = self.connect(), self.connect()
+        holder = self.holder(session)
+        ref = session.put(b"mine", holder)
+        with self.assertRaises(ValueError):
+            other.release(ref)
+        self.assertFalse(ref.released)
+        with self.assertRaises(ValueError):
+            other.put(b"x", owner=holder)
+        ref.release()
+        self.assertTrue(ref.released)
+        with self.assertRaises(raysharing.ObjectFreedError):
+            other.get(ref)
 
     def test_register_fetch_keys_and_unregister(self):
         session = self.connect()
@@ -211,7 +252,7 @@ class SessionTests(unittest.TestCase):
             session = self.connect(**options)
             holder = self.holder(session)
             for size in SIZES:
-                with self.subTest(size=size, shared_memory=session.uses_shared_memory):
+                with self.subTest(size=size, shared_memory=session.uses_shared_memory, channel=session.uses_channel):
                     data = pattern(size, size)
                     ref = session.put(data, holder)
                     self.assertEqual((ref.size, ref.codec, ref.checksum), (size, "RAW", zlib.crc32(data)))
@@ -314,6 +355,12 @@ class SessionTests(unittest.TestCase):
         self.assertEqual(small.stats().objects, before.objects)
 
 
+class GrpcOnlySessionTests(SessionTests):
+    """Every test again with the binary channel off: small calls on unary gRPC, large bytes on gRPC streams."""
+
+    OPTIONS = {"use_channel": False}
+
+
 class FailurePathTests(unittest.TestCase):
     """Failures a real worker does not produce on demand: stalls, damaged bytes, reasons from a later worker."""
 
@@ -347,6 +394,36 @@ class FailurePathTests(unittest.TestCase):
         finally:
             session.close()
 
+    def test_a_stalled_put_stream_raises_timeout_after_its_idle_timeout(self):
+        session = raysharing.connect(self.address, timeout=5.0, stream_idle_timeout=0.5, use_channel=False)
+        try:
+            started = time.monotonic()
+            with self.assertRaises(raysharing.RaySharingTimeoutError):
+                session.put(bytes(3 << 20))
+            self.assertLess(time.monotonic() - started, 3.0)
+        finally:
+            session.close()
+
+    def test_calls_in_flight_when_the_session_closes_raise_session_expired(self):
+        session = raysharing.connect(self.address, timeout=5.0)
+        self.fake.stall.set()
+        raised = []
+        caller = threading.Thread(target=lambda: raised.append(self.outcome_of(session.stats)))
+        caller.start()
+        time.sleep(0.3)
+        session.close()
+        caller.join(5)
+        self.assertFalse(caller.is_alive())
+        self.assertEqual(raised, [raysharing.SessionExpiredError])
+
+    @staticmethod
+    def outcome_of(call):
+        try:
+            call()
+            return None
+        except Exception as error:  # the test compares the class
+            return type(error)
+
     def test_damaged_bytes_raise_checksum_mismatch(self):
         session = raysharing.connect(self.address)
         try:
@@ -379,6 +456,115 @@ class FailurePathTests(unittest.TestCase):
                     self.assertEqual(raised.exception.holder_name, "h é")
                 finally:
                     session.close()
+
+
+class ChannelFailureTests(unittest.TestCase):
+    """The binary channel misbehaving: silent, stalled, failing with context, closing with a connection error."""
+
+    def start(self, mode, timeout=0.5):
+        self.fake = FakeWorker(FakeChannel(mode))
+        session = raysharing.connect(self.fake.start(), timeout=timeout)
+        self.addCleanup(self.fake.stop)
+        self.addCleanup(session.close)
+        return session
+
+    def test_a_channel_that_never_answers_its_preface_leaves_grpc_within_the_timeout(self):
+        started = time.monotonic()
+        session = self.start("silent")
+        self.assertFalse(session.uses_channel)
+        self.assertLess(time.monotonic() - started, 3.0)
+
+    def test_a_call_on_a_stalled_channel_raises_timeout(self):
+        session = self.start("stall")
+        self.assertTrue(session.uses_channel)
+        started = time.monotonic()
+        with self.assertRaises(raysharing.RaySharingTimeoutError):
+            session.borrow(self.fake.envelope(1))
+        self.assertLess(time.monotonic() - started, 3.0)
+
+    def test_a_failed_answer_maps_its_reason_and_context(self):
+        session = self.start("error")
+        envelope = self.fake.envelope(1)
+        with self.assertRaises(raysharing.OwnerDiedError) as raised:
+            session.borrow(envelope)
+        self.assertEqual(raised.exception.holder_name, "h é")  # channel context is not percent-encoded
+        self.assertEqual(raised.exception.object_id, bytes(range(16)))
+        with self.assertRaises(raysharing.OwnerDiedError):
+            session.borrow(envelope)  # the connection stayed usable
+
+    def test_a_connection_error_frame_raises_its_reason_and_the_next_call_reconnects(self):
+        session = self.start("connection-error")
+        with self.assertRaises(raysharing.RaySharingTimeoutError):
+            session.borrow(self.fake.envelope(1))
+        with self.assertRaises(raysharing.RaySharingTimeoutError):
+            session.borrow(self.fake.envelope(1))
+        self.assertGreaterEqual(self.fake.channel.connections, 2)
+
+
+class FakeChannel:
+    """A channel endpoint that accepts a HELLO, then behaves as ``mode`` says."""
+
+    HEADER = struct.Struct("<IIBBHI")
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.connections = 0
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen()
+        self.port = self._listener.getsockname()[1]
+        self._stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self):
+        self._stopped.set()
+        self._listener.close()
+
+    def _accept(self):
+        while not self._stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection):
+        with connection:
+            try:
+                connection.recv(8)
+                if self.mode == "silent":
+                    self._stopped.wait(10)
+                    return
+                connection.sendall(b"RSCH\x01\x00\x00\x00")
+                while True:
+                    header = self._read(connection, 16)
+                    length, request, op, _, _, _ = self.HEADER.unpack(header)
+                    self._read(connection, length)
+                    if op == 1:
+                        connection.sendall(self.HEADER.pack(0, request, op | 0x80, 0, 0, 0))
+                    elif self.mode == "stall":
+                        self._stopped.wait(10)
+                        return
+                    elif self.mode == "error":
+                        error = msgpack.packb(["OWNER_DIED", "made up", {"rs-holder-name": "h é", "rs-object-id": bytes(range(16)).hex()}])
+                        connection.sendall(self.HEADER.pack(len(error), request, op | 0x80, 0, 1, 0) + error)
+                    else:
+                        error = msgpack.packb(["TIMEOUT", "made up"])
+                        connection.sendall(self.HEADER.pack(len(error), request, 0xFF, 0, 2, 0) + error)
+                        return
+            except OSError:
+                return
+
+    @staticmethod
+    def _read(connection, count):
+        data = b""
+        while len(data) < count:
+            more = connection.recv(count - len(data))
+            if not more:
+                raise OSError("closed")
+            data += more
+        return data
 
 
 class ErrorTableTests(unittest.TestCase):
@@ -425,7 +611,8 @@ class StatusOnly(grpc.RpcError):
 class FakeWorker(sessions_pb2_grpc.SessionsServicer, objects_pb2_grpc.ObjectsServicer):
     """A gRPC server that opens sessions, then stalls, damages bytes or fails with a chosen reason."""
 
-    def __init__(self):
+    def __init__(self, channel=None):
+        self.channel = channel
         self.stall = threading.Event()
         self._stopped = threading.Event()
         self.reason = "OWNER_DIED"
@@ -444,14 +631,20 @@ class FakeWorker(sessions_pb2_grpc.SessionsServicer, objects_pb2_grpc.ObjectsSer
     def stop(self):
         self._stopped.set()
         self._server.stop(0)
+        if self.channel is not None:
+            self.channel.stop()
 
     def envelope(self, size):
         owner = env.Owner(env.OwnerKind.HOLDER, "default", "h", os.urandom(16))
         return env.encode(env.Envelope(os.urandom(16), owner, env.Location(self.address, self.worker_id), size, "RAW", "", 12345))
 
     def Open(self, request, context):
+        channel = None
+        if self.channel is not None:
+            channel = sessions_pb2.ChannelOffer(host="127.0.0.1", port=self.channel.port, key=os.urandom(32), max_payload_bytes=1 << 24)
         return sessions_pb2.OpenSessionReply(session_id=os.urandom(16), lease_millis=10000, worker_id=self.worker_id,
-                                             worker_address=self.address, session_token=os.urandom(16), max_unary_object_bytes=1 << 20)
+                                             worker_address=self.address, session_token=os.urandom(16), max_unary_object_bytes=1 << 20,
+                                             channel=channel)
 
     def KeepAlive(self, request, context):
         return sessions_pb2.KeepAliveReply(lease_millis=10000)
@@ -466,6 +659,11 @@ class FakeWorker(sessions_pb2_grpc.SessionsServicer, objects_pb2_grpc.ObjectsSer
 
     def Get(self, request, context):
         return objects_pb2.GetReply(size=10, data=b"0123456789")  # not the envelope's checksum
+
+    def PutStream(self, request_iterator, context):
+        next(request_iterator)  # the header; then never accept, never answer
+        self._stopped.wait(10)
+        return objects_pb2.PutReply()
 
     def GetStream(self, request, context):
         yield objects_pb2.GetReply(size=8 << 20, data=bytes(1 << 20))
