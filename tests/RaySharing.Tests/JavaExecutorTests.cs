@@ -172,4 +172,31 @@ public sealed class JavaExecutorTests
         Assert.Contains($"127.0.0.1:{port}", error, StringComparison.Ordinal);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
     }
+
+    [Theory]
+    [InlineData("--partitions", "x", "ERROR USAGE --partitions takes a whole number; got 'x'")]
+    [InlineData("--key", "", "ERROR USAGE --holder and --key must not be empty")]
+    [InlineData("--size", "-1", "ERROR USAGE --partitions, --size and --first-index are not negative")]
+    [InlineData("--colour", "red", "ERROR USAGE unknown option --colour")]
+    public async Task Executor_BadCommandLine_PrintsUsageAndExitsTwoBeforeAnyCall(string option, string value, string expected)
+    {
+        Dictionary<string, string> arguments = new()
+        {
+            ["--address"] = "http://127.0.0.1:1", ["--holder"] = "DUMMY_HOLDER", ["--key"] = "job", ["--partitions"] = "1", ["--size"] = "10", ["--seed"] = "5",
+        };
+        arguments[option] = value;
+        using var executor = Executor("executor", [.. arguments.SelectMany(a => new[] { a.Key, a.Value })]);
+
+        Assert.Equal(2, await executor.WaitForExitCodeAsync(ProcessTimeout));
+        Assert.Equal(expected, executor.Lines[0]);
+        Assert.StartsWith("usage: Executor ", executor.Lines[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Executor_Help_PrintsUsageAndExitsZero()
+    {
+        using var executor = Executor("executor", "--help");
+        Assert.Equal(0, await executor.WaitForExitCodeAsync(ProcessTimeout));
+        Assert.StartsWith("usage: Executor --address ", Assert.Single(executor.Lines), StringComparison.Ordinal);
+    }
 }

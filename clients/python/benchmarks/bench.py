@@ -3,13 +3,15 @@
   bench.py --address A --seconds S --large-bytes N --large-gets K
 
 Prints one JSON object on stdout with:
-  small_pairs_per_s      100-byte put (session-owned) + get + release, back to back, for S seconds, shared memory on
-                         (small objects take unary gRPC calls either way)
+  small_pairs_per_s      100-byte put (session-owned) + get + release, back to back, for S seconds, on the client's
+                         defaults (the channel's Unix socket for small calls)
+  small_pairs_grpc_per_s the same with the channel off: unary gRPC calls
   echo_calls_per_s       a bare gRPC unary call (the benchmark server's Echo service, 100 bytes) from this process, for S
                          seconds: what Python's gRPC stack costs per call, without RaySharing
   large_get_shm_gbps     median of K gets (new memory each) of one N-byte object through the worker's shared-memory arena
   large_get_into_shm_gbps  the same with get_into one buffer kept across the gets
-  large_get_grpc_gbps, large_get_into_grpc_gbps  both through gRPC streaming (a session with shared memory off)
+  large_get_into_channel_gbps  get_into with shared memory off: a channel body (BULK_GET)
+  large_get_into_grpc_gbps     get_into with shared memory and the channel off: gRPC streaming
   copy_gbps, crc32_gbps  copying N bytes into a kept bytearray, and zlib.crc32 over them, in this process alone
 """
 
@@ -91,7 +93,9 @@ def local_copy_and_crc(size, repetitions):
     """The median GB/s of copying ``size`` bytes into a kept buffer, and of zlib.crc32 over them: what get_into does
     with each byte besides moving it out of the arena."""
     source = os.urandom(size)
-    target = bytearray(size)
+    # Through a memoryview, as get_into copies: a bytearray's own slice assignment from bytes first makes a temporary
+    # bytearray of the source, whose fresh pages would be what is measured.
+    target = memoryview(bytearray(size))
     target[:] = source
     copies, crcs = [], []
     for _ in range(repetitions):
@@ -118,8 +122,12 @@ def main():
         result["small_pairs_per_s"] = small_pairs(session, args.seconds)
         result["large_get_shm_gbps"] = large_gets(session, args.large_bytes, args.large_gets, into=False)
         result["large_get_into_shm_gbps"] = large_gets(session, args.large_bytes, args.large_gets, into=True)
-    with raysharing.connect(args.address, client_name="bench-python-grpc", use_shared_memory=False) as session:
-        result["large_get_grpc_gbps"] = large_gets(session, args.large_bytes, args.large_gets, into=False)
+    with raysharing.connect(args.address, client_name="bench-python-channel", use_shared_memory=False) as session:
+        if not session.uses_channel:
+            raise RuntimeError("the benchmark's Python session did not reach the worker's channel")
+        result["large_get_into_channel_gbps"] = large_gets(session, args.large_bytes, args.large_gets, into=True)
+    with raysharing.connect(args.address, client_name="bench-python-grpc", use_shared_memory=False, use_channel=False) as session:
+        result["small_pairs_grpc_per_s"] = small_pairs(session, args.seconds)
         result["large_get_into_grpc_gbps"] = large_gets(session, args.large_bytes, args.large_gets, into=True)
     result["echo_calls_per_s"] = echo_calls(args.address, args.seconds)
     result["copy_gbps"], result["crc32_gbps"] = local_copy_and_crc(args.large_bytes, args.large_gets)

@@ -2,6 +2,7 @@ package raysharing;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -63,27 +64,33 @@ public final class Executor {
         long seed;
         long firstIndex;
         RaySharingSession.Options sessionOptions;
+        if (Arrays.asList(args).contains("--help") || Arrays.asList(args).contains("-h")) {
+            System.out.println(USAGE);
+            return 0;
+        }
         try {
             options = parse(args);
             address = required(options, "--address");
             holderName = required(options, "--holder");
             key = required(options, "--key");
-            partitions = Integer.parseInt(required(options, "--partitions"));
-            size = Integer.parseInt(required(options, "--size"));
-            seed = Long.parseLong(required(options, "--seed"));
-            firstIndex = Long.parseLong(options.getOrDefault("--first-index", "0"));
+            if (key.isEmpty() || holderName.isEmpty()) {
+                throw new IllegalArgumentException("--holder and --key must not be empty");
+            }
+            partitions = (int) number(options, "--partitions", null);
+            size = (int) number(options, "--size", null);
+            seed = number(options, "--seed", null);
+            firstIndex = number(options, "--first-index", "0");
             if (partitions < 0 || size < 0 || firstIndex < 0) {
                 throw new IllegalArgumentException("--partitions, --size and --first-index are not negative");
             }
             sessionOptions = RaySharingSession.Options.defaults()
                 .withNamespace(options.getOrDefault("--namespace", ""))
                 .withClientName("raysharing-java-executor")
-                .withCallTimeout(Duration.ofMillis(Long.parseLong(options.getOrDefault("--call-timeout-ms", "10000"))))
-                .withLease(Duration.ofMillis(Long.parseLong(options.getOrDefault("--lease-ms", "10000"))));
+                .withCallTimeout(Duration.ofMillis(number(options, "--call-timeout-ms", "10000")))
+                .withLease(Duration.ofMillis(number(options, "--lease-ms", "10000")));
         } catch (IllegalArgumentException e) {
             System.out.println("ERROR USAGE " + e.getMessage());
-            System.out.println("usage: Executor --address http://HOST:PORT --holder NAME [--namespace NS] --key KEY"
-                + " --partitions N --size BYTES --seed S [--first-index I] [--call-timeout-ms MS] [--lease-ms MS]");
+            System.out.println(USAGE);
             return 2;
         }
 
@@ -114,6 +121,9 @@ public final class Executor {
         }
     }
 
+    private static final String USAGE = "usage: Executor --address http://HOST:PORT --holder NAME [--namespace NS] --key KEY"
+        + " --partitions N --size BYTES --seed S [--first-index I] [--call-timeout-ms MS] [--lease-ms MS]";
+
     private static Map<String, String> parse(String[] args) {
         Map<String, String> options = new LinkedHashMap<>();
         for (int i = 0; i < args.length; i += 2) {
@@ -127,6 +137,20 @@ public final class Executor {
             }
         }
         return options;
+    }
+
+    /** The option's value as a whole number (int range for the counts), or {@code fallback} when absent; else a usage error naming it. */
+    private static long number(Map<String, String> options, String name, String fallback) {
+        String value = fallback == null ? required(options, name) : options.getOrDefault(name, fallback);
+        try {
+            long parsed = Long.parseLong(value);
+            if ((name.equals("--partitions") || name.equals("--size")) && parsed > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(name + " is at most " + Integer.MAX_VALUE + "; got " + value);
+            }
+            return parsed;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(name + " takes a whole number; got '" + value + "'");
+        }
     }
 
     private static String required(Map<String, String> options, String name) {
