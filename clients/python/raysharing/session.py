@@ -54,6 +54,7 @@ _REGISTER_BATCH_BYTES = 4 << 20
 _RECEIVE_LIMIT = 16 << 20
 _FETCH_PAGE_BYTES = 4 << 20
 _FETCH_ATTEMPTS = 3
+_RELEASE_BATCH = 65536  # ids of 16 bytes: about 1.2 MiB a call
 # Objects up to this size go in one unary call even with shared memory: Create+Seal or Pin+Unpin are two calls where a
 # unary Put or Get is one, and copying a few KiB through gRPC costs less than the second call.
 _SHARED_MEMORY_MIN_BYTES = 64 << 10
@@ -117,19 +118,31 @@ class ObjectRef:
     process or language; it borrows the ref there with ``Session.borrow``.
     """
 
-    __slots__ = ("_session", "envelope_bytes", "envelope", "_released")
+    __slots__ = ("_session", "envelope_bytes", "_envelope", "_released")
 
-    def __init__(self, session: Optional["Session"], envelope_bytes: bytes, decoded: _envelope.Envelope) -> None:
+    # A canonical envelope starts with a 9-element array, version 1 and a 16-byte bin: the id is at bytes 4 to 20.
+    _CANONICAL_PREFIX = b"\x99\x01\xc4\x10"
+
+    def __init__(self, session: Optional["Session"], envelope_bytes: bytes, decoded: Optional[_envelope.Envelope]) -> None:
         self._session = session
         self.envelope_bytes: bytes = envelope_bytes
         """The envelope as MessagePack bytes (protos/ENVELOPE.md): the ref, for any language."""
-        self.envelope: _envelope.Envelope = decoded
-        """The decoded envelope."""
+        self._envelope = decoded
         self._released = session is None
+
+    @property
+    def envelope(self) -> _envelope.Envelope:
+        """The decoded envelope. Refs a worker sent (a fetch's) are decoded when first used: a fetch of a million
+        refs would otherwise spend most of its time decoding envelopes nobody reads."""
+        if self._envelope is None:
+            self._envelope = _envelope.decode(self.envelope_bytes)
+        return self._envelope
 
     @property
     def object_id(self) -> bytes:
         """The object's 16-byte id."""
+        if self._envelope is None and self.envelope_bytes[:4] == self._CANONICAL_PREFIX:
+            return self.envelope_bytes[4:20]
         return self.envelope.object_id
 
     @property
@@ -249,7 +262,8 @@ class Holder:
                         envelopes, page_total, page_version = reply.envelopes, reply.total, reply.list_version
                     if total is None:
                         total, version = page_total, page_version
-                    refs.extend(self._session._ref(bytes(e)) for e in envelopes)
+                    session = self._session
+                    refs.extend(ObjectRef(session, bytes(e), None) for e in envelopes)
                     if not envelopes:
                         break
                 return refs
@@ -619,12 +633,15 @@ class Session:
         if not pending:
             return
         ids = [ref.object_id for ref in pending]
-        if self._channel is not None:
-            self._channel_call(_channel.RELEASE, _channel.pack(ids))
-        else:
-            self._call(self._objects.Release, objects_pb2.ReleaseRequest(object_ids=ids), "Release")
-        for ref in pending:
-            ref._released = True
+        # In batches that fit one channel frame (or gRPC message) however many refs a fetch returned.
+        for start in range(0, len(ids), _RELEASE_BATCH):
+            batch = ids[start:start + _RELEASE_BATCH]
+            if self._channel is not None:
+                self._channel_call(_channel.RELEASE, _channel.pack(batch))
+            else:
+                self._call(self._objects.Release, objects_pb2.ReleaseRequest(object_ids=batch), "Release")
+            for ref in pending[start:start + _RELEASE_BATCH]:
+                ref._released = True
 
     @_ends_with_session
     def stats(self) -> Stats:

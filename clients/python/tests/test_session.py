@@ -214,7 +214,9 @@ class SessionTests(unittest.TestCase):
         fetched = holder.fetch("many")
         self.assertEqual(len(fetched), count)
         self.assertTrue(all(r.object_id == ref.object_id for r in fetched))
-        session.release(*fetched)
+        self.assertEqual(fetched[-1].envelope, ref.envelope)
+        session.release(*fetched)  # more ids than one release call carries
+        self.assertTrue(all(r.released for r in fetched))
 
     def test_register_of_a_ref_another_owner_owns_raises_not_owner(self):
         session = self.connect()
