@@ -45,7 +45,8 @@ BodyWriter = Callable[[int, memoryview], Any]
 class ChannelConnection:
     """One connection to a worker's channel, bound to a session. Not thread-safe: the pool hands it to one caller."""
 
-    def __init__(self, endpoint: Tuple[str, Any], token: bytes, key: bytes, timeout: float, max_payload: int) -> None:
+    def __init__(self, endpoint: Tuple[str, Any], token: bytes, key: bytes, timeout: float, max_payload: int,
+                 connect_timeout: float) -> None:
         family, address = endpoint
         self._timeout = timeout
         self._max_payload = max_payload
@@ -53,7 +54,9 @@ class ChannelConnection:
         self.broken = False
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self._socket.settimeout(timeout)
+            # Connecting, the prefaces and HELLO get the shorter bound: a port that drops packets must not hold up a
+            # session's start (which then uses gRPC) for a whole call timeout.
+            self._socket.settimeout(min(timeout, connect_timeout))
             if family == socket.AF_INET or family == socket.AF_INET6:
                 self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._socket.connect(address)
@@ -62,6 +65,7 @@ class ChannelConnection:
             if preface[:4] != PREFACE[:4] or preface[4] < 1:
                 raise ProtocolError(f"the channel at {address} answered {bytes(preface).hex()}, not a channel preface")
             self.call(HELLO, token + key)
+            self._socket.settimeout(timeout)
         except (OSError, RaySharingError) as error:
             self.close()
             if isinstance(error, RaySharingError):
@@ -159,7 +163,9 @@ class ChannelPool:
 
     _IDLE = 4
 
-    def __init__(self, endpoints: List[Tuple[str, Any]], token: bytes, key: bytes, timeout: float, max_payload: int) -> None:
+    def __init__(self, endpoints: List[Tuple[str, Any]], token: bytes, key: bytes, timeout: float, max_payload: int,
+                 connect_timeout: float) -> None:
+        self._connect_timeout = connect_timeout
         self._token = token
         self._key = key
         self._timeout = timeout
@@ -171,7 +177,7 @@ class ChannelPool:
         last: Optional[RaySharingError] = None
         for endpoint in endpoints:
             try:
-                self._idle.append(ChannelConnection(endpoint, token, key, timeout, max_payload))
+                self._idle.append(ChannelConnection(endpoint, token, key, timeout, max_payload, connect_timeout))
                 self._endpoint = endpoint
                 return
             except RaySharingError as error:
@@ -190,7 +196,7 @@ class ChannelPool:
                 raise WorkerUnavailableError("the session's channel is closed")
             connection = self._idle.pop() if self._idle else None
         if connection is None:
-            connection = ChannelConnection(self._endpoint, self._token, self._key, self._timeout, self.max_payload)
+            connection = ChannelConnection(self._endpoint, self._token, self._key, self._timeout, self.max_payload, self._connect_timeout)
         try:
             return connection.call(op, payload, **options)
         finally:

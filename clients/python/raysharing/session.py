@@ -356,9 +356,10 @@ class Session:
 
     def __init__(self, address: str, *, namespace: str = "", lease: float = 10.0, timeout: float = 10.0,
                  stream_idle_timeout: float = 30.0, client_name: str = "python", use_shared_memory: bool = True,
-                 use_channel: bool = True) -> None:
-        if timeout <= 0 or stream_idle_timeout <= 0 or lease < 0:
-            raise ValueError("timeout and stream_idle_timeout must be positive, lease not negative")
+                 use_channel: bool = True, connect_timeout: float = 5.0) -> None:
+        if timeout <= 0 or stream_idle_timeout <= 0 or connect_timeout <= 0 or lease < 0:
+            raise ValueError("timeout, stream_idle_timeout and connect_timeout must be positive, lease not negative")
+        self.connect_timeout = connect_timeout
         _check_text(namespace, "namespace", allow_empty=True)
         _check_text(client_name, "client_name", allow_empty=True)
         self.address = address
@@ -472,7 +473,8 @@ class Session:
     def _open_channel(self, offer: sessions_pb2.ChannelOffer, token: bytes) -> None:
         where = _channel.endpoints(offer.host, offer.port, offer.unix_socket_path)
         try:
-            self._channel = _channel.ChannelPool(where, token, bytes(offer.key), self.timeout, offer.max_payload_bytes or (16 << 20))
+            self._channel = _channel.ChannelPool(where, token, bytes(offer.key), self.timeout, offer.max_payload_bytes or (16 << 20),
+                                                self.connect_timeout)
         except RaySharingError as error:
             # A channel this host cannot reach (a firewall, another network) leaves gRPC to serve every call.
             _log.info("raysharing: the worker's channel is not reachable (%s); using gRPC", error)
@@ -824,18 +826,20 @@ class Session:
 
 def connect(address: str, *, namespace: str = "", lease: float = 10.0, timeout: float = 10.0,
             stream_idle_timeout: float = 30.0, client_name: str = "python", use_shared_memory: bool = True,
-            use_channel: bool = True) -> Session:
+            use_channel: bool = True, connect_timeout: float = 5.0) -> Session:
     """Opens a session on the worker at ``address`` (``http://host:port`` or ``host:port``).
 
     ``namespace``: the session's default namespace ("" is the worker's ``default``). ``lease``: seconds the session
     survives without renewal (0: the worker's default; the worker clamps it into its range). ``timeout``: the bound of
     every unary call, in seconds. ``stream_idle_timeout``: how long a streamed put or get may make no progress.
     ``use_shared_memory``: move bytes through the worker's arena when on its host. ``use_channel``: small calls and bulk
-    bytes over the worker's binary channel when it serves one and this host reaches it (else gRPC). Raises ``WorkerUnavailableError``
+    bytes over the worker's binary channel when it serves one and this host reaches it within ``connect_timeout``
+    (else gRPC). Raises ``WorkerUnavailableError``
     when nothing listens at ``address``, ``RaySharingTimeoutError`` when it does not answer within ``timeout``.
     """
     return Session(address, namespace=namespace, lease=lease, timeout=timeout, stream_idle_timeout=stream_idle_timeout,
-                   client_name=client_name, use_shared_memory=use_shared_memory, use_channel=use_channel)
+                   client_name=client_name, use_shared_memory=use_shared_memory, use_channel=use_channel,
+                   connect_timeout=connect_timeout)
 
 
 class _ConcatenatedBody:

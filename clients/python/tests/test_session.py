@@ -463,9 +463,9 @@ class FailurePathTests(unittest.TestCase):
 class ChannelFailureTests(unittest.TestCase):
     """The binary channel misbehaving: silent, stalled, failing with context, closing with a connection error."""
 
-    def start(self, mode, timeout=0.5):
+    def start(self, mode, timeout=0.5, **options):
         self.fake = FakeWorker(FakeChannel(mode))
-        session = raysharing.connect(self.fake.start(), timeout=timeout)
+        session = raysharing.connect(self.fake.start(), timeout=timeout, **options)
         self.addCleanup(self.fake.stop)
         self.addCleanup(session.close)
         return session
@@ -473,6 +473,12 @@ class ChannelFailureTests(unittest.TestCase):
     def test_a_channel_that_never_answers_its_preface_leaves_grpc_within_the_timeout(self):
         started = time.monotonic()
         session = self.start("silent")
+        self.assertFalse(session.uses_channel)
+        self.assertLess(time.monotonic() - started, 3.0)
+
+    def test_connect_timeout_bounds_a_silent_channel_even_with_a_long_call_timeout(self):
+        started = time.monotonic()
+        session = self.start("silent", timeout=10.0, connect_timeout=0.5)
         self.assertFalse(session.uses_channel)
         self.assertLess(time.monotonic() - started, 3.0)
 
