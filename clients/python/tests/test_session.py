@@ -357,6 +357,31 @@ class SessionTests(unittest.TestCase):
         self.assertEqual(small.stats().objects, before.objects)
 
 
+class ReadmeExampleTests(unittest.TestCase):
+    """The examples users copy: clients/python/README.md's "Use" and the repository README's "From Python" run as written."""
+
+    HERE = os.path.dirname(os.path.abspath(__file__))
+
+    def example(self, path, heading):
+        with open(os.path.join(self.HERE, path), encoding="utf-8") as file:
+            text = file.read()
+        found = re.search(re.escape(heading) + r".*?```python\n(.*?)```", text, re.S)
+        self.assertIsNotNone(found, f"no python example under {heading} in {path}")
+        return found.group(1).replace("http://127.0.0.1:7480", ADDRESS)
+
+    def test_the_package_readme_example_runs(self):
+        exec(compile(self.example("../README.md", "## Use"), "clients/python/README.md", "exec"), {})
+
+    def test_the_from_python_example_runs_after_executors_registered(self):
+        with raysharing.connect(ADDRESS) as executor:
+            holder = executor.get_or_create_holder("spark-job")
+            holder.register("stage-1", [executor.put(pattern(100, i), holder) for i in range(3)])
+        seen = []
+        code = self.example("../../../README.md", "## From Python").replace("...", "seen.append(data)")
+        exec(compile(code, "README.md", "exec"), {"seen": seen})
+        self.assertEqual(seen, [pattern(100, i) for i in range(3)])
+
+
 class GrpcOnlySessionTests(SessionTests):
     """Every test again with the binary channel off: small calls on unary gRPC, large bytes on gRPC streams."""
 
