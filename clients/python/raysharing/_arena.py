@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from typing import Optional
 
 _MAGIC = b"RSARENA1"
@@ -25,7 +26,12 @@ class Arena:
         """
         path = f"/proc/{worker_pid}/fd/{arena_fd}"
         try:
-            fd = os.open(path, os.O_RDWR)
+            # Look before opening: in another PID namespace the pid names some other process, whose descriptor may be a
+            # FIFO, a terminal or a device, which even an open could disturb. The arena is a regular file of that size.
+            found = os.stat(path)
+            if not stat.S_ISREG(found.st_mode) or found.st_size < arena_bytes:
+                return None
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError:
             return None
         try:

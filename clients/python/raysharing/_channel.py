@@ -42,6 +42,18 @@ BodyWriter = Callable[[int, memoryview], Any]
 """Receives a response body piece by piece: ``write(position, piece)``."""
 
 
+class ChannelUnreachableError(WorkerUnavailableError):
+    """A new channel connection could not be made (nothing sent): the session turns to gRPC and tries the call there."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+    def for_caller(self) -> RaySharingError:
+        """What a caller sees when no time is left to try gRPC: a timeout, or the worker unavailable."""
+        return RaySharingTimeoutError(str(self)) if self.timed_out else WorkerUnavailableError(str(self))
+
+
 class ChannelConnection:
     """One connection to a worker's channel, bound to a session. Not thread-safe: the pool hands it to one caller."""
 
@@ -51,12 +63,13 @@ class ChannelConnection:
         self._timeout = timeout
         self._max_payload = max_payload
         self._next_id = 0
+        self._active_bound = timeout
         self.broken = False
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         try:
             # Connecting, the prefaces and HELLO get the shorter bound: a port that drops packets must not hold up a
             # session's start (which then uses gRPC) for a whole call timeout.
-            self._socket.settimeout(min(timeout, connect_timeout))
+            self._bound(min(timeout, connect_timeout))
             if family == socket.AF_INET or family == socket.AF_INET6:
                 self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._socket.connect(address)
@@ -65,12 +78,18 @@ class ChannelConnection:
             if preface[:4] != PREFACE[:4] or preface[4] < 1:
                 raise ProtocolError(f"the channel at {address} answered {bytes(preface).hex()}, not a channel preface")
             self.call(HELLO, token + key)
-            self._socket.settimeout(timeout)
+            self._bound(timeout)
+        except socket.timeout:
+            self.close()
+            raise ChannelUnreachableError(f"the channel at {address} did not answer within {self._active_bound} s", timed_out=True) from None
         except (OSError, RaySharingError) as error:
             self.close()
+            if isinstance(error, (RaySharingTimeoutError, WorkerUnavailableError)):
+                raise ChannelUnreachableError(f"the channel at {address} is not reachable: {error}",
+                                              timed_out=isinstance(error, RaySharingTimeoutError)) from None
             if isinstance(error, RaySharingError):
                 raise
-            raise _unavailable(error, f"connecting to the channel at {address}") from None
+            raise ChannelUnreachableError(f"connecting to the channel at {address} failed: {error}") from None
 
     def call(self, op: int, payload: bytes, body: Optional[Any] = None, *, body_timeout: Optional[float] = None,
              receive_body: Optional[BodyWriter] = None) -> Tuple[bytes, int]:
@@ -92,10 +111,10 @@ class ChannelConnection:
                 payload = struct.pack("<Q", len(body)) + payload
             self._socket.sendall(_HEADER.pack(len(payload), request_id, op, flags, 0, 0) + payload)
             if body is not None:
-                self._socket.settimeout(body_timeout or self._timeout)
+                self._bound(body_timeout or self._timeout)
                 for piece in body.pieces(_PIECE):
                     self._socket.sendall(piece)
-                self._socket.settimeout(self._timeout)
+                self._bound(self._timeout)
             header = self._read_exactly(_HEADER.size, "a response header")
             length, answered, answer_op, answer_flags, status, _ = _HEADER.unpack(header)
             if length > self._max_payload:
@@ -116,7 +135,7 @@ class ChannelConnection:
             return answer, body_length
         except socket.timeout as error:
             self.close()
-            raise RaySharingTimeoutError(f"{_name(op)} got no answer within {body_timeout or self._timeout} s") from error
+            raise RaySharingTimeoutError(f"{_name(op)} made no progress within {self._active_bound} s") from error
         except OSError as error:
             self.close()
             raise _unavailable(error, _name(op)) from None
@@ -125,7 +144,7 @@ class ChannelConnection:
             raise
 
     def _receive_body(self, length: int, write: Optional[BodyWriter], timeout: Optional[float]) -> None:
-        self._socket.settimeout(timeout or self._timeout)
+        self._bound(timeout or self._timeout)
         piece = bytearray(min(length, _PIECE))
         view = memoryview(piece)
         position = 0
@@ -135,7 +154,12 @@ class ChannelConnection:
             if write is not None:
                 write(position, view[:count])
             position += count
-        self._socket.settimeout(self._timeout)
+        self._bound(self._timeout)
+
+    def _bound(self, seconds: float) -> None:
+        """Bounds each socket operation from now on (the bound a timeout error names)."""
+        self._active_bound = seconds
+        self._socket.settimeout(seconds)
 
     def _read_exactly(self, count: int, what: str) -> memoryview:
         buffer = memoryview(bytearray(count))

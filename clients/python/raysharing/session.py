@@ -12,7 +12,9 @@ import dataclasses
 import enum
 import functools
 import logging
+import contextlib
 import threading
+import time
 import zlib
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -62,6 +64,14 @@ _CODECS = {"XLANG": common_pb2.CODEC_XLANG, "RAW": common_pb2.CODEC_RAW, "ARROW"
 _CODEC_NAMES = {value: name for name, value in _CODECS.items()}
 
 
+class _TurnedToGrpc(Exception):
+    """Raised inside a call when the channel could not be reached; the outermost public call starts again on gRPC."""
+
+    def __init__(self, error: RaySharingError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _ends_with_session(method: Callable[..., _T]) -> Callable[..., _T]:
     """A call that fails because its session was closed meanwhile (by another thread) raises SessionExpiredError, not
     whatever the closed transport raised (a closed gRPC channel's ValueError, an unmapped arena, a closed socket)."""
@@ -69,8 +79,19 @@ def _ends_with_session(method: Callable[..., _T]) -> Callable[..., _T]:
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         session = self if isinstance(self, Session) else self._session
+        started = time.monotonic()
         try:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except _TurnedToGrpc as turned:
+                # The channel became unreachable before this call's request went out on it: the session now uses gRPC,
+                # and the call starts again there, within what is left of its timeout.
+                remaining = session.timeout - (time.monotonic() - started)
+                if remaining <= 0.05:
+                    error = turned.error
+                    raise (error.for_caller() if isinstance(error, _channel.ChannelUnreachableError) else error) from None
+                with session._budget(remaining):
+                    return method(self, *args, **kwargs)
         except SessionExpiredError:
             raise
         except (RaySharingError, ValueError, BufferError, OSError, grpc.RpcError, grpc.FutureCancelledError) as error:
@@ -275,8 +296,8 @@ class Holder:
                 self._session._release_quietly(refs)
                 if attempt == _FETCH_ATTEMPTS - 1:
                     raise
-            except BaseException:
-                self._session._release_quietly(refs)
+            except BaseException as error:
+                self._session._release_quietly(refs, after=error)
                 raise
         raise AssertionError("unreachable")
 
@@ -376,6 +397,11 @@ class Session:
         self._expired: Optional[SessionExpiredError] = None
         self._arena: Optional[Arena] = None
         self._channel: Optional[_channel.ChannelPool] = None
+        self._channel_lock = threading.Lock()
+        self._channel_lost = False
+        self._channel_offer: Optional[Tuple[Any, bytes]] = None
+        self._probe: Optional[threading.Thread] = None
+        self._local = threading.local()
         try:
             reply = self._invoke(self._sessions.Open, sessions_pb2.OpenSessionRequest(
                 namespace=namespace, lease_millis=int(lease * 1000), client_name=client_name), "Open", metadata=())
@@ -411,6 +437,11 @@ class Session:
     def uses_channel(self) -> bool:
         """True when small calls and bulk bytes go over the worker's binary channel (CHANNEL.md), not gRPC."""
         return self._channel is not None
+
+    @property
+    def expired(self) -> bool:
+        """True once the worker said the session ended (its lease lapsed): every later call raises SessionExpiredError."""
+        return self._expired is not None
 
     @property
     def closed(self) -> bool:
@@ -449,6 +480,8 @@ class Session:
                 reply = self._invoke(self._sessions.KeepAlive, sessions_pb2.KeepAliveRequest(), "KeepAlive",
                                      metadata=self._metadata, timeout=min(self.timeout, max(self.lease / 2.0, 0.1)))
                 interval = max(reply.lease_millis / 3000.0, 0.05)
+                if self._channel_lost and self._channel is None:
+                    self._probe_channel()
             except SessionExpiredError as error:
                 self._expired = error
                 _log.error("raysharing: session %s has ended: its lease lapsed", self.session_id.hex())
@@ -472,6 +505,7 @@ class Session:
 
     def _open_channel(self, offer: sessions_pb2.ChannelOffer, token: bytes) -> None:
         where = _channel.endpoints(offer.host, offer.port, offer.unix_socket_path)
+        self._channel_offer = (offer, token)
         try:
             self._channel = _channel.ChannelPool(where, token, bytes(offer.key), self.timeout, offer.max_payload_bytes or (16 << 20),
                                                 self.connect_timeout)
@@ -793,9 +827,14 @@ class Session:
             else:
                 self._call(self._objects.Unpin, objects_pb2.UnpinRequest(object_ids=[ref.object_id]), "Unpin")
         except RaySharingError as error:
-            _log.warning("raysharing: unpinning object %s failed (%s); the pin ends with the session", ref.object_id.hex(), error.reason)
+            if not self.closed:
+                _log.warning("raysharing: unpinning object %s failed (%s); the pin ends with the session", ref.object_id.hex(), error.reason)
 
-    def _release_quietly(self, refs: Iterable[ObjectRef]) -> None:
+    def _release_quietly(self, refs: Iterable[ObjectRef], after: Optional[BaseException] = None) -> None:
+        if isinstance(after, (RaySharingTimeoutError, WorkerUnavailableError)) and not isinstance(after, _channel.ChannelUnreachableError):
+            # The worker did not answer or is gone: another call would only wait again. The borrows end with the session.
+            _log.info("raysharing: leaving %s borrows to the session's end after %s", len(list(refs)), after.reason)
+            return
         try:
             self.release(*refs)
         except RaySharingError as error:
@@ -809,8 +848,55 @@ class Session:
         """A channel call; its raw answer payload and body length. Bodies are bounded by ``stream_idle_timeout``."""
         if self._closed.is_set():
             raise SessionExpiredError(f"session {self.session_id.hex()} is closed")
-        assert self._channel is not None
-        return self._channel.call(op, payload, body_timeout=self.stream_idle_timeout, **options)
+        channel = self._channel
+        if channel is None:
+            raise _TurnedToGrpc(WorkerUnavailableError("the session's channel was given up"))
+        try:
+            return channel.call(op, payload, body_timeout=self.stream_idle_timeout, **options)
+        except _channel.ChannelUnreachableError as error:
+            self._turn_to_grpc(channel, error)
+            raise _TurnedToGrpc(error) from error
+
+    def _turn_to_grpc(self, channel: "_channel.ChannelPool", error: RaySharingError) -> None:
+        with self._channel_lock:
+            if self._channel is channel:
+                self._channel = None
+                self._channel_lost = True
+                channel.close()
+                _log.warning("raysharing: session %s cannot reach the worker's channel (%s); its calls go over gRPC until the "
+                             "channel answers again", self.session_id.hex(), error)
+
+    def _probe_channel(self) -> None:
+        """After the channel was given up, tries it again in the background (never holding up the lease's renewal)."""
+        if self._probe is not None and self._probe.is_alive():
+            return
+
+        def probe() -> None:
+            offer, token = self._channel_offer
+            try:
+                pool = _channel.ChannelPool(_channel.endpoints(offer.host, offer.port, offer.unix_socket_path), token,
+                                            bytes(offer.key), self.timeout, offer.max_payload_bytes or (16 << 20), self.connect_timeout)
+            except RaySharingError:
+                return
+            with self._channel_lock:
+                if self._closed.is_set() or self._channel is not None:
+                    pool.close()
+                    return
+                self._channel = pool
+                self._channel_lost = False
+            _log.info("raysharing: session %s reaches the worker's channel again", self.session_id.hex())
+
+        self._probe = threading.Thread(target=probe, name="raysharing-channel-probe", daemon=True)
+        self._probe.start()
+
+    @contextlib.contextmanager
+    def _budget(self, seconds: float) -> Iterator[None]:
+        """Bounds this thread's gRPC calls by ``seconds`` (what is left of a call that started on the channel)."""
+        self._local.budget = seconds
+        try:
+            yield
+        finally:
+            self._local.budget = None
 
     def _call(self, method: Callable[..., _T], request: Any, what: str) -> _T:
         if self._closed.is_set():
@@ -818,8 +904,11 @@ class Session:
         return self._invoke(method, request, what, metadata=self._metadata)
 
     def _invoke(self, method: Callable[..., _T], request: Any, what: str, *, metadata: Any, timeout: Optional[float] = None) -> _T:
+        if timeout is None:
+            budget = getattr(self._local, "budget", None)
+            timeout = self.timeout if budget is None else min(self.timeout, budget)
         try:
-            return method(request, timeout=self.timeout if timeout is None else timeout, metadata=metadata)
+            return method(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error, what) from None
 

@@ -488,8 +488,8 @@ class FailurePathTests(unittest.TestCase):
 class ChannelFailureTests(unittest.TestCase):
     """The binary channel misbehaving: silent, stalled, failing with context, closing with a connection error."""
 
-    def start(self, mode, timeout=0.5, **options):
-        self.fake = FakeWorker(FakeChannel(mode))
+    def start(self, mode, timeout=0.5, lease=10.0, **options):
+        self.fake = FakeWorker(FakeChannel(mode), lease=lease)
         session = raysharing.connect(self.fake.start(), timeout=timeout, **options)
         self.addCleanup(self.fake.stop)
         self.addCleanup(session.close)
@@ -506,6 +506,32 @@ class ChannelFailureTests(unittest.TestCase):
         session = self.start("silent", timeout=10.0, connect_timeout=0.5)
         self.assertFalse(session.uses_channel)
         self.assertLess(time.monotonic() - started, 3.0)
+
+    def test_a_channel_that_goes_away_leaves_the_session_on_grpc(self):
+        session = self.start("vanish")
+        self.assertTrue(session.uses_channel)
+        with self.assertRaises(raysharing.WorkerUnavailableError):
+            session.borrow(self.fake.envelope(1))  # its connection closed mid-call: not retried, it may have taken effect
+        with self.assertRaises(raysharing.OwnerDiedError) as raised:
+            session.borrow(self.fake.envelope(1))  # no new connection: the call runs again over gRPC
+        self.assertIn("Borrow failed", str(raised.exception))
+        self.assertFalse(session.uses_channel)
+
+    def test_a_channel_given_up_is_taken_back_when_it_answers_again(self):
+        session = self.start("vanish", lease=0.3)
+        with self.assertRaises(raysharing.WorkerUnavailableError):
+            session.borrow(self.fake.envelope(1))
+        with self.assertRaises(raysharing.OwnerDiedError):
+            session.borrow(self.fake.envelope(1))
+        self.assertFalse(session.uses_channel)
+        self.fake.channel.resume("error")
+        deadline = time.monotonic() + 5
+        while not session.uses_channel and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(session.uses_channel, "the session did not take the channel back")
+        with self.assertRaises(raysharing.OwnerDiedError) as raised:
+            session.borrow(self.fake.envelope(1))
+        self.assertIn("channel BORROW failed", str(raised.exception))
 
     def test_a_call_on_a_stalled_channel_raises_timeout(self):
         session = self.start("stall")
@@ -540,23 +566,33 @@ class FakeChannel:
     HEADER = struct.Struct("<IIBBHI")
 
     def __init__(self, mode):
-        self.mode = mode
         self.connections = 0
+        self.port = 0
+        self.resume(mode)
+
+    def resume(self, mode):
+        """Listens (again, on the same port) and behaves as ``mode`` says."""
+        self.mode = mode
         self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
         self._listener.listen()
         self.port = self._listener.getsockname()[1]
         self._stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, args=(self._listener, self._stopped), daemon=True).start()
 
     def stop(self):
         self._stopped.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept, which a close alone does not
+        except OSError:
+            pass
         self._listener.close()
 
-    def _accept(self):
-        while not self._stopped.is_set():
+    def _accept(self, listener, stopped):
+        while not stopped.is_set():
             try:
-                connection, _ = self._listener.accept()
+                connection, _ = listener.accept()
             except OSError:
                 return
             self.connections += 1
@@ -576,6 +612,9 @@ class FakeChannel:
                     self._read(connection, length)
                     if op == 1:
                         connection.sendall(self.HEADER.pack(0, request, op | 0x80, 0, 0, 0))
+                    elif self.mode == "vanish":
+                        self.stop()
+                        return
                     elif self.mode == "stall":
                         self._stopped.wait(10)
                         return
@@ -644,8 +683,9 @@ class StatusOnly(grpc.RpcError):
 class FakeWorker(sessions_pb2_grpc.SessionsServicer, objects_pb2_grpc.ObjectsServicer):
     """A gRPC server that opens sessions, then stalls, damages bytes or fails with a chosen reason."""
 
-    def __init__(self, channel=None):
+    def __init__(self, channel=None, lease=10.0):
         self.channel = channel
+        self.lease = lease
         self.stall = threading.Event()
         self._stopped = threading.Event()
         self.reason = "OWNER_DIED"
@@ -675,12 +715,12 @@ class FakeWorker(sessions_pb2_grpc.SessionsServicer, objects_pb2_grpc.ObjectsSer
         channel = None
         if self.channel is not None:
             channel = sessions_pb2.ChannelOffer(host="127.0.0.1", port=self.channel.port, key=os.urandom(32), max_payload_bytes=1 << 24)
-        return sessions_pb2.OpenSessionReply(session_id=os.urandom(16), lease_millis=10000, worker_id=self.worker_id,
+        return sessions_pb2.OpenSessionReply(session_id=os.urandom(16), lease_millis=int(self.lease * 1000), worker_id=self.worker_id,
                                              worker_address=self.address, session_token=os.urandom(16), max_unary_object_bytes=1 << 20,
                                              channel=channel)
 
     def KeepAlive(self, request, context):
-        return sessions_pb2.KeepAliveReply(lease_millis=10000)
+        return sessions_pb2.KeepAliveReply(lease_millis=int(self.lease * 1000))
 
     def Close(self, request, context):
         return sessions_pb2.CloseSessionReply()
