@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.Condition;
@@ -135,7 +136,10 @@ public final class RaySharingSession implements AutoCloseable {
     private final byte[] sessionId;
     private final byte[] workerId;
     private final String workerAddress;
-    private final long leaseMillis;
+    private static final long CLOSE_TIMEOUT_MILLIS = 2000;
+
+    private volatile long leaseMillis;
+    private ScheduledFuture<?> renewal;
     private final long maxUnaryObjectBytes;
     private final ScheduledExecutorService renewals;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -158,8 +162,16 @@ public final class RaySharingSession implements AutoCloseable {
             thread.setDaemon(true);
             return thread;
         });
+        scheduleRenewals();
+    }
+
+    /** Renews at a third of the lease the worker granted last (it may grant another one at a renewal). */
+    private synchronized void scheduleRenewals() {
+        if (renewal != null) {
+            renewal.cancel(false);
+        }
         long period = Math.max(1, leaseMillis / 3);
-        renewals.scheduleWithFixedDelay(this::renew, period, period, TimeUnit.MILLISECONDS);
+        renewal = renewals.scheduleWithFixedDelay(this::renew, period, period, TimeUnit.MILLISECONDS);
     }
 
     /**
@@ -382,19 +394,18 @@ public final class RaySharingSession implements AutoCloseable {
         }
         renewals.shutdownNow();
         try {
+            // Best effort, so bounded tighter than a call: a worker that does not answer ends the session at its lease.
             call("Sessions.Close", address, () -> SessionsGrpc.newBlockingStub(calls)
-                .withDeadlineAfter(options.callTimeout().toMillis(), TimeUnit.MILLISECONDS)
+                .withDeadlineAfter(Math.min(options.callTimeout().toMillis(), CLOSE_TIMEOUT_MILLIS), TimeUnit.MILLISECONDS)
                 .close(SessionsOuterClass.CloseSessionRequest.getDefaultInstance()));
         } catch (RaySharingException e) {
             // Unreachable worker or already ended session: either way the session is over.
         } finally {
-            channel.shutdown();
+            // The session is over: calls still in flight on other threads are cut, not waited for.
+            channel.shutdownNow();
             try {
-                if (!channel.awaitTermination(options.callTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
-                    channel.shutdownNow();
-                }
+                channel.awaitTermination(CLOSE_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
             } catch (InterruptedException e) {
-                channel.shutdownNow();
                 Thread.currentThread().interrupt();
             }
         }
@@ -408,10 +419,15 @@ public final class RaySharingSession implements AutoCloseable {
     private void renew() {
         try {
             // A renewal that takes longer than a third of the lease is as good as lost.
-            SessionsGrpc.newBlockingStub(calls)
+            SessionsOuterClass.KeepAliveReply reply = SessionsGrpc.newBlockingStub(calls)
                 .withDeadlineAfter(Math.min(options.callTimeout().toMillis(), Math.max(100, leaseMillis / 3)), TimeUnit.MILLISECONDS)
                 .keepAlive(SessionsOuterClass.KeepAliveRequest.getDefaultInstance());
             renewalFailure = null;
+            long granted = Integer.toUnsignedLong(reply.getLeaseMillis());
+            if (granted > 0 && granted != leaseMillis) {
+                leaseMillis = granted;
+                scheduleRenewals();
+            }
         } catch (StatusRuntimeException e) {
             RaySharingException failure = Failures.fromStatus("Sessions.KeepAlive", address, e.getStatus(), e.getTrailers());
             renewalFailure = failure;
