@@ -64,6 +64,15 @@ _CODECS = {"XLANG": common_pb2.CODEC_XLANG, "RAW": common_pb2.CODEC_RAW, "ARROW"
 _CODEC_NAMES = {value: name for name, value in _CODECS.items()}
 
 
+def _named(error: RaySharingError, method: Callable[..., Any]) -> RaySharingError:
+    """Prefixes the message with the call the user made (``Session.get``), once: the transport's own step (``channel
+    PIN``, ``IssueGetTicket``) follows it, so the message says both what the user did and what failed."""
+    if not getattr(error, "_named", False) and error.args:
+        error.args = (f"{method.__qualname__}: {error.args[0]}",) + tuple(error.args[1:])
+        error._named = True  # type: ignore[attr-defined]
+    return error
+
+
 class _TurnedToGrpc(Exception):
     """Raised inside a call when the channel could not be reached; the outermost public call starts again on gRPC."""
 
@@ -92,11 +101,13 @@ def _ends_with_session(method: Callable[..., _T]) -> Callable[..., _T]:
                     raise (error.for_caller() if isinstance(error, _channel.ChannelUnreachableError) else error) from None
                 with session._budget(remaining):
                     return method(self, *args, **kwargs)
-        except SessionExpiredError:
-            raise
+        except SessionExpiredError as error:
+            raise _named(error, method)
         except (RaySharingError, ValueError, BufferError, OSError, grpc.RpcError, grpc.FutureCancelledError) as error:
             if session.closed:
-                raise SessionExpiredError(f"session {session.session_id.hex()} was closed while the call was in flight") from error
+                raise _named(SessionExpiredError(f"session {session.session_id.hex()} was closed while the call was in flight"), method) from error
+            if isinstance(error, RaySharingError):
+                raise _named(error, method)
             raise
 
     return call
