@@ -899,14 +899,15 @@ public sealed class ChannelServedTests
     [InlineData(false)]
     public async Task SlowButSteadyBody_LongerThanFrameTimeout_NotCutOff(bool put)
     {
-        // The frame timeout bounds each stretch of a body, not the whole: 32 MiB at 10 MiB/s outlasts a 2 s timeout, and
-        // each 1 MiB stretch has 20 times its pace of margin on a loaded machine. (The worker writes bodies in 4 MiB
-        // pieces, each bounded by the timeout: a reader must take 4 MiB per timeout.)
-        await using var worker = await ServedWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(2));
+        // The frame timeout bounds each stretch of a body, not the whole: 64 MiB at 10 MiB/s outlasts a 4 s timeout, and
+        // each stretch has 10 times its pace of margin on a loaded machine. (The worker writes bodies in 4 MiB pieces,
+        // each bounded by the timeout: a reader must take 4 MiB per timeout. With 2 s and 5 times, a loaded CI machine
+        // stalled one piece past the timeout.)
+        await using var worker = await ServedWorker.StartAsync(o => o.StreamIdleTimeout = TimeSpan.FromSeconds(4));
         var client = await worker.ConnectAsync(o => o.UseSharedMemory = false);
         using var session = await RawSession.OpenAsync(worker.Address).Within();
         await using var body = await session.ConnectBodyAsync().Within();
-        var data = Bytes(32 * MiB, 35);
+        var data = Bytes(64 * MiB, 35);
         var started = Stopwatch.StartNew();
         if (put)
         {
@@ -940,7 +941,7 @@ public sealed class ChannelServedTests
             Assert.Equal(data, received);
         }
 
-        Assert.True(started.Elapsed > TimeSpan.FromSeconds(3), $"The body took {started.Elapsed}: not slow enough to prove anything.");
+        Assert.True(started.Elapsed > TimeSpan.FromSeconds(5), $"The body took {started.Elapsed}: not slow enough to prove anything.");
     }
 
     [Fact]

@@ -13,6 +13,7 @@ namespace RaySharing.Tests;
 /// one language put partitions owned by a holder, a driver in another fetches them by key and checks every byte.
 /// Refs cross as envelope bytes, never as ids.
 /// </summary>
+[Collection(nameof(OtherLanguagesCollection))]
 public sealed class CrossLanguageTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);

@@ -13,6 +13,7 @@ namespace RaySharing.Tests;
 /// owned by a holder a .NET driver created, register them and exit; the driver fetches them by key and checks every byte.
 /// The worker is the host program in its own process, as users run it.
 /// </summary>
+[Collection(nameof(OtherLanguagesCollection))]
 public sealed class JavaExecutorTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);

@@ -8,6 +8,7 @@ namespace RaySharing.Tests;
 /// The Python client's own unittest suite (clients/python/tests/test_session.py) against two worker processes: one with
 /// the defaults (shared memory on), one with a 4 MiB store and no shared memory (gRPC streaming, STORE_FULL, WRONG_WORKER).
 /// </summary>
+[Collection(nameof(OtherLanguagesCollection))]
 public sealed class PythonClientTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(60);
