@@ -150,13 +150,7 @@ def _check(envelope: Envelope) -> None:
             raise InvalidEnvelopeError(f"the {what} must be {_ID_BYTES} bytes; got {got}")
     for value, what in ((owner.namespace, "namespace"), (owner.name, "name"), (location.address, "address"),
                         (envelope.codec, "codec"), (envelope.type_name, "type name")):
-        if not isinstance(value, str):
-            raise InvalidEnvelopeError(f"the {what} is a str")
-        try:
-            encoded = value.encode("utf-8")
-        except UnicodeEncodeError as error:
-            raise InvalidEnvelopeError(f"the {what} is not well-formed Unicode (a lone surrogate)") from error
-        _string_length(encoded, what)
+        _str(value, what)
     if not isinstance(owner.kind, int) or isinstance(owner.kind, bool) or owner.kind not in (OwnerKind.HOLDER, OwnerKind.SESSION):
         raise InvalidEnvelopeError(f"owner kind {owner.kind!r} is not 1 (holder) or 2 (session)")
     if owner.kind == OwnerKind.HOLDER and not owner.name:
@@ -215,7 +209,8 @@ def _str(value: Any, what: str) -> str:
     try:
         encoded = value.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise InvalidEnvelopeError(f"the {what} is not well-formed UTF-8") from error
+        # A reader's bytes that are not UTF-8 decode with surrogates (decode), as does a writer's lone surrogate.
+        raise InvalidEnvelopeError(f"the {what} is not well-formed UTF-8 (or holds a lone surrogate)") from error
     _string_length(encoded, what)
     return value
 
